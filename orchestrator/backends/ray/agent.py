@@ -1,0 +1,230 @@
+"""The node agent: one detached Ray actor per pool node that runs task processes.
+
+It owns its node's share (CPUs, GPUs, slots) for the pool: the manager only sends what fits,
+plus a short prefetch queue for short tasks. Each attempt runs as its own session in its own
+``wd/``; stdout/stderr go to files on the node; state changes flow back to the manager in
+batches. Kill requests stop whole process trees.
+"""
+from __future__ import annotations
+
+import collections
+import os
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from orchestrator import process_tree, workdir
+from orchestrator.backends.ray import task_files
+from orchestrator.backends.ray.messages import AgentFacts, TaskEvent, TaskRun
+
+_FLUSH_SECONDS = 0.005
+_READ_LIMIT = 4 * 1024 * 1024
+
+
+class NodeAgent:
+    """Runs the tasks the manager sends; see the module docstring for the contract."""
+
+    def __init__(self, pool_id: str, index: int, node_root: str, cpus: float, gpus: float, slots: int,
+                 pool_env: dict[str, str], manager_name: str, namespace: str) -> None:
+        self.pool_id, self.index, self.root = pool_id, index, Path(node_root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.capacity = (cpus, gpus, slots)
+        self.free_cpus, self.free_slots = cpus, slots
+        self.free_gpus = [str(g) for g in ray.get_gpu_ids()][: int(gpus)] or [str(i) for i in range(int(gpus))]
+        self.pool_env, self.manager_name, self.namespace = pool_env, manager_name, namespace
+        self.queue: collections.deque[TaskRun] = collections.deque()
+        self.running: dict[tuple[str, str], subprocess.Popen[bytes]] = {}
+        self.cancelled: set[tuple[str, str]] = set()
+        self.cancelled_jobs: dict[str, set[str] | None] = {}
+        self.lock = threading.Condition()
+        self.outbox: list[TaskEvent] = []
+        self.workdir_lock = threading.Lock()
+        self.manager: Any = None
+        threading.Thread(target=self._flush_loop, daemon=True).start()
+
+    # -- facts and start task ------------------------------------------------------------
+    def facts(self, start_command: Any = None, start_env: dict[str, str] | None = None,
+              start_retries: int = 0) -> AgentFacts:
+        """Node facts; runs the pool's start task first when given (result in the facts)."""
+        exit_code, error = None, None
+        if start_command is not None:
+            exit_code, error = self._run_start_task(start_command, start_env or {}, start_retries)
+        cpus, gpus, slots = self.capacity
+        return AgentFacts(index=self.index, node_id=ray.get_runtime_context().get_node_id(),
+                          address=ray.util.get_node_ip_address(), cpus=cpus, gpus=gpus,
+                          gpu_ids=tuple(self.free_gpus), slots=slots, start_task_exit=exit_code,
+                          start_task_error=error, extra={"hostname": socket.gethostname(), "pid": os.getpid()})
+
+    def _run_start_task(self, command: Any, env: dict[str, str], retries: int) -> tuple[int, str | None]:
+        start_dir = self.root / "startup"
+        start_dir.mkdir(parents=True, exist_ok=True)
+        full_env = {**os.environ, **self.pool_env, **env, "ORCH_POOL_ID": self.pool_id,
+                    "ORCH_NODE_INDEX": str(self.index)}
+        code = -1
+        for _ in range(retries + 1):
+            with open(start_dir / "stdout.txt", "wb") as out, open(start_dir / "stderr.txt", "wb") as err:
+                code = process_tree.spawn(command, cwd=start_dir, env=full_env, stdout=out, stderr=err).wait()
+            if code == 0:
+                return 0, None
+        tail = (start_dir / "stderr.txt").read_bytes()[-2000:].decode("utf-8", "replace")
+        return code, tail
+
+    # -- running tasks -------------------------------------------------------------------
+    def submit(self, runs: list[TaskRun]) -> None:
+        """Queue attempts; they start as soon as the node's share allows."""
+        with self.lock:
+            self.queue.extend(runs)
+            self._start_ready()
+
+    def cancel(self, job_id: str, task_ids: list[str] | None = None) -> int:
+        """Stop queued and running attempts of a job (all, or the given tasks). Returns how many."""
+        wanted = None if task_ids is None else set(task_ids)
+        with self.lock:
+            kept: collections.deque[TaskRun] = collections.deque()
+            dropped = 0
+            for run in self.queue:
+                if run.job_id == job_id and (wanted is None or run.task_id in wanted):
+                    self._emit(run, "cancelled", error="cancelled before it started")
+                    dropped += 1
+                else:
+                    kept.append(run)
+            self.queue = kept
+            victims = [(key, proc) for key, proc in self.running.items()
+                       if key[0] == job_id and (wanted is None or key[1] in wanted)]
+            for key, _ in victims:
+                self.cancelled.add(key)
+            if wanted is None:
+                self.cancelled_jobs[job_id] = None
+            elif self.cancelled_jobs.get(job_id, set()) is not None:
+                self.cancelled_jobs.setdefault(job_id, set()).update(wanted)
+        for _, proc in victims:
+            process_tree.kill_tree(proc.pid)
+        return dropped + len(victims)
+
+    def _is_cancelled(self, run: TaskRun) -> bool:
+        if run.job_id not in self.cancelled_jobs:
+            return False
+        wanted = self.cancelled_jobs[run.job_id]
+        return wanted is None or run.task_id in wanted
+
+    def _start_ready(self) -> None:
+        """Start queued attempts that fit (caller holds the lock)."""
+        started = True
+        while started and self.queue:
+            started = False
+            for position, run in enumerate(self.queue):
+                if self.free_slots >= 1 and self.free_cpus + 1e-9 >= run.cpus and len(self.free_gpus) >= run.gpus:
+                    del self.queue[position]
+                    gpu_ids = [self.free_gpus.pop(0) for _ in range(int(run.gpus))]
+                    self.free_slots -= 1
+                    self.free_cpus -= run.cpus
+                    threading.Thread(target=self._run, args=(run, gpu_ids), daemon=True).start()
+                    started = True
+                    break
+
+    def _run(self, run: TaskRun, gpu_ids: list[str]) -> None:
+        key = (run.job_id, run.task_id)
+        root = task_files.task_root(self.root, run.job_id, run.task_id)
+        code: int | None = None
+        error: str | None = None
+        try:
+            wd = self._prepare(run, root)
+            env = self._env(run, root, wd, gpu_ids)
+            with open(root / "stdout.txt", "wb") as out, open(root / "stderr.txt", "wb") as err:
+                proc = process_tree.spawn(run.command, cwd=wd, env=env, stdout=out, stderr=err)
+                with self.lock:
+                    self.running[key] = proc
+                    late_cancel = self._is_cancelled(run)
+                    if late_cancel:
+                        self.cancelled.add(key)
+                if late_cancel:
+                    process_tree.kill_tree(proc.pid)
+                self._emit(run, "running")
+                code, error = self._wait(proc, run.wall_time)
+        except OSError as exc:
+            error = f"could not start the command: {exc}"
+        finally:
+            with self.lock:
+                self.running.pop(key, None)
+                was_cancelled = key in self.cancelled
+                self.cancelled.discard(key)
+                self.free_slots += 1
+                self.free_cpus += run.cpus
+                self.free_gpus.extend(gpu_ids)
+                self._start_ready()
+        if run.output_files:
+            task_files.collect_outputs(root, run.output_files)
+        state = "cancelled" if was_cancelled else ("succeeded" if code == 0 and error is None else "failed")
+        self._emit(run, state, exit_code=code, error=None if state == "cancelled" else error)
+
+    def _prepare(self, run: TaskRun, root: Path) -> Path:
+        wd = root / "wd"
+        wd.mkdir(parents=True, exist_ok=True)
+        if run.workdir_hash and run.workdir_ref is not None:
+            snap = self.root / "workdirs" / run.workdir_hash
+            with self.workdir_lock:
+                if not snap.is_dir():
+                    snap.parent.mkdir(parents=True, exist_ok=True)
+                    workdir.unpack(ray.get(run.workdir_ref), snap)
+            workdir.link_into(snap, wd)
+        return wd
+
+    def _env(self, run: TaskRun, root: Path, wd: Path, gpu_ids: list[str]) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "CUDA_VISIBLE"))}
+        env.update(self.pool_env)
+        env.update(run.env)
+        env.update(ORCH_POOL_ID=self.pool_id, ORCH_JOB_ID=run.job_id, ORCH_TASK_ID=run.task_id,
+                   ORCH_TASK_DIR=str(wd), ORCH_TASK_ATTEMPT=str(run.attempt),
+                   ORCH_METRICS_FILE=str(root / "metrics.jsonl"), ORCH_NODE_INDEX=str(self.index),
+                   CUDA_VISIBLE_DEVICES=",".join(gpu_ids))
+        return env
+
+    def _wait(self, proc: subprocess.Popen[bytes], wall_time: float | None) -> tuple[int | None, str | None]:
+        try:
+            return proc.wait(timeout=wall_time), None
+        except subprocess.TimeoutExpired:
+            process_tree.kill_tree(proc.pid)
+            return proc.wait(), f"exceeded max_wall_time of {wall_time:g}s and was killed"
+
+    # -- files ---------------------------------------------------------------------------
+    def read_file(self, job_id: str, task_id: str, name: str, offset: int = 0,
+                  length: int = _READ_LIMIT) -> bytes | None:
+        """Bytes of a task file from ``offset``; None while the file does not exist."""
+        path = task_files.resolve(self.root, job_id, task_id, name)
+        return task_files.read_at(path, offset, min(length, _READ_LIMIT))
+
+    def file_size(self, job_id: str, task_id: str, name: str) -> int | None:
+        return task_files.file_size(task_files.resolve(self.root, job_id, task_id, name))
+
+    def shutdown(self) -> None:
+        """Kill every running task (pool delete)."""
+        with self.lock:
+            self.queue.clear()
+            procs = list(self.running.values())
+        for proc in procs:
+            process_tree.kill_tree(proc.pid, grace=2.0)
+
+    # -- events --------------------------------------------------------------------------
+    def _emit(self, run: TaskRun, state: str, *, exit_code: int | None = None, error: str | None = None) -> None:
+        event = TaskEvent(job_id=run.job_id, task_id=run.task_id, attempt=run.attempt, state=state,
+                          node=self.index, time=time.time(), exit_code=exit_code, error=error)
+        with self.lock:
+            self.outbox.append(event)
+            self.lock.notify_all()
+
+    def _flush_loop(self) -> None:
+        while True:
+            with self.lock:
+                while not self.outbox:
+                    self.lock.wait()
+            time.sleep(_FLUSH_SECONDS)
+            with self.lock:
+                batch, self.outbox = self.outbox, []
+            if self.manager is None:
+                self.manager = ray.get_actor(self.manager_name, namespace=self.namespace)
+            self.manager.report.remote(batch)

@@ -1,0 +1,52 @@
+"""What the pool manager and node agents send each other. Plain frozen dataclasses."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+
+@dataclass(frozen=True)
+class TaskRun:
+    """One attempt of one task, as sent to a node agent."""
+
+    job_id: str
+    task_id: str
+    attempt: int
+    command: str | tuple[str, ...]
+    env: Mapping[str, str]
+    cpus: float
+    gpus: float
+    wall_time: float | None
+    output_files: tuple[str, ...] = ()
+    workdir_hash: str | None = None
+    workdir_ref: Any = None  # ray.ObjectRef of the snapshot bytes, resolved on the node
+
+
+@dataclass(frozen=True)
+class TaskEvent:
+    """A state change of one attempt, reported by an agent."""
+
+    job_id: str
+    task_id: str
+    attempt: int
+    state: str  # running | succeeded | failed | cancelled
+    node: int
+    time: float
+    exit_code: int | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class AgentFacts:
+    """What an agent tells about its node when it starts."""
+
+    index: int
+    node_id: str
+    address: str
+    cpus: float
+    gpus: float
+    gpu_ids: tuple[str, ...] = ()
+    slots: int = 1
+    start_task_exit: int | None = None
+    start_task_error: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)

@@ -1,0 +1,60 @@
+"""Where a task's files live on its node, and reading them at an offset."""
+from __future__ import annotations
+
+import glob
+import shutil
+from pathlib import Path
+
+LOG_NAMES = ("stdout", "stderr")
+
+
+def task_root(node_root: Path, job_id: str, task_id: str) -> Path:
+    """``<node_root>/jobs/<job>/<task>``: holds stdout.txt, stderr.txt, metrics.jsonl, wd/, outputs/."""
+    return node_root / "jobs" / job_id / task_id
+
+
+def resolve(node_root: Path, job_id: str, task_id: str, name: str) -> Path | None:
+    """The file ``name`` of a task (``stdout``, ``stderr``, ``metrics`` or a path under wd/outputs)."""
+    root = task_root(node_root, job_id, task_id)
+    if name in LOG_NAMES:
+        return root / f"{name}.txt"
+    if name == "metrics":
+        return root / "metrics.jsonl"
+    candidate = (root / name).resolve()
+    if root.resolve() not in candidate.parents:
+        return None
+    return candidate
+
+
+def read_at(path: Path | None, offset: int, length: int) -> bytes | None:
+    """Up to ``length`` bytes from ``offset``; None if the file does not exist (yet)."""
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            return handle.read(length)
+    except FileNotFoundError:
+        return None
+
+
+def file_size(path: Path | None) -> int | None:
+    try:
+        return path.stat().st_size if path else None
+    except FileNotFoundError:
+        return None
+
+
+def collect_outputs(root: Path, patterns: tuple[str, ...]) -> list[str]:
+    """Copy files of wd/ matching ``patterns`` into outputs/; returns their relative paths."""
+    wd, out = root / "wd", root / "outputs"
+    kept: list[str] = []
+    for pattern in patterns:
+        for match in sorted(glob.glob(str(wd / pattern), recursive=True)):
+            source = Path(match)
+            if source.is_file():
+                rel = source.relative_to(wd)
+                (out / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, out / rel)
+                kept.append(str(Path("outputs") / rel))
+    return kept

@@ -1,0 +1,78 @@
+"""Start a command in its own session and stop it with everything it started.
+
+A task's process runs as a session leader, so its whole tree shares one process group; children
+that leave the group are still found through ``psutil`` descendants taken before the kill.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+from pathlib import Path
+from typing import IO, Mapping, Sequence
+
+import psutil
+
+_SHELL_META = set("|&;<>()$`\\\"'*?[]#~=%{}!\n")
+
+
+def argv_for(command: str | Sequence[str]) -> list[str]:
+    """The argv to run ``command``: a list as is; a string through ``/bin/sh -c``.
+
+    A string made only of plain words (no shell syntax at all) is exec'd directly, which is what
+    ``sh -c`` would do for it anyway, and saves one process start per task.
+    """
+    if not isinstance(command, str):
+        return list(command)
+    if not any(ch in _SHELL_META for ch in command):
+        words = shlex.split(command)
+        if words:
+            return words
+    return ["/bin/sh", "-c", command]
+
+
+def spawn(command: str | Sequence[str], *, cwd: Path, env: Mapping[str, str],
+          stdout: IO[bytes], stderr: IO[bytes]) -> subprocess.Popen[bytes]:
+    """Start ``command`` as the leader of a new session. Raises ``OSError`` if it cannot start."""
+    return subprocess.Popen(argv_for(command), cwd=cwd, env=dict(env), stdout=stdout, stderr=stderr,
+                            stdin=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+
+
+def kill_tree(pid: int, *, grace: float = 5.0) -> None:
+    """SIGTERM the process group of ``pid`` and all descendants, then SIGKILL what is left."""
+    try:
+        root = psutil.Process(pid)
+        procs = [root] + root.children(recursive=True)
+    except psutil.Error:
+        procs = []
+    _signal_group(pid, signal.SIGTERM)
+    for proc in procs:
+        _signal(proc, signal.SIGTERM)
+    _, alive = psutil.wait_procs(procs, timeout=grace)
+    _signal_group(pid, signal.SIGKILL)
+    for proc in alive:
+        _signal(proc, signal.SIGKILL)
+    psutil.wait_procs(alive, timeout=grace)
+
+
+def is_gone(pid: int) -> bool:
+    """True when ``pid`` no longer runs (a zombie counts as gone)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return True
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _signal(proc: psutil.Process, sig: int) -> None:
+    try:
+        proc.send_signal(sig)
+    except psutil.Error:
+        pass

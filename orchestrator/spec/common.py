@@ -1,0 +1,54 @@
+"""Shared building blocks of the spec models: strict base model, ids, durations, env maps."""
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+
+from orchestrator.duration import parse_duration
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class StrictModel(BaseModel):
+    """Every spec model: unknown keys are errors, values are immutable once loaded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _check_id(value: str) -> str:
+    if not ID_PATTERN.match(value):
+        raise ValueError(
+            f"{value!r} is not a valid id: use 1-64 letters, digits, '-' or '_', starting with a letter or digit"
+        )
+    return value
+
+
+def _check_env(value: dict[str, Any]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, val in value.items():
+        if not ENV_NAME.match(str(name)):
+            raise ValueError(f"{name!r} is not a valid environment variable name (letters, digits, '_')")
+        if isinstance(val, (dict, list)) or val is None:
+            raise ValueError(f"environment variable {name!r} must be a string, number or boolean")
+        out[str(name)] = ("true" if val else "false") if isinstance(val, bool) else str(val)
+    return out
+
+
+Id = Annotated[str, AfterValidator(_check_id)]
+Env = Annotated[dict[str, Any], AfterValidator(_check_env)]
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Retries = Annotated[int, Field(ge=0, le=100)]
+
+Command = str | list[str]
+
+
+def check_command(value: Command) -> Command:
+    """A command is a non-empty shell string, or a non-empty list run without a shell."""
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("command is empty: give a shell string or a list of arguments")
+    if isinstance(value, list) and (not value or not all(isinstance(a, str) for a in value)):
+        raise ValueError("a list command needs at least one argument, all strings")
+    return value

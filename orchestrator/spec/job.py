@@ -1,0 +1,116 @@
+"""The job spec (``jobs/*.yaml``): tasks to run on a pool, with retries, limits and dependencies."""
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, field_validator, model_validator
+
+from orchestrator.spec.common import Command, Duration, Env, Id, Retries, StrictModel, check_command
+
+
+class TaskResources(StrictModel):
+    """What one task needs on its node (per rank's node share for distributed tasks)."""
+
+    cpus: float = Field(default=1.0, gt=0, le=1024)
+    gpus: float = Field(default=0.0, ge=0, le=16)
+
+
+class MpiOptions(StrictModel):
+    runtime: Literal["openmpi", "mpich", "intelmpi"] = "openmpi"
+    options: list[str] = Field(default_factory=list)
+
+
+class DistributedSpec(StrictModel):
+    """Run the command as one data-parallel job over several nodes."""
+
+    launcher: Literal["horovod", "torchrun", "mpi"]
+    nodes: int | Literal["pool"] = Field(default=1)
+    processes_per_node: int | None = Field(default=None, ge=1, le=128)
+    mpi: MpiOptions | None = None
+
+    @field_validator("nodes")
+    @classmethod
+    def _positive(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and not 1 <= value <= 1000:
+            raise ValueError("nodes must be between 1 and 1000, or 'pool'")
+        return value
+
+    @model_validator(mode="after")
+    def _mpi_only_for_mpi_launchers(self) -> "DistributedSpec":
+        if self.mpi is not None and self.launcher == "torchrun":
+            raise ValueError("'mpi' settings apply to launcher horovod or mpi, not torchrun")
+        return self
+
+
+class TaskSpec(StrictModel):
+    """One task. Without ``id`` it gets ``task-<index>`` (stable across re-submissions)."""
+
+    id: Id | None = None
+    command: Annotated[Command, AfterValidator(check_command)]
+    env: Env = Field(default_factory=dict)
+    resources: TaskResources = Field(default_factory=TaskResources)
+    max_retries: Retries | None = None
+    max_wall_time: Duration | None = None
+    depends_on: list[Id] = Field(default_factory=list)
+    output_files: list[str] = Field(default_factory=list)
+    distributed: DistributedSpec | None = None
+
+
+class JobSpec(StrictModel):
+    """A job: its pool, defaults for its tasks, and the tasks."""
+
+    id: Id
+    pool: Id
+    env: Env = Field(default_factory=dict)
+    max_retries: Retries = 0
+    max_wall_time: Duration | None = None
+    auto_complete: bool = True
+    tasks: list[TaskSpec] = Field(min_length=1, max_length=100_000)
+
+    @model_validator(mode="after")
+    def _ids_and_dependencies(self) -> "JobSpec":
+        ids = self.task_ids()
+        seen: set[str] = set()
+        for index, task_id in enumerate(ids):
+            if task_id in seen:
+                raise ValueError(f"task id {task_id!r} is used twice (tasks[{index}]); task ids must be unique in a job")
+            seen.add(task_id)
+        for index, task in enumerate(self.tasks):
+            for dep in task.depends_on:
+                if dep not in seen:
+                    raise ValueError(f"tasks[{index}].depends_on names {dep!r}, which is not a task of this job")
+        cycle = _find_cycle({tid: list(t.depends_on) for tid, t in zip(ids, self.tasks)})
+        if cycle:
+            raise ValueError(f"depends_on has a cycle: {' -> '.join(cycle)}; remove one of these dependencies")
+        return self
+
+    def task_ids(self) -> list[str]:
+        """Each task's id: its own, or ``task-<index>``."""
+        return [t.id or f"task-{i}" for i, t in enumerate(self.tasks)]
+
+
+def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
+    """A dependency cycle as a path that returns to its start, or None (iterative DFS)."""
+    state: dict[str, int] = {}
+    for root in graph:
+        if state.get(root):
+            continue
+        stack: list[tuple[str, int]] = [(root, 0)]
+        path: list[str] = []
+        while stack:
+            node, child = stack.pop()
+            if child == 0:
+                state[node] = 1
+                path.append(node)
+            deps = graph.get(node, [])
+            if child < len(deps):
+                stack.append((node, child + 1))
+                nxt = deps[child]
+                if state.get(nxt) == 1:
+                    return path[path.index(nxt):] + [nxt]
+                if not state.get(nxt):
+                    stack.append((nxt, 0))
+            else:
+                state[node] = 2
+                path.pop()
+    return None

@@ -1,0 +1,115 @@
+"""Load spec files into typed models; every problem becomes a ``SpecError`` at file:line:column.
+
+All errors of a file are collected and reported together. Unknown keys get a "did you mean".
+"""
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from orchestrator.errors import SpecError, SpecErrors
+from orchestrator.spec.job import JobSpec
+from orchestrator.spec.pool import PoolSpec
+from orchestrator.spec.yaml_source import KeyPath, Positioned, read_yaml
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_pool(path: Path) -> PoolSpec:
+    """Load a pool file."""
+    return validate_model(PoolSpec, read_yaml(path))
+
+
+def load_job(path: Path) -> JobSpec:
+    """Load a job file."""
+    return validate_model(JobSpec, read_yaml(path))
+
+
+def load_any(path: Path) -> PoolSpec | JobSpec:
+    """Load a pool or a job file, told apart by its ``tasks`` key."""
+    source = read_yaml(path)
+    model: type[BaseModel] = JobSpec if isinstance(source.data, dict) and "tasks" in source.data else PoolSpec
+    return validate_model(model, source)  # type: ignore[return-value]
+
+
+def validate_model(model: type[M], source: Positioned) -> M:
+    """Validate parsed YAML against ``model``, mapping every error to its place in the file."""
+    if not isinstance(source.data, dict):
+        raise SpecError(f"the top level must be a mapping of keys, got {type(source.data).__name__}",
+                        where=source.where(()))
+    try:
+        return model.model_validate(source.data)
+    except ValidationError as exc:
+        problems = [_to_spec_error(model, source, err) for err in exc.errors(include_url=False)]
+        raise (problems[0] if len(problems) == 1 else SpecErrors(problems)) from None
+
+
+def _to_spec_error(model: type[BaseModel], source: Positioned, err: Any) -> SpecError:
+    loc: KeyPath = tuple(p for p in err["loc"] if not _is_union_tag(p))
+    where = source.where(loc)
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        key = str(loc[-1]) if loc else "?"
+        allowed = _fields_at(model, loc[:-1])
+        close = difflib.get_close_matches(key, allowed, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"allowed keys: {', '.join(sorted(allowed))}"
+        return SpecError(f"unknown key {key!r}", where=where, hint=hint)
+    if kind == "missing":
+        return SpecError(f"required key {str(loc[-1])!r} is missing", where=where,
+                         hint="add it; see `orch schema` for every key")
+    message = str(err["msg"]).removeprefix("Value error, ")
+    got = err.get("input")
+    if kind not in ("value_error", "assertion_error") and not isinstance(got, (dict, list)):
+        message += f" (got {got!r})"
+    return SpecError(message, where=where)
+
+
+def _is_union_tag(part: object) -> bool:
+    """pydantic adds type names like ``str`` or ``list[str]`` to union error locations."""
+    return isinstance(part, str) and (part in {"str", "int", "float", "bool"} or "[" in part or part.startswith("function-"))
+
+
+def _fields_at(model: type[BaseModel], loc: KeyPath) -> list[str]:
+    """Field names of the model found by walking ``loc`` down from ``model``."""
+    current: Any = model
+    for part in loc:
+        current = _step(current, part)
+        if current is None:
+            return []
+    model_cls = _model_in(current)
+    return list(model_cls.model_fields) if model_cls else []
+
+
+def _step(annotation: Any, part: str | int) -> Any:
+    model_cls = _model_in(annotation)
+    if isinstance(part, str) and model_cls is not None:
+        field = model_cls.model_fields.get(part)
+        return field.annotation if field else None
+    for arg in typing.get_args(_strip(annotation)) or ():
+        if isinstance(part, int) and typing.get_origin(_strip(annotation)) in (list, tuple):
+            return arg
+    origin = typing.get_origin(_strip(annotation))
+    if origin is dict:
+        return typing.get_args(_strip(annotation))[1]
+    return None
+
+
+def _strip(annotation: Any) -> Any:
+    """Drop ``Annotated`` and ``Optional`` wrappers."""
+    while typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        containers = [a for a in args if typing.get_origin(_strip(a)) in (list, dict) or _model_in(a)]
+        return _strip(containers[0]) if containers else (args[0] if args else annotation)
+    return annotation
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    annotation = _strip(annotation)
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None

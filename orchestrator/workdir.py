@@ -1,0 +1,76 @@
+"""Snapshot a job's working directory as a deterministic zip, and unpack it on a node.
+
+Tasks see the snapshot taken at submission, not later edits. Version-control folders, virtual
+environments and caches are left out; the snapshot has a size limit with a clear error.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import zipfile
+from pathlib import Path
+
+from orchestrator.errors import SpecError
+
+EXCLUDED_DIRS = frozenset({".git", ".hg", ".svn", ".venv", "venv", "__pycache__", "node_modules",
+                           ".pytest_cache", ".mypy_cache", ".orch", ".tox", "build", "dist", ".eggs"})
+MAX_BYTES = 100 * 1024 * 1024
+
+
+def snapshot(root: Path, *, max_bytes: int = MAX_BYTES) -> tuple[str, bytes]:
+    """Zip ``root`` (sorted, fixed timestamps) and return ``(sha256 hex, zip bytes)``."""
+    if not root.is_dir():
+        raise SpecError(f"workdir {root} is not a directory", hint="set workdir: to a folder, or leave it out")
+    buffer = io.BytesIO()
+    total = 0
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for path in _files(root):
+            rel = path.relative_to(root).as_posix()
+            data = path.read_bytes()
+            total += len(data)
+            if total > max_bytes:
+                raise SpecError(f"workdir {root} is larger than {max_bytes // 2**20} MiB",
+                                hint="point workdir: at the code only; keep data in blob storage or pass a path")
+            info = zipfile.ZipInfo(rel, date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = (path.stat().st_mode & 0o777) << 16
+            archive.writestr(info, data)
+    blob = buffer.getvalue()
+    return hashlib.sha256(blob).hexdigest(), blob
+
+
+def unpack(blob: bytes, target: Path) -> None:
+    """Extract a snapshot into ``target`` atomically (a concurrent caller sees all or nothing)."""
+    if target.is_dir():
+        return
+    staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    with zipfile.ZipFile(io.BytesIO(blob)) as archive:
+        for info in archive.infolist():
+            archive.extract(info, staging)
+            mode = info.external_attr >> 16
+            if mode:
+                os.chmod(staging / info.filename, mode)
+    try:
+        staging.rename(target)
+    except OSError:
+        if not target.is_dir():
+            raise
+
+
+def link_into(snapshot_dir: Path, task_dir: Path) -> None:
+    """Make each top-level entry of the snapshot visible in ``task_dir`` as a symlink."""
+    for entry in snapshot_dir.iterdir():
+        link = task_dir / entry.name
+        if not link.exists() and not link.is_symlink():
+            link.symlink_to(entry)
+
+
+def _files(root: Path) -> list[Path]:
+    out: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in EXCLUDED_DIRS and not d.endswith(".egg-info"))
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            if path.is_file() and not path.is_symlink():
+                out.append(path)
+    return out
