@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Protocol
 from orchestrator.errors import SpecError
 
 if TYPE_CHECKING:
-    from orchestrator.model import JobInfo, PoolInfo, SubmitReport, TaskInfo, TaskLaunch
+    from orchestrator.model import FileChunk, JobInfo, PoolInfo, SubmitReport, TaskInfo, TaskLaunch
     from orchestrator.spec import JobSpec, PoolSpec
 
 ProgressFn = Callable[[str], None]
@@ -47,8 +47,8 @@ class Backend(Protocol):
 
     def delete_job(self, job_id: str) -> None: ...
 
-    def read_file(self, job_id: str, task_id: str, name: str, *, offset: int = 0) -> bytes | None:
-        """Bytes of a task file from ``offset`` (None while it does not exist)."""
+    def read_file(self, job_id: str, task_id: str, name: str, *, offset: int = 0) -> FileChunk | None:
+        """Bytes of a task file from ``offset`` and its size (None while it does not exist)."""
 
 
 REGISTRY: dict[str, tuple[str, str]] = {

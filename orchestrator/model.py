@@ -141,3 +141,11 @@ class SubmitReport:
     @property
     def total(self) -> int:
         return self.submitted + self.already_present + len(self.failed)
+
+
+@dataclass(frozen=True)
+class FileChunk:
+    """Bytes read from a file at an offset, with the file's size at the time of the read."""
+
+    data: bytes
+    size: int

@@ -57,7 +57,11 @@ class TaskSpec(StrictModel):
 
 
 class JobSpec(StrictModel):
-    """A job: its pool, defaults for its tasks, and the tasks."""
+    """A job: its pool, defaults for its tasks, and the tasks.
+
+    ``workdir`` (relative to the config dir; ``null`` for none) is snapshotted at submission and
+    linked into every task's own working directory, so relative paths in commands work.
+    """
 
     id: Id
     pool: Id
@@ -65,6 +69,7 @@ class JobSpec(StrictModel):
     max_retries: Retries = 0
     max_wall_time: Duration | None = None
     auto_complete: bool = True
+    workdir: str | None = "."
     tasks: list[TaskSpec] = Field(min_length=1, max_length=100_000)
 
     @model_validator(mode="after")

@@ -21,6 +21,7 @@ import ray
 from orchestrator import process_tree, workdir
 from orchestrator.backends.ray import task_files
 from orchestrator.backends.ray.messages import AgentFacts, TaskEvent, TaskRun
+from orchestrator.model import FileChunk
 
 _FLUSH_SECONDS = 0.005
 _READ_LIMIT = 4 * 1024 * 1024
@@ -193,13 +194,10 @@ class NodeAgent:
 
     # -- files ---------------------------------------------------------------------------
     def read_file(self, job_id: str, task_id: str, name: str, offset: int = 0,
-                  length: int = _READ_LIMIT) -> bytes | None:
-        """Bytes of a task file from ``offset``; None while the file does not exist."""
+                  length: int = _READ_LIMIT) -> FileChunk | None:
+        """Bytes of a task file from ``offset`` and its size; None while it does not exist."""
         path = task_files.resolve(self.root, job_id, task_id, name)
         return task_files.read_at(path, offset, min(length, _READ_LIMIT))
-
-    def file_size(self, job_id: str, task_id: str, name: str) -> int | None:
-        return task_files.file_size(task_files.resolve(self.root, job_id, task_id, name))
 
     def shutdown(self) -> None:
         """Kill every running task (pool delete)."""

@@ -10,7 +10,7 @@ from orchestrator.backend import ProgressFn
 from orchestrator.backends.ray import pool_ops
 from orchestrator.backends.ray.connection import NAMESPACE, connect, ray_errors
 from orchestrator.errors import BackendUnavailableError, ConflictError, NotFoundError
-from orchestrator.model import JobInfo, PoolInfo, SubmitReport, TaskInfo, TaskLaunch
+from orchestrator.model import FileChunk, JobInfo, PoolInfo, SubmitReport, TaskInfo, TaskLaunch
 from orchestrator.pool_registry import PoolRecord
 from orchestrator.spec import JobSpec, PoolSpec
 
@@ -144,7 +144,7 @@ class RayBackend:
             ray.get(manager.delete_job.remote(job_id), timeout=CALL_TIMEOUT)
         job_index.forget(job_id)
 
-    def read_file(self, job_id: str, task_id: str, name: str, *, offset: int = 0) -> bytes | None:
+    def read_file(self, job_id: str, task_id: str, name: str, *, offset: int = 0) -> FileChunk | None:
         manager = self._job_manager(job_id)
         entry = job_index.lookup(job_id)
         with ray_errors(f"reading {name} of {job_id}/{task_id}"):

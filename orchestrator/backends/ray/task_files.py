@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import glob
+import os
 import shutil
 from pathlib import Path
+
+from orchestrator.model import FileChunk
 
 LOG_NAMES = ("stdout", "stderr")
 
@@ -26,22 +29,16 @@ def resolve(node_root: Path, job_id: str, task_id: str, name: str) -> Path | Non
     return candidate
 
 
-def read_at(path: Path | None, offset: int, length: int) -> bytes | None:
-    """Up to ``length`` bytes from ``offset``; None if the file does not exist (yet)."""
+def read_at(path: Path | None, offset: int, length: int) -> FileChunk | None:
+    """Up to ``length`` bytes from ``offset`` and the file size; None if it does not exist (yet)."""
     if path is None:
         return None
     try:
         with open(path, "rb") as handle:
-            handle.seek(offset)
-            return handle.read(length)
-    except FileNotFoundError:
-        return None
-
-
-def file_size(path: Path | None) -> int | None:
-    try:
-        return path.stat().st_size if path else None
-    except FileNotFoundError:
+            size = os.fstat(handle.fileno()).st_size
+            handle.seek(min(offset, size))
+            return FileChunk(data=handle.read(length) if offset <= size else b"", size=size)
+    except (FileNotFoundError, IsADirectoryError):
         return None
 
 

@@ -1,0 +1,118 @@
+"""``orch jobs add | list | show | cancel | delete``."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from orchestrator.cli.context import all_backends, backend_for_job, settings
+from orchestrator.cli.render import OUTPUT_OPTION, clock, counts_text, emit_json, emit_table, seconds
+from orchestrator.errors import JobFailedError, NotFoundError
+from orchestrator.model import TaskInfo
+
+
+@click.group()
+def jobs() -> None:
+    """Add, list, show, cancel and delete jobs."""
+
+
+@jobs.command("add")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--tail", "-f", "tail", is_flag=True, help="Follow the job's output; exit 0 only if every task succeeded.")
+@OUTPUT_OPTION
+def add(file: Path, tail: bool, output: str) -> None:
+    """Submit the job in FILE to its pool. Re-running adds only tasks not yet present."""
+    from orchestrator.submit import submit_job
+
+    job = settings().load_job_spec(file)
+    report = submit_job(job, settings().config_dir)
+    if output == "json" and not tail:
+        emit_json(report)
+        return
+    click.echo(f"job {job.id}: {report.submitted} task(s) submitted, {report.already_present} already present"
+               + (f", {len(report.failed)} failed" if report.failed else ""), err=tail)
+    if tail:
+        follow_and_exit(job.id)
+
+
+def follow_and_exit(job_id: str, name: str = "stdout") -> None:
+    """Stream every task's output until the job ends; raise ``JobFailedError`` unless all succeeded."""
+    from orchestrator.follow_job import follow_all
+
+    backend = backend_for_job(job_id)
+    for line in follow_all(backend, job_id, name):
+        click.echo(line)
+    info = backend.get_job(job_id)
+    if info is None:
+        raise NotFoundError(f"job {job_id!r} disappeared while being followed")
+    click.echo(f"job {job_id} {info.state}: {counts_text(dict(info.task_counts))}", err=True)
+    if not info.all_succeeded:
+        failed = [t for t in backend.list_tasks(job_id) if t.state.value in ("failed", "cancelled")]
+        for task in failed[:10]:
+            click.echo(f"  {task.id}: {task.state.value}, exit code {task.exit_code}"
+                       + (f": {task.error}" if task.error else ""), err=True)
+        raise JobFailedError(f"job {job_id} did not succeed ({counts_text(dict(info.task_counts))})",
+                             hint=f"see `orch logs {job_id} <task> --file stderr`")
+
+
+@jobs.command("list")
+@click.option("--pool", "pool_id", default=None, help="Only jobs of this pool.")
+@OUTPUT_OPTION
+def list_jobs(pool_id: str | None, output: str) -> None:
+    """List jobs of every pool."""
+    infos = [j for b in all_backends() for j in b.list_jobs(pool_id)]
+    if output == "json":
+        emit_json(infos)
+        return
+    emit_table(None, ["JOB", "POOL", "STATE", "TASKS", "CREATED", "DURATION"],
+               [(j.id, j.pool_id, j.state, counts_text(dict(j.task_counts)), clock(j.created_at),
+                 seconds(j.created_at, j.ended_at)) for j in infos])
+
+
+@jobs.command("show")
+@click.argument("job_id")
+@OUTPUT_OPTION
+def show(job_id: str, output: str) -> None:
+    """Show a job and its tasks: states, exit codes, nodes, times."""
+    backend = backend_for_job(job_id)
+    info = backend.get_job(job_id)
+    if info is None:
+        raise NotFoundError(f"job {job_id!r} does not exist", hint="see `orch jobs list`")
+    tasks = backend.list_tasks(job_id)
+    if output == "json":
+        emit_json({"job": info, "tasks": tasks})
+        return
+    click.echo(f"job {info.id} on pool {info.pool_id}: {info.state} ({counts_text(dict(info.task_counts))})")
+    emit_table(None, ["TASK", "STATE", "EXIT", "NODE", "RETRIES", "STARTED", "DURATION", "ERROR"],
+               [_task_row(t) for t in tasks])
+
+
+def _task_row(task: TaskInfo) -> tuple[object, ...]:
+    return (task.id, task.state.value, task.exit_code, task.node_id, task.retries, clock(task.started_at),
+            seconds(task.started_at, task.ended_at) if task.started_at else "", task.error or "")
+
+
+@jobs.command("cancel")
+@click.argument("job_id")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+def cancel(job_id: str, yes: bool) -> None:
+    """Cancel a job: pending tasks never start, running ones are killed with their process trees."""
+    backend = backend_for_job(job_id)
+    if not yes:
+        click.confirm(f"Cancel job {job_id!r}?", abort=True)
+    backend.cancel_job(job_id)
+    click.echo(f"job {job_id} cancelled")
+
+
+@jobs.command("delete")
+@click.argument("job_id")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+def delete(job_id: str, yes: bool) -> None:
+    """Delete a job and its record (cancels it first if it still runs)."""
+    backend = backend_for_job(job_id)
+    if not yes:
+        click.confirm(f"Delete job {job_id!r}?", abort=True)
+    backend.delete_job(job_id)
+    click.echo(f"job {job_id} deleted")
+    sys.stdout.flush()

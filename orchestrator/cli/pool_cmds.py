@@ -1,0 +1,96 @@
+"""``orch pool create | list | show | resize | delete``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from orchestrator import pool_registry
+from orchestrator.backend import load_backend
+from orchestrator.cli.context import backend_for_pool, settings
+from orchestrator.cli.render import OUTPUT_OPTION, emit_json, emit_table, progress_printer
+from orchestrator.model import PoolInfo
+
+
+@click.group()
+def pool() -> None:
+    """Create, list, show, resize and delete compute pools."""
+
+
+@pool.command("create")
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@OUTPUT_OPTION
+def create(file: Path | None, quiet: bool, output: str) -> None:
+    """Create the pool in FILE (default: the pool file) and wait until it can run tasks.
+
+    Idempotent: creating a pool that exists with the same spec just shows it.
+    """
+    spec = settings().load_pool_spec(file)
+    info = load_backend(spec.backend).ensure_pool(spec, progress=progress_printer(quiet))
+    _show(info, output)
+
+
+@pool.command("list")
+@OUTPUT_OPTION
+def list_pools(output: str) -> None:
+    """List the pools orch knows."""
+    backends = sorted({r.backend for r in pool_registry.all_records()})
+    infos = [info for name in backends for info in load_backend(name).list_pools()]
+    if output == "json":
+        emit_json(infos)
+        return
+    emit_table(None, ["POOL", "BACKEND", "STATE", "NODES", "FREE SLOTS", "ADDRESS"],
+               [(p.id, p.backend, p.state, f"{len(p.nodes)}/{p.target_nodes}", p.free_slots, p.address) for p in infos])
+
+
+@pool.command("show")
+@click.argument("pool_id", required=False)
+@OUTPUT_OPTION
+def show(pool_id: str | None, output: str) -> None:
+    """Show one pool and its nodes (default: the pool of the pool file)."""
+    pool_id = pool_id or settings().load_pool_spec().id
+    backend, _ = backend_for_pool(pool_id)
+    info = backend.get_pool(pool_id)
+    assert info is not None
+    _show(info, output)
+
+
+@pool.command("resize")
+@click.argument("pool_id")
+@click.argument("nodes", type=click.IntRange(1, 1000))
+@click.option("--quiet", "-q", is_flag=True)
+@OUTPUT_OPTION
+def resize(pool_id: str, nodes: int, quiet: bool, output: str) -> None:
+    """Change the node count of an idle pool."""
+    backend, _ = backend_for_pool(pool_id)
+    _show(backend.resize_pool(pool_id, nodes, progress=progress_printer(quiet)), output)
+
+
+@pool.command("delete")
+@click.argument("pool_id", required=False)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--force", is_flag=True, help="Delete even while tasks run (they are killed).")
+@click.option("--quiet", "-q", is_flag=True)
+def delete(pool_id: str | None, yes: bool, force: bool, quiet: bool) -> None:
+    """Delete a pool and everything orch started for it."""
+    pool_id = pool_id or settings().load_pool_spec().id
+    backend, _ = backend_for_pool(pool_id)
+    if not yes:
+        click.confirm(f"Delete pool {pool_id!r}{' and kill its running tasks' if force else ''}?", abort=True)
+    backend.delete_pool(pool_id, force=force, progress=progress_printer(quiet))
+    click.echo(f"pool {pool_id} deleted")
+
+
+def _show(info: PoolInfo, output: str) -> None:
+    if output == "json":
+        emit_json(info)
+        return
+    click.echo(f"pool {info.id}: {info.state} ({info.backend}, {len(info.nodes)}/{info.target_nodes} nodes"
+               f"{', ' + info.address if info.address else ''})")
+    if info.detail:
+        click.echo(f"  {info.detail}")
+    if info.nodes:
+        emit_table(None, ["NODE", "ADDRESS", "STATE", "CPUS", "GPUS", "FREE SLOTS", "RUNNING"],
+                   [(n.id[:12], n.address, n.state, f"{n.cpus:g}", f"{n.gpus:g}", n.free_slots, n.running_tasks)
+                    for n in info.nodes])

@@ -1,0 +1,28 @@
+"""``orch status``: pools (nodes, free slots), jobs and task counts at a glance."""
+from __future__ import annotations
+
+import click
+
+from orchestrator.cli.context import all_backends
+from orchestrator.cli.render import OUTPUT_OPTION, clock, counts_text, emit_json, emit_table
+
+
+@click.command()
+@OUTPUT_OPTION
+def status(output: str) -> None:
+    """Pools, their nodes and free slots, and jobs with task counts by state."""
+    backends = all_backends()
+    pools = [p for b in backends for p in b.list_pools()]
+    jobs = [j for b in backends for j in b.list_jobs()]
+    if output == "json":
+        emit_json({"pools": pools, "jobs": jobs})
+        return
+    if not pools:
+        click.echo("no pools: create one with `orch pool create`")
+        return
+    emit_table("Pools", ["POOL", "BACKEND", "STATE", "NODES", "FREE SLOTS", "RUNNING"],
+               [(p.id, p.backend, p.state, f"{len(p.nodes)}/{p.target_nodes}", p.free_slots,
+                 sum(n.running_tasks for n in p.nodes)) for p in pools])
+    if jobs:
+        emit_table("Jobs", ["JOB", "POOL", "STATE", "TASKS", "CREATED"],
+                   [(j.id, j.pool_id, j.state, counts_text(dict(j.task_counts)), clock(j.created_at)) for j in jobs])
