@@ -1,0 +1,212 @@
+"""The Ray backend on a real local 2-node cluster: jobs, states, logs, cancel, retries, teardown."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from orchestrator import pool_registry
+from orchestrator.backend import load_backend
+from orchestrator.backends.ray import local_cluster
+from orchestrator.errors import BackendUnavailableError, CapacityError, ConflictError
+from orchestrator.job_tasks import launches
+from orchestrator.model import TaskState
+from orchestrator.spec import JobSpec, PoolSpec
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parent.parent
+
+
+def submit(spec: dict, workdir: tuple[str, bytes] | None = None) -> JobSpec:
+    job = JobSpec.model_validate({"pool": "testpool", **spec})
+    load_backend("ray").submit(job, launches(job), workdir=workdir)
+    return job
+
+
+def wait_job(job_id: str, timeout: float = 60.0):
+    backend = load_backend("ray")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = backend.get_job(job_id)
+        if info and info.finished:
+            return info
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} did not finish: {backend.get_job(job_id)}")
+
+
+def wait_state(job_id: str, task_id: str, state: TaskState, timeout: float = 30.0) -> None:
+    backend = load_backend("ray")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(t.id == task_id and t.state == state for t in backend.list_tasks(job_id)):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{task_id} never reached {state}")
+
+
+def test_pool_has_two_distinct_ray_nodes(pool_home: dict[str, str]) -> None:
+    info = load_backend("ray").get_pool("testpool")
+    assert info is not None and info.state == "ready"
+    assert len({n.id for n in info.nodes}) == 2
+
+
+def test_job_of_three_tasks_one_failing(pool_home: dict[str, str]) -> None:
+    submit({"id": "three", "tasks": [
+        {"id": "ok", "command": "echo out-$ORCH_TASK_ID; echo err >&2"},
+        {"id": "bad", "command": "echo failing; exit 7"},
+        {"id": "listed", "command": ["python3", "-c", "import os; print(os.environ['ORCH_JOB_ID'], os.getcwd())"]},
+    ]})
+    info = wait_job("three")
+    assert info.state == "completed" and not info.all_succeeded
+    tasks = {t.id: t for t in load_backend("ray").list_tasks("three")}
+    assert tasks["ok"].state == TaskState.SUCCEEDED and tasks["ok"].exit_code == 0
+    assert tasks["bad"].state == TaskState.FAILED and tasks["bad"].exit_code == 7
+    assert all(t.started_at and t.ended_at and t.ended_at >= t.started_at for t in tasks.values())
+    backend = load_backend("ray")
+    assert backend.read_file("three", "ok", "stdout").data == b"out-ok\n"
+    assert backend.read_file("three", "ok", "stderr").data == b"err\n"
+    out = backend.read_file("three", "listed", "stdout").data.decode()
+    assert out.startswith("three ") and out.rstrip().endswith("/listed/wd")
+
+
+def test_more_tasks_than_slots_none_lost_and_spread(pool_home: dict[str, str]) -> None:
+    submit({"id": "many", "tasks": [{"id": f"t{i}", "command": f"echo {i}"} for i in range(60)]})
+    info = wait_job("many")
+    assert info.task_counts == {"succeeded": 60}
+    nodes = {t.node_id for t in load_backend("ray").list_tasks("many")}
+    assert nodes == {"0", "1"}
+
+
+def test_retries_wall_time_and_dependencies(pool_home: dict[str, str], tmp_path: Path) -> None:
+    marker = tmp_path / "attempts"
+    submit({"id": "rules", "tasks": [
+        {"id": "flaky", "command": f"echo x >> {marker}; test $(wc -l < {marker}) -ge 2", "max_retries": 2},
+        {"id": "slow", "command": "sleep 30", "max_wall_time": 1},
+        {"id": "after-slow", "command": "echo never", "depends_on": ["slow"]},
+        {"id": "after-flaky", "command": "echo fine", "depends_on": ["flaky"]},
+    ]})
+    wait_job("rules")
+    tasks = {t.id: t for t in load_backend("ray").list_tasks("rules")}
+    assert tasks["flaky"].state == TaskState.SUCCEEDED and tasks["flaky"].retries == 1
+    assert tasks["slow"].state == TaskState.FAILED and "max_wall_time" in (tasks["slow"].error or "")
+    assert tasks["after-slow"].state == TaskState.FAILED and "dependency" in (tasks["after-slow"].error or "")
+    assert tasks["after-flaky"].state == TaskState.SUCCEEDED
+
+
+def test_cancel_kills_the_whole_process_tree(pool_home: dict[str, str], tmp_path: Path) -> None:
+    pidfile = tmp_path / "pids"
+    submit({"id": "sleepy", "tasks": [
+        {"id": "tree", "command": f"sleep 300 & echo $! >> {pidfile}; echo $$ >> {pidfile}; wait"},
+        {"id": "queued", "command": "sleep 300"},
+        {"id": "queued2", "command": "sleep 300"},
+    ]})
+    wait_state("sleepy", "tree", TaskState.RUNNING)
+    deadline = time.monotonic() + 10
+    while (not pidfile.exists() or len(pidfile.read_text().split()) < 2) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pids = [int(p) for p in pidfile.read_text().split()]
+    assert all(psutil.pid_exists(p) for p in pids)
+    load_backend("ray").cancel_job("sleepy")
+    info = wait_job("sleepy", timeout=30)
+    assert info.state == "cancelled" and info.task_counts == {"cancelled": 3}
+    for pid in pids:
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_resubmission_is_idempotent(pool_home: dict[str, str]) -> None:
+    spec = {"id": "again", "tasks": [{"id": f"t{i}", "command": "true"} for i in range(5)]}
+    submit(spec)
+    job = JobSpec.model_validate({"pool": "testpool", **spec})
+    report = load_backend("ray").submit(job, launches(job))
+    assert report.submitted == 0 and report.already_present == 5
+    assert wait_job("again").task_counts == {"succeeded": 5}
+
+
+def test_jobs_outlive_the_cli_and_logs_tail_from_another_process(pool_home: dict[str, str], tmp_path: Path) -> None:
+    job = tmp_path / "job.yaml"
+    job.write_text("id: detached\npool: testpool\nworkdir: null\ntasks:\n"
+                   "  - {id: a, command: 'sleep 1; echo first'}\n  - {id: b, command: 'echo second; exit 3'}\n")
+    env = {**os.environ, "ORCH_HOME": pool_home["ORCH_HOME"]}
+    add = subprocess.run([sys.executable, "-m", "orchestrator", "jobs", "add", str(job)], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert add.returncode == 0, add.stderr
+    tail = subprocess.run([sys.executable, "-m", "orchestrator", "logs", "--tail"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert "[a] first" in tail.stdout and "[b] second" in tail.stdout
+    listed = subprocess.run([sys.executable, "-m", "orchestrator", "jobs", "list", "-o", "json"], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert '"detached"' in listed.stdout
+
+
+def test_jobs_add_tail_exit_code_is_the_job_outcome(pool_home: dict[str, str], tmp_path: Path) -> None:
+    env = {**os.environ, "ORCH_HOME": pool_home["ORCH_HOME"]}
+    for name, command, code in (("good", "echo fine", 0), ("worse", "exit 4", 1)):
+        job = tmp_path / f"{name}.yaml"
+        job.write_text(f"id: {name}\npool: testpool\nworkdir: null\ntasks: [{{command: '{command}'}}]\n")
+        proc = subprocess.run([sys.executable, "-m", "orchestrator", "jobs", "add", str(job), "--tail"], env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == code, proc.stderr
+
+
+def test_workdir_snapshot_makes_relative_paths_work(pool_home: dict[str, str], tmp_path: Path) -> None:
+    from orchestrator import workdir
+
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "hello.sh").write_text("echo from-workdir\n")
+    submit({"id": "wd", "tasks": [{"id": "rel", "command": "sh scripts/hello.sh"}]},
+           workdir=workdir.snapshot(tmp_path))
+    wait_job("wd")
+    assert load_backend("ray").read_file("wd", "rel", "stdout").data == b"from-workdir\n"
+
+
+def test_pool_delete_refuses_while_busy(pool_home: dict[str, str]) -> None:
+    submit({"id": "busy", "tasks": [{"id": "s", "command": "sleep 60"}]})
+    wait_state("busy", "s", TaskState.RUNNING)
+    with pytest.raises(ConflictError):
+        load_backend("ray").delete_pool("testpool")
+    load_backend("ray").cancel_job("busy")
+    wait_job("busy")
+
+
+def test_unsatisfiable_pool_on_existing_cluster_says_what_is_missing(pool_home: dict[str, str]) -> None:
+    record = pool_registry.load("testpool")
+    assert record is not None
+    spec = PoolSpec.model_validate({"id": "toobig", "nodes": 3, "cpus_per_node": 1,
+                                    "ray": {"address": record.address, "auth_token_file": record.token_file,
+                                            "startup_timeout": 3}})
+    with pytest.raises(CapacityError) as info:
+        load_backend("ray").ensure_pool(spec)
+    assert "3 distinct node(s)" in str(info.value) and "alive node(s)" in str(info.value)
+    assert pool_registry.load("toobig") is not None
+    pool_registry.remove("toobig")
+
+
+def test_unreachable_address_fails_fast(tmp_path: Path) -> None:
+    port = local_cluster.free_port()
+    spec = PoolSpec.model_validate({"id": "ghost", "ray": {"address": f"127.0.0.1:{port}"}})
+    started = time.monotonic()
+    with pytest.raises(BackendUnavailableError) as info:
+        load_backend("ray").ensure_pool(spec)
+    assert time.monotonic() - started < 15
+    assert "does not answer" in str(info.value)
+
+
+def test_pool_delete_leaves_no_process(tmp_path: Path) -> None:
+    backend = load_backend("ray")
+    backend.ensure_pool(PoolSpec.model_validate({"id": "shortlived", "nodes": 2}))
+    record = pool_registry.load("shortlived")
+    assert record is not None and local_cluster.cluster_processes(record.temp_dir, record.process_groups)
+    submit_spec = JobSpec.model_validate({"id": "bg", "pool": "shortlived", "tasks": [{"command": "sleep 120"}]})
+    backend.submit(submit_spec, launches(submit_spec))
+    time.sleep(1)
+    backend.delete_pool("shortlived", force=True)
+    assert local_cluster.cluster_processes(record.temp_dir, record.process_groups) == []
+    leftovers = [p for p in psutil.process_iter(["cmdline"])
+                 if "sleep 120" in " ".join(p.info["cmdline"] or []) and p.status() != psutil.STATUS_ZOMBIE]
+    assert leftovers == []
+    assert pool_registry.load("shortlived") is None
