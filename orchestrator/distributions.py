@@ -262,7 +262,8 @@ def parse_distribution(data: object) -> DistributionBase:
     else:
         if len(args) != len(cls.arg_names):
             raise ValueError(f"{name} takes {cls.usage}; got {list(args)!r}")
-        fields = {arg: _number(value, name, arg, integer=cls is RandInt) for arg, value in zip(cls.arg_names, args)}
+        fields = {arg: _number(value, name, arg, integer=cls is RandInt)
+                  for arg, value in zip(cls.arg_names, args, strict=True)}
     try:
         return cls(**fields)
     except ValidationError as exc:

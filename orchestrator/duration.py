@@ -25,11 +25,10 @@ def parse_duration(value: object) -> float:
         raise ValueError(f"a duration is a number of seconds or a string like {_EXAMPLES}; got {value!r}")
     text = value.strip()
     try:
-        return _positive(float(text), value)
-    except ValueError as not_a_number:
-        if "must be positive" in str(not_a_number):
-            raise
-    return _positive(_parse_units(text, value), value)
+        seconds = float(text)
+    except ValueError:
+        seconds = _parse_units(text, value)
+    return _positive(seconds, value)
 
 
 def _parse_units(text: str, original: str) -> float:

@@ -52,7 +52,7 @@ def report(step: int | None = None, **metrics: Any) -> None:
     reserved = RESERVED_KEYS & set(metrics)
     if reserved:
         raise ValueError(f"metric names {sorted(reserved)} are reserved; report them under another name")
-    line = {"step": None if step is None else int(step), "time": time.time()}
+    line: dict[str, Any] = {"step": None if step is None else int(step), "time": time.time()}
     line.update({name: _checked_value(name, value) for name, value in metrics.items()})
     text = json.dumps(line, allow_nan=False) + "\n"
     path = os.environ.get(METRICS_FILE_ENV)

@@ -50,7 +50,7 @@ def iter_product(axes: Sequence[Sequence[Any]]) -> Iterator[tuple[Any, ...]]:
 def grid_axes(space: Mapping[str, DistributionBase]) -> list[Sequence[Any]]:
     """Each parameter's finite values; ValueError naming the continuous ones."""
     axes = [dist.grid() for dist in space.values()]
-    continuous = [name for name, axis in zip(space, axes) if axis is None]
+    continuous = [name for name, axis in zip(space, axes, strict=True) if axis is None]
     if continuous:
         raise ValueError(f"grid sampling needs finite distributions; {', '.join(continuous)} are continuous: "
                          "use sampling: random or sobol")
@@ -78,7 +78,7 @@ def expand_search_space(space: Mapping[str, DistributionBase], sampling: str, *,
     else:
         raise ValueError(f"sampling {sampling!r} cannot be expanded up front; use orchestrator.bayes.BayesianSearch")
     for index, values in enumerate(itertools.islice(points, limit)):
-        yield Trial(index=index, params=dict(zip(names, values)))
+        yield Trial(index=index, params=dict(zip(names, values, strict=True)))
 
 
 def _random_points(space: Mapping[str, DistributionBase], seed: int) -> Iterator[list[Any]]:
@@ -91,7 +91,7 @@ def _random_points(space: Mapping[str, DistributionBase], seed: int) -> Iterator
 def _sobol_points(space: Mapping[str, DistributionBase], seed: int, count: int) -> Iterator[list[Any]]:
     dists = list(space.values())
     for row in sobol_units(len(dists), seed, count):
-        yield [dist.from_unit(float(u)) for dist, u in zip(dists, row)]
+        yield [dist.from_unit(float(u)) for dist, u in zip(dists, row, strict=True)]
 
 
 def sobol_units(dimensions: int, seed: int, count: int) -> Iterator[Sequence[float]]:

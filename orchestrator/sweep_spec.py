@@ -25,6 +25,7 @@ from orchestrator.duration import parse_duration
 from orchestrator.task_factory_spec import PARAM_NAME, TaskFactory
 
 Sampling = Literal["grid", "random", "sobol", "bayesian"]
+SearchSpace = dict[str, DistributionBase]
 RESERVED_METRIC_NAMES = frozenset({"step", "time"})
 
 
@@ -47,7 +48,8 @@ class Objective(SweepModel):
     @classmethod
     def _not_reserved(cls, value: str) -> str:
         if value in RESERVED_METRIC_NAMES:
-            raise ValueError(f"metric {value!r} is reserved by the metrics file format; report a metric under another name")
+            raise ValueError(f"metric {value!r} is reserved by the metrics file format; "
+                             "report the metric under another name")
         return value
 
 
@@ -118,7 +120,7 @@ class SweepFields(SweepModel):
 
     @field_validator("search_space")
     @classmethod
-    def _space(cls, value: dict[str, DistributionBase] | None, info: ValidationInfo) -> dict[str, DistributionBase] | None:
+    def _space(cls, value: SearchSpace | None, info: ValidationInfo) -> SearchSpace | None:
         if value is None:
             return None
         if info.data.get("task_factory") is not None:

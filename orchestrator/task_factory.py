@@ -83,12 +83,7 @@ def expand_task_factory(factory: TaskFactory, *, seed: int, limit: int | None, k
         source = (_positional(values, names) for values in _parametric_values(factory.parametric_sweep))
     elif factory.random is not None:
         rng = random.Random(factory.random.seed if factory.random.seed is not None else seed)
-        if factory.random.integer is not None:
-            span = factory.random.integer.as_range()
-            draw: Callable[[random.Random], Any] = lambda generator: generator.randrange(span.start, span.stop, span.step)
-        else:
-            assert factory.random.distribution is not None
-            draw = factory.random.distribution.sampler()
+        draw = factory.random.sampler()
         source = (_positional((draw(rng),), names) for _ in range(factory.random.generate))
     elif factory.repeat is not None:
         source = ({} for _ in range(factory.repeat))
@@ -103,7 +98,7 @@ def expand_task_factory(factory: TaskFactory, *, seed: int, limit: int | None, k
 
 def _positional(values: Sequence[Any], names: Sequence[str] | None) -> dict[str, Any]:
     keys = names if names is not None else [str(position) for position in range(len(values))]
-    return dict(zip(keys, values))
+    return dict(zip(keys, values, strict=True))
 
 
 def _parametric_values(sweep: ParametricSweep) -> Iterator[Sequence[Any]]:
@@ -116,7 +111,7 @@ def _parametric_values(sweep: ParametricSweep) -> Iterator[Sequence[Any]]:
         return combine(sweep.combinations.iterable, sweep.combinations.length)
     if sweep.permutations is not None:
         return itertools.permutations(sweep.permutations.iterable, sweep.permutations.effective_length())
-    return zip(*(sweep.zip or []))
+    return zip(*(sweep.zip or []), strict=True)
 
 
 def _file_params(spec: FileFactory, where: str, base_dir: Path | None,
@@ -202,9 +197,10 @@ def _import_function(spec: CustomFactory, where: str, base_dir: Path | None) -> 
     finally:
         if added:
             sys.path.remove(str(base_dir))
-    function = getattr(module, function_name, None)
-    if not callable(function):
-        raise SpecError(f"module {module_name!r} has no function {function_name!r}", where=Where(key_path=f"{where}.module"))
+    function: Callable[..., Any] | None = getattr(module, function_name, None)
+    if function is None or not callable(function):
+        raise SpecError(f"module {module_name!r} has no function {function_name!r}",
+                        where=Where(key_path=f"{where}.module"))
     return function
 
 

@@ -11,7 +11,7 @@ from orchestrator.errors import SpecError
 MAX_TASK_ID_LENGTH = 64
 INDEX_DIGITS = 5
 _VALID_ID = re.compile(r"^[A-Za-z0-9_-]+$")
-_TRIAL_SUFFIX = re.compile(r"-(\d{%d,})$" % INDEX_DIGITS)
+_TRIAL_SUFFIX = re.compile(rf"-(\d{{{INDEX_DIGITS},}})$")
 
 
 @dataclass(frozen=True)
