@@ -5,27 +5,51 @@ see final values. Tasks are yielded lazily: a task that expands into a sweep str
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterator
 
+from orchestrator import substitute, sweep
 from orchestrator.model import DistributedLaunch, Resources, TaskLaunch
 from orchestrator.spec import JobSpec, TaskSpec
+from orchestrator.trial import Trial, trial_task_id
 
 
-def launches(job: JobSpec, *, pool_env: dict[str, str] | None = None,
-             gpus_per_node: int = 0, pool_nodes: int = 1) -> Iterator[TaskLaunch]:
-    """Every task of ``job`` with defaults applied, in spec order."""
-    for task_id, task in zip(job.task_ids(), job.tasks):
-        yield launch_for(job, task, task_id, pool_env=pool_env or {}, gpus_per_node=gpus_per_node,
-                         pool_nodes=pool_nodes)
+def launches(job: JobSpec, *, pool_env: dict[str, str] | None = None, gpus_per_node: int = 0,
+             pool_nodes: int = 1, base_dir: Path | None = None) -> Iterator[TaskLaunch]:
+    """Every task of ``job`` with defaults applied, in spec order; sweep tasks stream their trials."""
+    for index, (task_id, task) in enumerate(zip(job.task_ids(), job.tasks)):
+        if not task.is_sweep():
+            yield launch_for(job, task, task_id, pool_env=pool_env or {}, gpus_per_node=gpus_per_node,
+                             pool_nodes=pool_nodes)
+            continue
+        for trial in sweep.expand(task, key_path=f"tasks[{index}]", base_dir=base_dir):
+            yield launch_for(job, task, trial_task_id(task_id, trial.index), pool_env=pool_env or {},
+                             gpus_per_node=gpus_per_node, pool_nodes=pool_nodes, trial=trial,
+                             key_path=f"tasks[{index}].command")
+
+
+def preflight(job: JobSpec, *, base_dir: Path | None = None) -> list[str]:
+    """Render each sweep task's first trial so placeholder and generator errors surface before
+    anything is submitted. Returns warnings (parameters no command uses)."""
+    warnings: list[str] = []
+    for index, task in enumerate(job.tasks):
+        if not task.is_sweep():
+            continue
+        first = next(iter(sweep.expand(task, key_path=f"tasks[{index}]", base_dir=base_dir, limit=1)), None)
+        if first is not None:
+            warnings += substitute.check([task.command], first.params, key_path=f"tasks[{index}].command")
+    return warnings
 
 
 def launch_for(job: JobSpec, task: TaskSpec, task_id: str, *, pool_env: dict[str, str],
-               gpus_per_node: int, pool_nodes: int) -> TaskLaunch:
-    command = task.command if isinstance(task.command, str) else tuple(task.command)
+               gpus_per_node: int, pool_nodes: int, trial: Trial | None = None, key_path: str = "") -> TaskLaunch:
+    params = dict(trial.params) if trial else {}
+    command = substitute.render(task.command, params, key_path=key_path) if trial else task.command
     return TaskLaunch(
         id=task_id,
-        command=command,
-        env={**pool_env, **job.env, **task.env},
+        command=command if isinstance(command, str) else tuple(command),
+        env={**pool_env, **job.env, **task.env, **substitute.param_env(params)},
+        params=params,
         resources=Resources(cpus=task.resources.cpus, gpus=task.resources.gpus),
         max_retries=task.max_retries if task.max_retries is not None else job.max_retries,
         max_wall_time=task.max_wall_time if task.max_wall_time is not None else job.max_wall_time,

@@ -5,11 +5,12 @@ Everything is validated before the first backend call that creates anything.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 from orchestrator import job_index, pool_registry, workdir
 from orchestrator.backend import Backend, load_backend
 from orchestrator.errors import CapacityError, NotFoundError
-from orchestrator.job_tasks import launches
+from orchestrator.job_tasks import launches, preflight
 from orchestrator.model import SubmitReport
 from orchestrator.spec import JobSpec, PoolSpec
 
@@ -45,12 +46,16 @@ def snapshot_workdir(job: JobSpec, config_dir: Path) -> tuple[str, bytes] | None
     return workdir.snapshot((config_dir / job.workdir).resolve())
 
 
-def submit_job(job: JobSpec, config_dir: Path) -> SubmitReport:
+def submit_job(job: JobSpec, config_dir: Path, *, kind: str = "job",
+               warn: Callable[[str], None] | None = None) -> SubmitReport:
     """Validate against the pool, then submit every task. Idempotent on job and task ids."""
     backend, pool = resolve_pool(job)
     check_fits(job, pool)
+    for warning in preflight(job, base_dir=config_dir):
+        if warn:
+            warn(warning)
     snap = snapshot_workdir(job, config_dir)
-    report = backend.submit(job, launches(job, gpus_per_node=pool.gpus_per_node, pool_nodes=pool.nodes.total),
-                            workdir=snap)
-    job_index.record(job.id, job.pool, backend.name)
+    tasks = launches(job, gpus_per_node=pool.gpus_per_node, pool_nodes=pool.nodes.total, base_dir=config_dir)
+    report = backend.submit(job, tasks, workdir=snap)
+    job_index.record(job.id, job.pool, backend.name, kind=kind)
     return report

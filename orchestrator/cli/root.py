@@ -12,6 +12,7 @@ from orchestrator import __version__
 COMMANDS: dict[str, tuple[str, str]] = {
     "pool": ("orchestrator.cli.pool_cmds:pool", "Create, list, show, resize and delete compute pools."),
     "jobs": ("orchestrator.cli.jobs_cmds:jobs", "Add, list, show, cancel and delete jobs."),
+    "sweep": ("orchestrator.cli.sweep_cmds:sweep", "Run a sweep (orch sweep FILE), see its status and results."),
     "logs": ("orchestrator.cli.logs_cmd:logs", "Show or follow task output (stdout/stderr)."),
     "status": ("orchestrator.cli.status_cmd:status", "Pools, jobs and task counts at a glance."),
     "validate": ("orchestrator.cli.spec_cmds:validate", "Check spec files without touching any backend."),

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from orchestrator.spec.common import Command, Duration, Env, Id, Retries, StrictModel, check_command
+from orchestrator.sweep_spec import SweepFields
 
 
 class TaskResources(StrictModel):
@@ -42,8 +43,12 @@ class DistributedSpec(StrictModel):
         return self
 
 
-class TaskSpec(StrictModel):
-    """One task. Without ``id`` it gets ``task-<index>`` (stable across re-submissions)."""
+class TaskSpec(StrictModel, SweepFields):
+    """One task. Without ``id`` it gets ``task-<index>`` (stable across re-submissions).
+
+    With ``search_space`` or ``task_factory`` it expands into trials ``<id>-00000``, … (see
+    ``orchestrator.sweep_spec``); placeholders ``{{name}}`` in the command take each trial's values.
+    """
 
     id: Id | None = None
     command: Annotated[Command, AfterValidator(check_command)]
