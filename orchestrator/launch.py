@@ -46,7 +46,8 @@ class DistributedSpec:
 
     ``nodes`` is a count or ``"pool"`` (every node of the pool); ``processes_per_node``
     None means the pool's GPUs per node, else 1. ``mpi_runtime`` None means Open MPI for
-    launcher ``mpi`` and horovodrun's own Gloo transport for launcher ``horovod``.
+    launcher ``mpi``; for launcher ``horovod`` an mpi block (runtime or options) selects
+    ``horovodrun --mpi`` (which needs an MPI-enabled Horovod build), else Gloo.
     """
 
     launcher: Launcher
@@ -56,12 +57,14 @@ class DistributedSpec:
     mpi_options: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if isinstance(self.mpi_options, list):
+            object.__setattr__(self, "mpi_options", tuple(self.mpi_options))
         validate(self)
 
     @property
     def uses_mpi(self) -> bool:
         """True when the launch goes through an MPI runtime (launcher mpi, or horovod --mpi)."""
-        return self.launcher == "mpi" or self.mpi_runtime is not None
+        return self.launcher == "mpi" or self.mpi_runtime is not None or bool(self.mpi_options)
 
     @property
     def runtime(self) -> MpiRuntime:

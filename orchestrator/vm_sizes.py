@@ -117,8 +117,9 @@ def lookup(name: str) -> VmSize:
     sizes = _sizes_by_key()
     if key in sizes:
         return sizes[key]
-    close = difflib.get_close_matches(key, list(sizes), n=3, cutoff=0.6)
-    hint = ("did you mean " + " or ".join(sizes[match].name for match in close) + "?"
+    bare_names = {known[len(_PREFIX):]: known for known in sizes}
+    close = difflib.get_close_matches(key[len(_PREFIX):], list(bare_names), n=3, cutoff=0.75)
+    hint = ("did you mean " + " or ".join(sizes[bare_names[match]].name for match in close) + "?"
             if close else "orch knows: " + ", ".join(known_sizes()))
     raise SpecError(f"unknown VM size {name!r}", hint=hint)
 
