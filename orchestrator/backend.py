@@ -45,6 +45,9 @@ class Backend(Protocol):
 
     def cancel_job(self, job_id: str) -> None: ...
 
+    def stop_tasks(self, job_id: str, task_ids: list[str]) -> None:
+        """Stop tasks early (sweep policies): they end ``stopped``, which is not a failure."""
+
     def delete_job(self, job_id: str) -> None: ...
 
     def read_file(self, job_id: str, task_id: str, name: str, *, offset: int = 0) -> FileChunk | None:

@@ -28,6 +28,12 @@ def launches(job: JobSpec, *, pool_env: dict[str, str] | None = None, gpus_per_n
                              key_path=f"tasks[{index}].command")
 
 
+def job_concurrency(job: JobSpec) -> int | None:
+    """The job's cap on tasks in flight: the smallest ``limits.max_concurrent_trials`` of its sweeps."""
+    caps = [t.limits.max_concurrent_trials for t in job.tasks if t.limits and t.limits.max_concurrent_trials]
+    return min(caps) if caps else None
+
+
 def preflight(job: JobSpec, *, base_dir: Path | None = None) -> list[str]:
     """Render each sweep task's first trial so placeholder and generator errors surface before
     anything is submitted. Returns warnings (parameters no command uses)."""
@@ -52,11 +58,19 @@ def launch_for(job: JobSpec, task: TaskSpec, task_id: str, *, pool_env: dict[str
         params=params,
         resources=Resources(cpus=task.resources.cpus, gpus=task.resources.gpus),
         max_retries=task.max_retries if task.max_retries is not None else job.max_retries,
-        max_wall_time=task.max_wall_time if task.max_wall_time is not None else job.max_wall_time,
+        max_wall_time=_wall_time(job, task),
         depends_on=tuple(task.depends_on),
         output_files=tuple(task.output_files),
         distributed=_distributed(task, gpus_per_node, pool_nodes),
     )
+
+
+def _wall_time(job: JobSpec, task: TaskSpec) -> float | None:
+    if task.max_wall_time is not None:
+        return task.max_wall_time
+    if task.limits and task.limits.trial_timeout:
+        return task.limits.trial_timeout
+    return job.max_wall_time
 
 
 def _distributed(task: TaskSpec, gpus_per_node: int, pool_nodes: int) -> DistributedLaunch | None:

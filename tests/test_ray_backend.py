@@ -210,3 +210,45 @@ def test_pool_delete_leaves_no_process(tmp_path: Path) -> None:
                  if "sleep 120" in " ".join(p.info["cmdline"] or []) and p.status() != psutil.STATUS_ZOMBIE]
     assert leftovers == []
     assert pool_registry.load("shortlived") is None
+
+
+def test_stop_tasks_marks_them_stopped_not_failed(pool_home: dict[str, str]) -> None:
+    submit({"id": "stopme", "tasks": [{"id": "run", "command": "sleep 60"}, {"id": "wait", "command": "sleep 60"},
+                                      {"id": "later", "command": "sleep 60"}]})
+    wait_state("stopme", "run", TaskState.RUNNING)
+    load_backend("ray").stop_tasks("stopme", ["run", "wait", "later"])
+    info = wait_job("stopme")
+    assert info.task_counts == {"stopped": 3} and info.all_succeeded
+
+
+def test_max_concurrent_trials_caps_tasks_in_flight(pool_home: dict[str, str], tmp_path: Path) -> None:
+    log = tmp_path / "overlap"
+    command = f"echo start $(date +%s.%N) >> {log}; sleep 0.3; echo end $(date +%s.%N) >> {log}"
+    submit({"id": "capped", "tasks": [{"id": "t", "command": command, "search_space": {"i": {"choice": [1, 2, 3, 4]}},
+                                       "limits": {"max_concurrent_trials": 1}}]})
+    assert wait_job("capped").task_counts == {"succeeded": 4}
+    events = sorted((float(t), kind) for kind, t in (line.split() for line in log.read_text().splitlines()))
+    depth = peak = 0
+    for _, kind in events:
+        depth += 1 if kind == "start" else -1
+        peak = max(peak, depth)
+    assert peak == 1
+
+
+def test_pool_resize_adds_and_removes_nodes(tmp_path: Path) -> None:
+    backend = load_backend("ray")
+    backend.ensure_pool(PoolSpec.model_validate({"id": "elastic", "nodes": 1}))
+    try:
+        assert len(backend.resize_pool("elastic", 2).nodes) == 2
+        job = JobSpec.model_validate({"id": "spread", "pool": "elastic", "tasks": [{"command": "true"}] * 1 +
+                                      [{"id": f"x{i}", "command": "sleep 0.2"} for i in range(6)]})
+        backend.submit(job, launches(job))
+        deadline = time.monotonic() + 60
+        while not backend.get_job("spread").finished and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert {t.node_id for t in backend.list_tasks("spread")} == {"0", "1"}
+        assert len(backend.resize_pool("elastic", 1).nodes) == 1
+        record = pool_registry.load("elastic")
+        assert record is not None and len(record.process_groups) == 1
+    finally:
+        backend.delete_pool("elastic", force=True)

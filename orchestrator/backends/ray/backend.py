@@ -9,6 +9,7 @@ from orchestrator import job_index, pool_registry
 from orchestrator.backend import ProgressFn
 from orchestrator.backends.ray import pool_ops
 from orchestrator.backends.ray.connection import NAMESPACE, connect, ray_errors
+from orchestrator.job_tasks import job_concurrency
 from orchestrator.errors import BackendUnavailableError, ConflictError, NotFoundError
 from orchestrator.model import FileChunk, JobInfo, PoolInfo, SubmitReport, TaskInfo, TaskLaunch
 from orchestrator.pool_registry import PoolRecord
@@ -95,15 +96,18 @@ class RayBackend:
         added = present = 0
         chunk: list[TaskLaunch] = []
         first = True
+        max_running = job_concurrency(job)
         with ray_errors(f"submitting job {job.id!r}"):
             for launch in tasks:
                 chunk.append(launch)
                 if len(chunk) >= SUBMIT_CHUNK:
                     a, p = ray.get(manager.add_tasks.remote(job.id, chunk, max_retries=job.max_retries,
-                                                            workdir=workdir if first else None), timeout=CALL_TIMEOUT)
+                                                            workdir=workdir if first else None, max_running=max_running),
+                                           timeout=CALL_TIMEOUT)
                     added, present, chunk, first = added + a, present + p, [], False
             a, p = ray.get(manager.add_tasks.remote(job.id, chunk, max_retries=job.max_retries,
-                                                    workdir=workdir if first else None, seal=job.auto_complete),
+                                                    workdir=workdir if first else None, seal=job.auto_complete,
+                                                    max_running=max_running),
                            timeout=CALL_TIMEOUT)
         return SubmitReport(job_id=job.id, submitted=added + a, already_present=present + p)
 
@@ -137,6 +141,11 @@ class RayBackend:
         manager = self._job_manager(job_id)
         with ray_errors(f"cancelling {job_id!r}"):
             ray.get(manager.cancel_job.remote(job_id), timeout=CALL_TIMEOUT)
+
+    def stop_tasks(self, job_id: str, task_ids: list[str]) -> None:
+        manager = self._job_manager(job_id)
+        with ray_errors(f"stopping tasks of {job_id!r}"):
+            ray.get(manager.stop_tasks.remote(job_id, list(task_ids)), timeout=CALL_TIMEOUT)
 
     def delete_job(self, job_id: str) -> None:
         manager = self._job_manager(job_id)

@@ -40,6 +40,7 @@ class JobRecord:
     pool_id: str
     created_at: float
     max_retries: int = 0
+    max_running: int | None = None
     sealed: bool = False
     cancelled: bool = False
     ended_at: float | None = None
@@ -48,6 +49,7 @@ class JobRecord:
     ready: collections.deque[str] = field(default_factory=collections.deque)
     counts: collections.Counter[str] = field(default_factory=collections.Counter)
     durations: list[float] = field(default_factory=list)
+    stop_requested: set[str] = field(default_factory=set)
 
     # -- adding --------------------------------------------------------------------------
     def add(self, launches: list[TaskLaunch]) -> tuple[int, int]:
@@ -94,6 +96,9 @@ class JobRecord:
         if attempt != record.attempt or record.state.is_terminal():
             return False
         record.exit_code, record.error, record.node = exit_code, error, node
+        if task_id in self.stop_requested and state in ("cancelled", "failed"):
+            state, record.error = TaskState.STOPPED.value, "stopped early by the sweep's policy"
+
         if record.started_at is not None:
             self.durations.append(when - record.started_at)
         retries = record.launch.max_retries
@@ -106,6 +111,27 @@ class JobRecord:
         self._set(record, TaskState(state))
         self._release_dependents(record)
         return False
+
+    def stop(self, task_ids: list[str]) -> list[str]:
+        """Mark tasks stopped early (not failed). Pending ones stop now; returns those running."""
+        running = []
+        for task_id in task_ids:
+            record = self.tasks.get(task_id)
+            if record is None or record.state.is_terminal():
+                continue
+            self.stop_requested.add(task_id)
+            if record.state == TaskState.PENDING:
+                if task_id in self.ready:
+                    self.ready.remove(task_id)
+                record.ended_at = time.time()
+                self._set(record, TaskState.STOPPED, error="stopped early by the sweep's policy")
+                self._release_dependents(record)
+            else:
+                running.append(task_id)
+        return running
+
+    def running_count(self) -> int:
+        return self.counts[TaskState.RUNNING.value]
 
     def cancel_pending(self) -> list[str]:
         """Cancel every task not yet running; returns the ids still running."""

@@ -64,7 +64,8 @@ class PoolManager:
 
     # -- jobs ----------------------------------------------------------------------------
     def add_tasks(self, job_id: str, launches: list[TaskLaunch], *, max_retries: int = 0,
-                  workdir: tuple[str, bytes] | None = None, seal: bool = False) -> tuple[int, int]:
+                  workdir: tuple[str, bytes] | None = None, seal: bool = False,
+                  max_running: int | None = None) -> tuple[int, int]:
         """Create the job if new and add tasks not yet present: ``(added, already_present)``.
 
         ``workdir`` is the snapshot ``(sha256, zip bytes)``; the manager owns its object so it
@@ -75,7 +76,7 @@ class PoolManager:
             if job is None:
                 owned = (workdir[0], ray.put(workdir[1])) if workdir else None
                 job = self.jobs[job_id] = JobRecord(id=job_id, pool_id=self.pool_id, created_at=time.time(),
-                                                    max_retries=max_retries, workdir=owned)
+                                                    max_retries=max_retries, workdir=owned, max_running=max_running)
             result = job.add(launches)
             job.sealed = job.sealed or seal
             self._dispatch()
@@ -94,6 +95,17 @@ class PoolManager:
             for node in self.nodes:
                 if any(key[0] == job_id for key in node.assigned):
                     node.handle.cancel.remote(job_id)
+            return len(running)
+
+    def stop_tasks(self, job_id: str, task_ids: list[str]) -> int:
+        """Stop tasks early (a sweep policy): they end as ``stopped``, not failed."""
+        with self.lock:
+            running = self._job(job_id).stop(task_ids)
+            for node in self.nodes:
+                mine = [t for t in running if (job_id, t) in node.assigned]
+                if mine:
+                    node.handle.cancel.remote(job_id, mine)
+            self._dispatch()
             return len(running)
 
     def delete_job(self, job_id: str) -> bool:
@@ -168,12 +180,14 @@ class PoolManager:
         batches: dict[int, list[TaskRun]] = {}
         for job in sorted(self.jobs.values(), key=lambda j: j.created_at):
             short = (job.mean_duration() or SHORT_TASK_SECONDS) < SHORT_TASK_SECONDS
-            while job.ready:
+            in_flight = sum(1 for node in self.nodes for key in node.assigned if key[0] == job.id)
+            while job.ready and (job.max_running is None or in_flight < job.max_running):
                 record = job.tasks[job.ready[0]]
                 index = self._pick_node(record, short)
                 if index is None:
                     break
                 job.ready.popleft()
+                in_flight += 1
                 self.nodes[index].assigned[(job.id, record.launch.id)] = (record.launch.resources.cpus,
                                                                           record.launch.resources.gpus)
                 batches.setdefault(index, []).append(self._run_for(job, record))
