@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Iterator
 
 from orchestrator import substitute, sweep
-from orchestrator.model import DistributedLaunch, Resources, TaskLaunch
+from orchestrator.launch import DistributedSpec as LaunchSpec
+from orchestrator.model import Resources, TaskLaunch
 from orchestrator.spec import JobSpec, TaskSpec
 from orchestrator.trial import Trial, trial_task_id
 
@@ -73,13 +74,13 @@ def _wall_time(job: JobSpec, task: TaskSpec) -> float | None:
     return job.max_wall_time
 
 
-def _distributed(task: TaskSpec, gpus_per_node: int, pool_nodes: int) -> DistributedLaunch | None:
+def _distributed(task: TaskSpec, gpus_per_node: int, pool_nodes: int) -> LaunchSpec | None:
+    """The launch spec with ``nodes`` and ``processes_per_node`` resolved against the pool."""
     spec = task.distributed
     if spec is None:
         return None
     nodes = pool_nodes if spec.nodes == "pool" else int(spec.nodes)
     procs = spec.processes_per_node or (gpus_per_node or 1)
     mpi = spec.mpi
-    return DistributedLaunch(launcher=spec.launcher, nodes=nodes, processes_per_node=procs,
-                             mpi_runtime=mpi.runtime if mpi else "openmpi",
-                             mpi_options=tuple(mpi.options) if mpi else ())
+    return LaunchSpec(launcher=spec.launcher, nodes=nodes, processes_per_node=procs,
+                      mpi_runtime=mpi.runtime if mpi else None, mpi_options=tuple(mpi.options) if mpi else ())

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Mapping
 
+from orchestrator.launch import DistributedSpec
+
 
 class TaskState(str, Enum):
     """Lifecycle of a task; the last four are terminal."""
@@ -36,17 +38,6 @@ class Resources:
 
 
 @dataclass(frozen=True)
-class DistributedLaunch:
-    """A multi-node task: the launcher and its shape, resolved against the pool."""
-
-    launcher: str
-    nodes: int
-    processes_per_node: int
-    mpi_runtime: str = "openmpi"
-    mpi_options: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
 class TaskLaunch:
     """One task as a backend receives it: fully expanded, ids final, commands rendered."""
 
@@ -58,7 +49,7 @@ class TaskLaunch:
     max_wall_time: float | None = None
     depends_on: tuple[str, ...] = ()
     output_files: tuple[str, ...] = ()
-    distributed: DistributedLaunch | None = None
+    distributed: DistributedSpec | None = None  # nodes resolved to a count
     params: Mapping[str, object] = field(default_factory=dict)
 
     @property

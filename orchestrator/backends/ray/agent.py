@@ -11,6 +11,7 @@ import collections
 import os
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ import ray
 
 from orchestrator import process_tree, workdir
 from orchestrator.backends.ray import task_files
+from orchestrator.backends.ray.gang import GangMixin
 from orchestrator.backends.ray.messages import AgentFacts, TaskEvent, TaskRun
 from orchestrator.model import FileChunk
 
@@ -27,7 +29,7 @@ _FLUSH_SECONDS = 0.005
 _READ_LIMIT = 4 * 1024 * 1024
 
 
-class NodeAgent:
+class NodeAgent(GangMixin):
     """Runs the tasks the manager sends; see the module docstring for the contract."""
 
     def __init__(self, pool_id: str, index: int, node_root: str, cpus: float, gpus: float, slots: int,
@@ -46,6 +48,7 @@ class NodeAgent:
         self.outbox: list[TaskEvent] = []
         self.workdir_lock = threading.Lock()
         self.manager: Any = None
+        self._gang_init()
         threading.Thread(target=self._flush_loop, daemon=True).start()
 
     # -- facts and start task ------------------------------------------------------------
@@ -105,6 +108,7 @@ class NodeAgent:
                 self.cancelled_jobs.setdefault(job_id, set()).update(wanted)
         for _, proc in victims:
             process_tree.kill_tree(proc.pid)
+        self.cancel_gangs(job_id, wanted)
         return dropped + len(victims)
 
     def _is_cancelled(self, run: TaskRun) -> bool:
@@ -177,6 +181,8 @@ class NodeAgent:
 
     def _env(self, run: TaskRun, root: Path, wd: Path, gpu_ids: list[str]) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "CUDA_VISIBLE"))}
+        # `python` in a task means the interpreter the cluster runs on, unless the spec says otherwise.
+        env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", os.defpath)])
         env.update(self.pool_env)
         env.update(run.env)
         env.update(ORCH_POOL_ID=self.pool_id, ORCH_JOB_ID=run.job_id, ORCH_TASK_ID=run.task_id,
@@ -203,7 +209,7 @@ class NodeAgent:
         """Kill every running task (pool delete)."""
         with self.lock:
             self.queue.clear()
-            procs = list(self.running.values())
+            procs = list(self.running.values()) + [p for ps in self.rank_procs.values() for p in ps]
         for proc in procs:
             process_tree.kill_tree(proc.pid, grace=2.0)
 

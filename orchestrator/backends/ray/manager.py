@@ -14,6 +14,7 @@ from typing import Any
 
 import ray
 
+from orchestrator.backends.ray.gang import GangRun
 from orchestrator.backends.ray.job_state import JobRecord, TaskRecord
 from orchestrator.backends.ray.messages import AgentFacts, TaskEvent, TaskRun
 from orchestrator.model import JobInfo, NodeInfo, TaskInfo, TaskLaunch, TaskState
@@ -51,12 +52,15 @@ class PoolManager:
         self.pool_id, self.namespace = pool_id, namespace
         self.nodes: list[NodeShare] = []
         self.jobs: dict[str, JobRecord] = {}
+        self.gang_nodes: dict[tuple[str, str], list[int]] = {}
+        self.agent_names: list[str] = []
         self.lock = threading.RLock()
         self.set_nodes(agent_names, facts)
 
     def set_nodes(self, agent_names: list[str], facts: list[AgentFacts]) -> int:
         """Use these agents from now on (pool create and resize). Returns the node count."""
         with self.lock:
+            self.agent_names = list(agent_names)
             self.nodes = [NodeShare(facts=f, handle=ray.get_actor(n, namespace=self.namespace))
                           for n, f in zip(agent_names, facts)]
             self._dispatch()
@@ -169,7 +173,9 @@ class PoolManager:
                 if event.state == "running":
                     job.started(event.task_id, event.attempt, event.node, event.time)
                     continue
-                self.nodes[event.node].assigned.pop((event.job_id, event.task_id), None)
+                key = (event.job_id, event.task_id)
+                for index in self.gang_nodes.pop(key, [event.node]):
+                    self.nodes[index].assigned.pop(key, None)
                 job.ended(event.task_id, event.attempt, event.state, event.exit_code, event.error,
                           event.time, event.node)
             self._dispatch()
@@ -183,6 +189,12 @@ class PoolManager:
             in_flight = sum(1 for node in self.nodes for key in node.assigned if key[0] == job.id)
             while job.ready and (job.max_running is None or in_flight < job.max_running):
                 record = job.tasks[job.ready[0]]
+                if record.launch.distributed is not None:
+                    if not self._start_gang(job, record):
+                        break
+                    job.ready.popleft()
+                    in_flight += 1
+                    continue
                 index = self._pick_node(record, short)
                 if index is None:
                     break
@@ -193,6 +205,26 @@ class PoolManager:
                 batches.setdefault(index, []).append(self._run_for(job, record))
         for index, runs in batches.items():
             self.nodes[index].handle.submit.remote(runs)
+
+    def _start_gang(self, job: JobRecord, record: TaskRecord) -> bool:
+        """Reserve distinct nodes for a multi-node task and hand it to the head's agent."""
+        spec = record.launch.distributed
+        assert spec is not None
+        cpus, gpus = record.launch.resources.cpus, record.launch.resources.gpus
+        free = [i for i, node in enumerate(self.nodes) if node.fits_now(cpus, gpus)]
+        wanted = int(spec.nodes)  # resolved to a count at submission
+        if len(free) < wanted:
+            return False
+        chosen = sorted(free, key=lambda i: len(self.nodes[i].assigned))[:wanted]
+        key = (job.id, record.launch.id)
+        for index in chosen:
+            self.nodes[index].assigned[key] = (cpus, gpus)
+        self.gang_nodes[key] = chosen
+        gang = GangRun(run=self._run_for(job, record), spec=spec,
+                       agents=tuple(self.agent_names[i] for i in chosen),
+                       hosts=tuple(self.nodes[i].facts.address for i in chosen))
+        self.nodes[chosen[0]].handle.run_gang.remote(gang)
+        return True
 
     def _pick_node(self, record: TaskRecord, short: bool) -> int | None:
         cpus, gpus = record.launch.resources.cpus, record.launch.resources.gpus
