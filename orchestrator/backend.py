@@ -53,6 +53,23 @@ class Backend(Protocol):
     def read_file(self, job_id: str, task_id: str, name: str, *, offset: int = 0) -> FileChunk | None:
         """Bytes of a task file from ``offset`` and its size (None while it does not exist)."""
 
+    def start_sweep(self, job: JobSpec) -> None:
+        """Start the controller of ``job``'s adaptive sweeps in the cluster, so they go on without
+        the caller (Ray: a detached actor; Azure Batch: a job manager task).
+
+        The job must exist, created by ``submit`` unsealed (``auto_complete`` false) with every
+        task known up front. The controller (``orchestrator.sweep_controller``) adds Bayesian
+        trials within ``limits``, stops trials an ``early_termination`` policy or
+        ``limits.timeout`` rejects (they end ``stopped``), and seals the job once no trial will be
+        added if ``job.auto_complete``, so the job completes. Idempotent: a running controller is
+        kept. A controller started again over a job resumes from its tasks and metrics and never
+        duplicates a trial; one whose job is finished or gone ends at once.
+        """
+
+    def sweep_state(self, job_id: str) -> dict[str, object] | None:
+        """The running controller's summary (``running``, ``passes``, ``sealed``, ``last_error``,
+        ``sweeps``), or None when none runs for the job."""
+
 
 REGISTRY: dict[str, tuple[str, str]] = {
     "ray": ("orchestrator.backends.ray.backend:RayBackend", "pip install 'orch[ray]'"),

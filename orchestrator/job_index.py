@@ -7,27 +7,39 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 from orchestrator.pool_registry import orch_home
 
 
 @dataclass(frozen=True)
 class JobEntry:
+    """``objective`` (``{"metric", "goal"}``) and ``trials`` (how many trials the sweep plans) are
+    set for sweeps; entries written before they existed read back with None."""
+
     id: str
     pool_id: str
     backend: str
     submitted_at: float
     kind: str = "job"  # job | sweep
+    objective: dict[str, str] | None = None
+    trials: int | None = None
 
 
-def record(job_id: str, pool_id: str, backend: str, kind: str = "job") -> JobEntry:
-    entry = JobEntry(id=job_id, pool_id=pool_id, backend=backend, submitted_at=time.time(), kind=kind)
+def record(job_id: str, pool_id: str, backend: str, kind: str | None = None, *,
+           objective: dict[str, str] | None = None, trials: int | None = None) -> JobEntry:
+    """Index a job. Re-recording it on the same pool keeps its first submission time, and keeps
+    ``kind``, ``objective`` and ``trials`` where this call leaves them out (None)."""
+    existing = lookup(job_id)
+    same = existing if existing and existing.pool_id == pool_id else None
+    entry = JobEntry(id=job_id, pool_id=pool_id, backend=backend,
+                     submitted_at=same.submitted_at if same else time.time(),
+                     kind=kind or (same.kind if same else "job"),
+                     objective=objective if objective is not None else (same.objective if same else None),
+                     trials=trials if trials is not None else (same.trials if same else None))
     directory = orch_home() / "jobs"
     directory.mkdir(parents=True, exist_ok=True)
-    existing = lookup(job_id)
-    if existing and existing.pool_id == pool_id:
-        entry = JobEntry(**{**asdict(entry), "submitted_at": existing.submitted_at})
     tmp = directory / f".{job_id}.tmp"
     tmp.write_text(json.dumps(asdict(entry)))
     tmp.replace(directory / f"{job_id}.json")
@@ -36,9 +48,15 @@ def record(job_id: str, pool_id: str, backend: str, kind: str = "job") -> JobEnt
 
 def lookup(job_id: str) -> JobEntry | None:
     try:
-        return JobEntry(**json.loads((orch_home() / "jobs" / f"{job_id}.json").read_text()))
-    except (FileNotFoundError, ValueError, TypeError):
+        return _entry(json.loads((orch_home() / "jobs" / f"{job_id}.json").read_text()))
+    except (FileNotFoundError, ValueError, TypeError, AttributeError):
         return None
+
+
+def _entry(data: Any) -> JobEntry:
+    """An entry from its JSON; unknown keys (from a newer orch) are ignored."""
+    known = {f.name for f in fields(JobEntry)}
+    return JobEntry(**{key: value for key, value in data.items() if key in known})
 
 
 def entries() -> list[JobEntry]:
@@ -47,8 +65,8 @@ def entries() -> list[JobEntry]:
     out = []
     for path in directory.glob("*.json") if directory.is_dir() else []:
         try:
-            out.append(JobEntry(**json.loads(path.read_text())))
-        except (ValueError, TypeError):
+            out.append(_entry(json.loads(path.read_text())))
+        except (ValueError, TypeError, AttributeError):
             continue
     return sorted(out, key=lambda e: e.submitted_at, reverse=True)
 

@@ -9,7 +9,7 @@ from typing import Callable
 
 from orchestrator import job_index, pool_registry, workdir
 from orchestrator.backend import Backend, load_backend
-from orchestrator.errors import CapacityError, NotFoundError
+from orchestrator.errors import CapacityError, NotFoundError, SpecError
 from orchestrator.job_tasks import launches, preflight
 from orchestrator.model import SubmitReport
 from orchestrator.spec import JobSpec, PoolSpec
@@ -35,6 +35,9 @@ def check_fits(job: JobSpec, pool: PoolSpec) -> None:
             raise CapacityError(f"{where} needs {task.resources.gpus:g} GPUs but pool {pool.id!r} nodes have "
                                 f"{pool.gpus_per_node}", hint="lower resources.gpus or use a GPU pool")
         dist = task.distributed
+        if dist is not None and dist.launcher == "mpi" and pool.backend == "ray":
+            raise SpecError(f"{where}.distributed: launcher mpi starts ranks over ssh, which Ray pools do not have",
+                            hint="on Ray use launcher horovod or torchrun (no ssh needed); mpi runs on Azure Batch pools")
         if dist is not None and dist.nodes != "pool" and int(dist.nodes) > pool.nodes.total:
             raise CapacityError(f"{where}.distributed asks {dist.nodes} nodes but pool {pool.id!r} has "
                                 f"{pool.nodes.total}", hint="lower distributed.nodes, use nodes: pool, or resize")

@@ -1,50 +1,95 @@
-"""Collect trials' reported metrics through a backend and rank them by the objective."""
+"""Collect a sweep's trials with their reported metrics, and rank them by the objective.
+
+A trial's value is the *best* value of the objective metric it reported (max or min by the
+goal): the value Bayesian search was told and the one early termination judged. The objective
+is, in order: the ``--metric``/``--goal`` asked for, the sweep's ``objective`` recorded when it
+was submitted, else the first numeric metric a trial reported, maximized. Stopped trials keep
+their state and rank by what they reached; trials without the metric come last.
+"""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from orchestrator.backend import Backend
-from orchestrator.metrics import MetricsReader, metric_history
+from orchestrator.metrics import MetricRecord, MetricsReader, metric_history
 from orchestrator.model import TaskInfo
+
+DEFAULT_GOAL = "maximize"
 
 
 @dataclass(frozen=True)
 class TrialResult:
+    """One trial: its task, value (best of the objective), last reported values, and histories."""
+
     task: TaskInfo
     value: float | None
     last: Mapping[str, Any] = field(default_factory=dict)
     history: tuple[tuple[int, float], ...] = ()
+    best_step: int | None = None
 
 
-def collect(backend: Backend, job_id: str, metric: str | None) -> list[TrialResult]:
-    """Every task of the job with its metrics and the history of ``metric`` (default: the first
-    numeric metric a trial reported)."""
-    out = []
-    for task in backend.list_tasks(job_id):
-        reader = MetricsReader()
-        records = []
-        while True:
-            chunk = backend.read_file(job_id, task.id, "metrics", offset=reader.offset)
-            if chunk is None or not chunk.data:
-                break
-            records += reader.feed(chunk.data)
-        records += reader.finish()
+@dataclass(frozen=True)
+class Objective:
+    metric: str | None
+    goal: str
+
+
+def resolve_objective(metric: str | None, goal: str | None, recorded: Mapping[str, str] | None) -> Objective:
+    """The objective to rank by (see the module docstring); ``metric`` None means "first numeric"."""
+    if metric is None and recorded:
+        return Objective(metric=recorded["metric"], goal=goal or recorded.get("goal", DEFAULT_GOAL))
+    if metric is not None and recorded and recorded.get("metric") == metric and goal is None:
+        return Objective(metric=metric, goal=recorded.get("goal", DEFAULT_GOAL))
+    return Objective(metric=metric, goal=goal or DEFAULT_GOAL)
+
+
+def read_records(backend: Backend, job_id: str, task_id: str) -> list[MetricRecord]:
+    """Every metric line the task reported so far."""
+    reader = MetricsReader()
+    records: list[MetricRecord] = []
+    while True:
+        chunk = backend.read_file(job_id, task_id, "metrics", offset=reader.offset)
+        if chunk is None or not chunk.data:
+            break
+        records += reader.feed(chunk.data)
+        if reader.offset >= chunk.size:
+            break
+    return records + reader.finish()
+
+
+def collect(backend: Backend, job_id: str, objective: Objective) -> tuple[list[TrialResult], str | None]:
+    """Every task of the job with its metrics, and the metric used (``objective.metric`` or the
+    first numeric metric any trial reported)."""
+    tasks = backend.list_tasks(job_id)
+    reports = {task.id: read_records(backend, job_id, task.id) for task in tasks}
+    metric = objective.metric or next((name for records in reports.values() for record in records
+                                       for name, value in record.values.items()
+                                       if isinstance(value, (int, float)) and not isinstance(value, bool)), None)
+    maximize = objective.goal == "maximize"
+    results = []
+    for task in tasks:
+        records = reports[task.id]
         last: dict[str, Any] = {}
         for record in records:
             last.update(record.values)
-        chosen = metric or next((k for r in records for k, v in r.values.items() if isinstance(v, (int, float))), None)
-        history = tuple(metric_history(records, chosen)) if chosen else ()
-        out.append(TrialResult(task=task, value=None, last=last, history=history))
-    return out
+        history = tuple(metric_history(records, metric)) if metric else ()
+        best = (max if maximize else min)(history, key=lambda point: point[1]) if history else None
+        results.append(TrialResult(task=task, value=best[1] if best else None, last=last, history=history,
+                                   best_step=best[0] if best else None))
+    return results, metric
 
 
-def rank(results: list[TrialResult], metric: str | None, goal: str) -> list[TrialResult]:
-    """Best trial first; trials without the metric last."""
-    scored = []
-    for result in results:
-        values = [v for _, v in result.history]
-        best = (max(values) if goal == "maximize" else min(values)) if values else None
-        scored.append(TrialResult(task=result.task, value=best, last=result.last, history=result.history))
+def rank(results: list[TrialResult], goal: str) -> list[TrialResult]:
+    """Best trial first; trials without a value last; ties by trial id."""
     sign = -1.0 if goal == "maximize" else 1.0
-    return sorted(scored, key=lambda r: (r.value is None, sign * (r.value or 0.0), r.task.id))
+    return sorted(results, key=lambda r: (r.value is None, sign * (r.value or 0.0), r.task.id))
+
+
+def rows(ranked: list[TrialResult], metric: str | None) -> list[dict[str, Any]]:
+    """Table/JSON/CSV rows: rank, trial, state, value, step of the best value, parameters."""
+    name = metric or "value"
+    return [{"rank": position + 1, "trial": r.task.id, "state": r.task.state.value, name: r.value,
+             "best_step": r.best_step, **{f"param.{k}": v for k, v in r.task.params.items()}}
+            for position, r in enumerate(ranked)]

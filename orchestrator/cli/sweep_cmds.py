@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from orchestrator.cli.context import backend_for_job, settings
-from orchestrator.cli.render import counts_text, emit_table
-from orchestrator.errors import SpecError
+from orchestrator.cli.render import OUTPUT_OPTION, counts_text, emit_json, emit_table
+from orchestrator.errors import NotFoundError, SpecError
 
 
 class SweepGroup(click.Group):
@@ -27,31 +27,40 @@ def sweep() -> None:
 
 @sweep.command("run")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--dry-run", is_flag=True, help="Print the trials without submitting.")
+@click.option("--dry-run", is_flag=True, help="Print the trials (one JSON line each) without submitting.")
 @click.option("--resume", is_flag=True, help="Submit only trials not yet present (after Ctrl-C).")
-@click.option("--yes", "-y", is_flag=True, help="Allow grids over 100,000 trials.")
+@click.option("--yes", "-y", is_flag=True, help="Allow sweeps over 100,000 trials.")
 @click.option("--tail", "-f", "tail", is_flag=True, help="Follow the trials' output until the sweep ends.")
 def run(file: Path, dry_run: bool, resume: bool, yes: bool, tail: bool) -> None:
-    """Expand the sweep in FILE and submit its trials as one job (idempotent: ids are deterministic)."""
+    """Expand the sweep in FILE and submit its trials as one job (idempotent: ids are deterministic).
+
+    Bayesian sampling, early termination and a sweep timeout are driven by a controller that
+    runs in the cluster: the sweep goes on after this command returns.
+    """
     from orchestrator import sweep as sweep_core
-    from orchestrator.job_tasks import launches, preflight
-    from orchestrator.submit import submit_job
+    from orchestrator import sweep_submit
 
     job = settings().load_job_spec(file)
-    total = sum((sweep_core.count(t) or 0) for t in job.tasks)
-    if total > sweep_core.CONFIRM_ABOVE and not yes:
-        raise SpecError(f"the sweep has {total:,} trials (over {sweep_core.CONFIRM_ABOVE:,})",
-                        hint="pass --yes to submit it anyway, or lower limits.max_total_trials")
-    if dry_run:
-        for warning in preflight(job, base_dir=settings().config_dir):
-            click.echo(f"warning: {warning}", err=True)
-        for launch in launches(job, base_dir=settings().config_dir):
-            click.echo(json.dumps({"id": launch.id, "params": dict(launch.params), "command": launch.command}))
-        return
-    report = submit_job(job, settings().config_dir, kind="sweep", warn=lambda w: click.echo(f"warning: {w}", err=True))
+    config_dir = settings().config_dir
+    try:
+        total = sweep_submit.planned_trials(job)
+        if total > sweep_core.CONFIRM_ABOVE and not yes and not dry_run:
+            raise SpecError(f"the sweep has {total:,} trials (over {sweep_core.CONFIRM_ABOVE:,})",
+                            hint="pass --yes to submit it anyway, or lower limits.max_total_trials")
+        if dry_run:
+            for warning in sweep_submit.preflight(job, base_dir=config_dir):
+                click.echo(f"warning: {warning}", err=True)
+            for launch in sweep_submit.dry_run_launches(job, base_dir=config_dir):
+                click.echo(json.dumps({"id": launch.id, "params": dict(launch.params), "command": launch.command},
+                                      default=str))
+            return
+        report = sweep_submit.submit_sweep(job, config_dir, warn=lambda w: click.echo(f"warning: {w}", err=True))
+    except SpecError as exc:
+        raise sweep_submit.with_place(exc, file) from None
+    adaptive = sweep_submit.job_is_adaptive(job)
     verb = "resumed" if resume else "submitted"
-    click.echo(f"sweep {job.id} {verb}: {report.submitted} trial(s) added, {report.already_present} already present",
-               err=tail)
+    click.echo(f"sweep {job.id} {verb}: {report.submitted} trial(s) added, {report.already_present} already present"
+               + ("; its controller runs in the cluster" if adaptive else ""), err=tail)
     if tail:
         from orchestrator.cli.jobs_cmds import follow_and_exit
 
@@ -60,42 +69,76 @@ def run(file: Path, dry_run: bool, resume: bool, yes: bool, tail: bool) -> None:
 
 @sweep.command("status")
 @click.argument("job_id")
-def status(job_id: str) -> None:
-    """Progress bar and counts of a sweep."""
+@OUTPUT_OPTION
+def status(job_id: str, output: str) -> None:
+    """Progress bar and trial counts of a sweep (stopped = ended early by its policy)."""
+    from orchestrator import job_index
+
     info = backend_for_job(job_id).get_job(job_id)
     if info is None:
-        raise SpecError(f"sweep {job_id!r} not found")
-    done = sum(v for k, v in info.task_counts.items() if k not in ("pending", "running"))
-    width = 40
-    filled = int(width * done / max(1, info.total_tasks))
-    click.echo(f"{job_id} [{'#' * filled}{'.' * (width - filled)}] {done}/{info.total_tasks} {info.state}")
-    click.echo(counts_text(dict(info.task_counts)))
+        raise NotFoundError(f"sweep {job_id!r} not found", hint="see `orch jobs list`")
+    entry = job_index.lookup(job_id)
+    counts = dict(info.task_counts)
+    done = sum(n for state, n in counts.items() if state not in ("pending", "running"))
+    planned = entry.trials if entry and entry.trials else 0
+    total = info.total_tasks if info.finished else max(planned, info.total_tasks)
+    if output == "json":
+        emit_json({"job": job_id, "state": info.state, "done": done, "total": total, "counts": counts})
+        return
+    from rich.console import Console
+    from rich.progress_bar import ProgressBar
+    from rich.table import Table
+
+    line = Table.grid(padding=(0, 1))
+    line.add_row(job_id, ProgressBar(total=max(1, total), completed=done, width=40), f"{done}/{total}", info.state)
+    console = Console(soft_wrap=True)
+    console.print(line)
+    console.print(counts_text(counts))
 
 
 @sweep.command("results")
 @click.argument("job_id")
-@click.option("--metric", default=None, help="Metric to rank by (default: the first numeric metric the trials report).")
-@click.option("--goal", type=click.Choice(["maximize", "minimize"]), default="maximize")
+@click.option("--metric", default=None, help="Metric to rank by (default: the sweep's objective, else the first "
+                                             "numeric metric reported).")
+@click.option("--goal", type=click.Choice(["maximize", "minimize"]), default=None,
+              help="Direction (default: the objective's, else maximize).")
 @click.option("--output", "-o", type=click.Choice(["table", "json", "csv"]), default="table")
-def results(job_id: str, metric: str | None, goal: str, output: str) -> None:
-    """Trials sorted by the objective, best first."""
-    from orchestrator import sweep_results
-    from orchestrator.cli.render import emit_json
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also draw the objective against each parameter, and learning curves, into this PNG.")
+def results(job_id: str, metric: str | None, goal: str | None, output: str, plot_path: Path | None) -> None:
+    """Trials sorted by the objective (the best value each reported), best first."""
+    from orchestrator import job_index, sweep_results
 
-    backend = backend_for_job(job_id)
-    ranked = sweep_results.rank(sweep_results.collect(backend, job_id, metric), metric, goal)
-    rows = [{"trial": r.task.id, "state": r.task.state.value, metric or "value": r.value,
-             **{f"param.{k}": v for k, v in r.task.params.items()}} for r in ranked]
+    entry = job_index.lookup(job_id)
+    objective = sweep_results.resolve_objective(metric, goal, entry.objective if entry else None)
+    ranked_results, chosen = sweep_results.collect(backend_for_job(job_id), job_id, objective)
+    ranked = sweep_results.rank(ranked_results, objective.goal)
+    rows = sweep_results.rows(ranked, chosen)
+    if plot_path is not None:
+        from orchestrator.sweep_plot import write_plot
+
+        write_plot(ranked, chosen or "value", objective.goal, plot_path)
+        click.echo(f"plot written to {plot_path}", err=True)
     if output == "json":
         emit_json(rows)
     elif output == "csv":
-        import csv
-        import sys
-
-        columns = sorted({k for row in rows for k in row}, key=lambda k: (k != "trial", k != "state", k))
-        writer = csv.DictWriter(sys.stdout, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
+        _emit_csv(rows)
     else:
         columns = list(rows[0]) if rows else ["trial"]
-        emit_table(None, [c.upper() for c in columns], [[row.get(c) for c in columns] for row in rows])
+        emit_table(None, [c.upper() for c in columns], [[_cell(row.get(c)) for c in columns] for row in rows])
+
+
+def _emit_csv(rows: list[dict[str, object]]) -> None:
+    import csv
+    import sys
+
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    writer = csv.DictWriter(sys.stdout, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+
+
+def _cell(value: object) -> object:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return value

@@ -180,7 +180,10 @@ class NodeAgent(GangMixin):
         return wd
 
     def _env(self, run: TaskRun, root: Path, wd: Path, gpu_ids: list[str]) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "CUDA_VISIBLE"))}
+        # Ray's own settings for the agent actor (RAY_*, its GPU mask, OMP_NUM_THREADS=<actor CPUs>) are
+        # not the task's: threads are the user's choice, set through the pool or job env.
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("RAY_", "CUDA_VISIBLE")) and k != "OMP_NUM_THREADS"}
         # `python` in a task means the interpreter the cluster runs on, unless the spec says otherwise.
         env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", os.defpath)])
         env.update(self.pool_env)

@@ -163,6 +163,31 @@ class RayBackend:
             agent = ray.get_actor(pool_ops.agent_name(entry.pool_id if entry else "", node), namespace=NAMESPACE)
             return ray.get(agent.read_file.remote(job_id, task_id, name, offset), timeout=CALL_TIMEOUT)
 
+    def start_sweep(self, job: JobSpec) -> None:
+        record = pool_registry.require(job.pool)
+        self._require_manager(record)
+        from orchestrator.backends.ray import sweep_actor
+
+        with ray_errors(f"starting the sweep controller of {job.id!r}"):
+            sweep_actor.start(job, PoolSpec.model_validate(record.spec))
+
+    def sweep_state(self, job_id: str) -> dict[str, Any] | None:
+        """The job's controller: whether it runs, its passes and last error; None when none runs."""
+        entry = job_index.lookup(job_id)
+        record = pool_registry.load(entry.pool_id) if entry else None
+        if record is None or self._manager(record) is None:
+            return None
+        from orchestrator.backends.ray import sweep_actor
+
+        actor = sweep_actor.find(job_id)
+        if actor is None:
+            return None
+        try:
+            state: dict[str, Any] = ray.get(actor.state.remote(), timeout=CALL_TIMEOUT)
+        except ray.exceptions.RayActorError:
+            return None
+        return state
+
     # -- plumbing ------------------------------------------------------------------------
     def _connect(self, record: PoolRecord) -> None:
         connect(record.address or "auto", record.token_file, pool_id=record.id)

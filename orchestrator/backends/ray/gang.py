@@ -78,7 +78,13 @@ class GangMixin:
 
     # -- head side -----------------------------------------------------------------------
     def run_gang(self, gang: GangRun) -> None:
-        """Start a gang attempt (called on the head node's agent)."""
+        """Start a gang attempt (called on the head node's agent). A failure to start fails the task."""
+        try:
+            self._start_gang(gang)
+        except Exception as exc:  # any start failure must end the attempt, never leave it hanging
+            self._emit(gang.run, "failed", error=f"could not start the ranks: {exc}")  # type: ignore[attr-defined]
+
+    def _start_gang(self, gang: GangRun) -> None:
         run, spec = gang.run, gang.spec
         procs = int(spec.processes_per_node or 1)
         rendezvous, port = None, free_port()
