@@ -65,10 +65,17 @@ def link_into(snapshot_dir: Path, task_dir: Path) -> None:
             link.symlink_to(entry)
 
 
+def _excluded(directory: Path) -> bool:
+    """Version control, caches, build output and any virtual environment (it has a pyvenv.cfg)."""
+    name = directory.name
+    return (name in EXCLUDED_DIRS or name.endswith(".egg-info") or name.startswith(".venv")
+            or (directory / "pyvenv.cfg").exists())
+
+
 def _files(root: Path) -> list[Path]:
     out: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in EXCLUDED_DIRS and not d.endswith(".egg-info"))
+        dirnames[:] = sorted(d for d in dirnames if not _excluded(Path(dirpath) / d))
         for name in sorted(filenames):
             path = Path(dirpath) / name
             if path.is_file() and not path.is_symlink():
