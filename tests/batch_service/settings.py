@@ -1,0 +1,77 @@
+"""Tunable behaviour of the local Batch service (timings, limits, auto-storage)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+from urllib.parse import quote
+
+SUPPORTED_API_VERSIONS = (
+    "2025-06-01",
+    "2024-07-01.20.0",
+    "2024-02-01.19.0",
+    "2023-11-01.18.0",
+    "2023-05-01.17.0",
+)
+
+
+@dataclass
+class AutoStorage:
+    """The Batch account's linked storage, used for ``autoStorageContainerName`` resource files.
+
+    ``blob_endpoint`` is e.g. ``http://127.0.0.1:10000/devstoreaccount1``; ``sas_token`` is an
+    account SAS (without the leading ``?``) that can list and read its containers.
+    """
+
+    blob_endpoint: str
+    sas_token: str
+
+    def container_url(self, container: str) -> str:
+        """SAS URL of ``container`` in the linked account."""
+        return f"{self.blob_endpoint.rstrip('/')}/{quote(container)}?{self.sas_token.lstrip('?')}"
+
+
+@dataclass
+class ServiceSettings:
+    """Knobs tests may change at any time (from Python or ``POST /_admin/settings``).
+
+    Delays are in seconds. ``max_body_bytes`` is Batch's request size limit (1 MiB);
+    ``autoscale_interval_s`` overrides every pool's ``autoScaleEvaluationInterval`` when set.
+    """
+
+    allocation_delay_s: float = 0.05
+    node_boot_delay_s: float = 0.02
+    deletion_delay_s: float = 0.05
+    max_body_bytes: int = 1024 * 1024
+    max_tasks_per_collection: int = 100
+    max_page_size: int = 1000
+    autoscale_interval_s: float | None = None
+    supported_api_versions: tuple[str, ...] = SUPPORTED_API_VERSIONS
+    auto_storage: AutoStorage | None = field(default=None)
+
+    def update(self, values: dict[str, Any]) -> None:
+        """Set the named fields; ValueError for unknown names or values of the wrong type."""
+        known = {item.name for item in fields(self)}
+        for name, value in values.items():
+            if name not in known:
+                raise ValueError(f"unknown setting {name!r}")
+            if name == "auto_storage" and isinstance(value, dict):
+                value = AutoStorage(**value)
+            elif name == "supported_api_versions":
+                value = tuple(value)
+            elif name.endswith("_s") and value is not None:
+                value = float(value)
+            elif name.startswith("max_"):
+                value = int(value)
+            setattr(self, name, value)
+
+    def as_json(self) -> dict[str, Any]:
+        """The settings as JSON-ready values."""
+        result: dict[str, Any] = {}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, AutoStorage):
+                value = {"blob_endpoint": value.blob_endpoint, "sas_token": value.sas_token}
+            elif isinstance(value, tuple):
+                value = list(value)
+            result[item.name] = value
+        return result

@@ -1,0 +1,1 @@
+"""Helpers that start real local services for tests (Azurite)."""

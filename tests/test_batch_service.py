@@ -1,0 +1,622 @@
+"""The local Batch service, driven through the real azure-batch SDK over HTTP with Shared Key auth."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from datetime import timedelta
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+from azure.batch import BatchClient
+from azure.batch import models as m
+from azure.batch.models._models import BatchJobTerminateOptions  # not exported by azure.batch.models in 15.1.0
+from azure.core.credentials import AzureNamedKeyCredential
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+    ServiceResponseError,
+)
+from azure.core.rest import HttpRequest
+
+from tests.batch_service import BatchService, start_batch_service
+from tests.support.batch_sdk import (
+    POLL,
+    after,
+    client_for,
+    completed,
+    error_code,
+    idle_nodes,
+    job_in_state,
+    new_job,
+    pool_options,
+    shell,
+    task_file,
+    vm_config,
+    wait_for,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BatchService]:
+    with start_batch_service(tmp_path_factory.mktemp("batch")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def client(service: BatchService) -> BatchClient:
+    return client_for(service)
+
+
+@pytest.fixture(scope="module")
+def fast_retry_client(service: BatchService) -> BatchClient:
+    """A client whose retries back off briefly (Retry-After headers are still honoured)."""
+    return client_for(service, retry_backoff_factor=0.01)
+
+
+@pytest.fixture(scope="module")
+def pool(client: BatchClient) -> str:
+    """A shared pool of two idle nodes with four task slots each."""
+    client.create_pool(pool_options("shared", 2, task_slots_per_node=4, enable_inter_node_communication=True))
+    idle_nodes(client, "shared", 2)
+    return "shared"
+
+
+def test_wrong_key_is_rejected_with_authentication_failed(service: BatchService) -> None:
+    other_key = "c2VjcmV0" * 8
+    with pytest.raises(HttpResponseError) as raised:
+        client_for(service, key=other_key).get_pool("nope")
+    assert raised.value.status_code == 403
+    assert error_code(raised.value) == "AuthenticationFailed"
+    assert "odata.metadata" in raised.value.response.json()
+
+
+def test_requests_without_auth_or_api_version_are_rejected(service: BatchService, client: BatchClient) -> None:
+    with pytest.raises(urllib.error.HTTPError) as unsigned:
+        urllib.request.urlopen(f"{service.url}/pools?api-version=2025-06-01")
+    assert unsigned.value.code == 401
+    assert json.loads(unsigned.value.read())["code"] == "AuthenticationFailed"
+    with pytest.raises(HttpResponseError) as missing:
+        client.send_request(HttpRequest("GET", f"{service.url}/pools"))
+    assert missing.value.status_code == 400 and error_code(missing.value) == "MissingRequiredQueryParameter"
+    with pytest.raises(HttpResponseError) as unsupported:
+        client.send_request(HttpRequest("GET", f"{service.url}/pools?api-version=1999-01-01"))
+    assert unsupported.value.status_code == 400 and error_code(unsupported.value) == "UnsupportedRequestVersion"
+
+
+def test_pool_lifecycle_with_start_task_resize_and_delete(client: BatchClient) -> None:
+    start_task = m.BatchStartTask(command_line="/bin/sh -c 'echo started on $AZ_BATCH_NODE_ID'", wait_for_success=True)
+    policy = m.BatchTaskSchedulingPolicy(node_fill_type=m.BatchNodeFillType.PACK)
+    client.create_pool(pool_options("lifecycle", 1, task_slots_per_node=3, start_task=start_task,
+                                    task_scheduling_policy=policy, target_low_priority_nodes=1))
+    with pytest.raises(ResourceExistsError) as duplicate:
+        client.create_pool(pool_options("lifecycle", 1))
+    assert error_code(duplicate.value) == "PoolExists"
+    nodes = idle_nodes(client, "lifecycle", 2)
+    assert sorted(node.is_dedicated for node in nodes) == [False, True]
+    assert all(node.start_task_info.exit_code == 0 for node in nodes)
+    stdout = b"".join(client.download_node_file("lifecycle", nodes[0].id, "startup/stdout.txt"))
+    assert stdout.decode().strip() == f"started on {nodes[0].id}"
+    pool = client.get_pool("lifecycle")
+    assert (pool.vm_size, pool.task_slots_per_node, pool.task_scheduling_policy.node_fill_type) == (
+        "standard_d2s_v3", 3, m.BatchNodeFillType.PACK)
+    assert (pool.current_dedicated_nodes, pool.current_low_priority_nodes) == (1, 1)
+    assert pool.virtual_machine_configuration.node_agent_sku_id == "batch.node.ubuntu 24.04"
+    assert client.pool_exists("lifecycle")
+    with pytest.raises(ResourceNotFoundError):
+        client.pool_exists("no-such-pool")
+    client.begin_resize_pool("lifecycle", m.BatchPoolResizeOptions(target_dedicated_nodes=2),
+                             polling_interval=POLL).result()
+    resized = client.get_pool("lifecycle")
+    assert (resized.current_dedicated_nodes, resized.current_low_priority_nodes) == (2, 0)
+    idle_nodes(client, "lifecycle", 2)
+    client.begin_delete_pool("lifecycle", polling_interval=POLL).result()
+    with pytest.raises(ResourceNotFoundError) as gone:
+        client.get_pool("lifecycle")
+    assert error_code(gone.value) == "PoolNotFound"
+
+
+def test_failing_start_task_marks_node_starttaskfailed(client: BatchClient) -> None:
+    start_task = m.BatchStartTask(command_line="/bin/sh -c 'echo cannot mount >&2; exit 7'", wait_for_success=True)
+    client.create_pool(pool_options("badstart", 1, start_task=start_task))
+
+    def failed_node() -> m.BatchNode | None:
+        nodes = list(client.list_nodes("badstart"))
+        return nodes[0] if nodes and nodes[0].state == m.BatchNodeState.START_TASK_FAILED else None
+
+    node = wait_for(failed_node, "start task failure")
+    assert node.start_task_info.exit_code == 7
+    assert node.start_task_info.result == m.BatchTaskExecutionResult.FAILURE
+    stderr = b"".join(client.download_node_file("badstart", node.id, "startup/stderr.txt"))
+    assert stderr == b"cannot mount\n"
+    client.begin_delete_pool("badstart", polling_interval=POLL).result()
+
+
+@pytest.mark.slow
+def test_create_tasks_adds_250_tasks_in_chunks_and_all_run(service: BatchService, client: BatchClient,
+                                                            pool: str) -> None:
+    job_id = new_job(client, "many", pool)
+    service.clear_requests()
+    tasks = [m.BatchTaskCreateOptions(id=f"t{i:03d}", **shell(f"exit {i % 3}")) for i in range(250)]
+    result = client.create_tasks(job_id, tasks)
+    assert len(result.result_values) == 250
+    assert len(service.requests(method="POST", path="/addtaskcollection$")) == 3
+
+    def all_done() -> list[m.BatchTask] | None:
+        listed = list(client.list_tasks(job_id))
+        return listed if all(task.state == m.BatchTaskState.COMPLETED for task in listed) else None
+
+    listed = wait_for(all_done, "250 tasks to complete", timeout=60)
+    assert len(listed) == 250
+    assert {task.id: task.execution_info.exit_code for task in listed} == {f"t{i:03d}": i % 3 for i in range(250)}
+    counts = client.get_job_task_counts(job_id).task_counts
+    assert (counts.completed, counts.succeeded, counts.failed) == (250, 84, 166)
+
+
+def test_collection_of_more_than_100_tasks_is_rejected(client: BatchClient, pool: str) -> None:
+    job_id = new_job(client, "toomany", pool)
+    tasks = [m.BatchTaskCreateOptions(id=f"t{i}", command_line="true") for i in range(101)]
+    group = m.BatchTaskGroup(task_values=tasks)
+    with pytest.raises(HttpResponseError) as raised:
+        client.create_task_collection(job_id, group)
+    assert raised.value.status_code == 400 and error_code(raised.value) == "InvalidPropertyValue"
+
+
+def test_oversized_collection_gets_413_and_the_sdk_splits_it(service: BatchService, client: BatchClient,
+                                                             pool: str) -> None:
+    job_id = new_job(client, "bigbody", pool, all_tasks_complete_mode=m.BatchAllTasksCompleteMode.NO_ACTION)
+    padding = [m.EnvironmentSetting(name="PADDING", value="x" * 1000)]
+    tasks = [m.BatchTaskCreateOptions(id=f"t{i}", command_line="true", environment_settings=padding)
+             for i in range(8)]
+    service.settings.max_body_bytes = 4000
+    try:
+        with pytest.raises(HttpResponseError) as raised:
+            client.create_task_collection(job_id, m.BatchTaskGroup(task_values=tasks))
+        assert raised.value.status_code == 413 and error_code(raised.value) == "RequestBodyTooLarge"
+        result = client.create_tasks(job_id, tasks)
+    finally:
+        service.settings.max_body_bytes = 1024 * 1024
+    assert sorted(r.task_id for r in result.result_values) == [f"t{i}" for i in range(8)]
+    assert len(service.requests(method="POST", path="/jobs/bigbody/addtaskcollection$")) > 2
+
+
+def test_task_files_support_ranges_properties_and_listing(client: BatchClient, pool: str) -> None:
+    job_id = new_job(client, "files", pool)
+    client.create_task(job_id, m.BatchTaskCreateOptions(id="digits", **shell("printf 0123456789 > digits.txt")))
+    assert completed(client, job_id, "digits").execution_info.exit_code == 0
+    assert task_file(client, job_id, "digits", "wd/digits.txt", ocp_range="bytes=2-5") == b"2345"
+    assert task_file(client, job_id, "digits", "wd/digits.txt", ocp_range="bytes=7-") == b"789"
+    assert task_file(client, job_id, "digits", "wd/digits.txt") == b"0123456789"
+    properties = client.get_task_file_properties(job_id, "digits", "wd/digits.txt")
+    assert int(properties.content_length) == 10 and not properties.is_directory
+    names = {f.name for f in client.list_task_files(job_id, "digits", recursive=True)}
+    assert {"stdout.txt", "stderr.txt", "wd", "wd/digits.txt"} <= names
+    with pytest.raises(HttpResponseError) as bad_range:
+        task_file(client, job_id, "digits", "wd/digits.txt", ocp_range="bytes=20-30")
+    assert bad_range.value.status_code == 416
+    with pytest.raises(ResourceNotFoundError) as missing:
+        task_file(client, job_id, "digits", "wd/nothing.txt")
+    # Streamed downloads leave the error body unread, so the SDK cannot parse its code.
+    assert json.loads(missing.value.response.read())["code"] == "FileNotFound"
+
+
+def test_tasks_get_the_batch_environment_and_directory_layout(service: BatchService, client: BatchClient,
+                                                                pool: str) -> None:
+    job_id = new_job(client, "envjob", pool,
+                     common_environment_settings=[m.EnvironmentSetting(name="FROM_JOB", value="job-level")])
+    names = ["AZ_BATCH_ACCOUNT_NAME", "AZ_BATCH_POOL_ID", "AZ_BATCH_JOB_ID", "AZ_BATCH_TASK_ID", "AZ_BATCH_NODE_ID",
+             "AZ_BATCH_NODE_IS_DEDICATED", "AZ_BATCH_TASK_DIR", "AZ_BATCH_TASK_WORKING_DIR", "AZ_BATCH_NODE_ROOT_DIR",
+             "AZ_BATCH_NODE_SHARED_DIR", "AZ_BATCH_NODE_STARTUP_DIR", "FROM_JOB", "FROM_TASK"]
+    script = "; ".join(f'echo "{name}=${name}"' for name in names) + '; echo "PWD=$(pwd)"; echo $0 $1'
+    client.create_task(job_id, m.BatchTaskCreateOptions(
+        id="env", command_line=f"/bin/sh -c '{script}' first \"second arg\"",
+        environment_settings=[m.EnvironmentSetting(name="FROM_TASK", value="task-level")]))
+    task = completed(client, job_id, "env")
+    lines = task_file(client, job_id, "env", "stdout.txt").decode().splitlines()
+    env = dict(line.split("=", 1) for line in lines[:-1])
+    node_root = service.root_dir / "nodes" / task.node_info.node_id
+    task_dir = node_root / "workitems" / job_id / "job-1" / "env"
+    assert env == {
+        "AZ_BATCH_ACCOUNT_NAME": service.account, "AZ_BATCH_POOL_ID": pool, "AZ_BATCH_JOB_ID": job_id,
+        "AZ_BATCH_TASK_ID": "env", "AZ_BATCH_NODE_ID": task.node_info.node_id, "AZ_BATCH_NODE_IS_DEDICATED": "true",
+        "AZ_BATCH_TASK_DIR": str(task_dir), "AZ_BATCH_TASK_WORKING_DIR": str(task_dir / "wd"),
+        "AZ_BATCH_NODE_ROOT_DIR": str(node_root), "AZ_BATCH_NODE_SHARED_DIR": str(node_root / "shared"),
+        "AZ_BATCH_NODE_STARTUP_DIR": str(node_root / "startup"), "FROM_JOB": "job-level", "FROM_TASK": "task-level",
+        "PWD": str(task_dir / "wd"),
+    }
+    assert lines[-1] == "first second arg"
+    assert task.node_info.task_root_directory == f"workitems/{job_id}/job-1/env"
+
+
+def test_retries_and_wall_clock_limit(client: BatchClient, pool: str) -> None:
+    job_id = new_job(client, "retries", pool)
+    client.create_tasks(job_id, [
+        m.BatchTaskCreateOptions(id="always-fails", constraints=m.BatchTaskConstraints(max_task_retry_count=2),
+                                 **shell("echo attempt >> attempts.txt; exit 3")),
+        m.BatchTaskCreateOptions(id="second-try", constraints=m.BatchTaskConstraints(max_task_retry_count=3),
+                                 **shell("test -f marker && exit 0; touch marker; exit 1")),
+        m.BatchTaskCreateOptions(id="too-slow",
+                                 constraints=m.BatchTaskConstraints(max_wall_clock_time=timedelta(seconds=1)),
+                                 **shell("sleep 60")),
+    ])
+    fails = completed(client, job_id, "always-fails").execution_info
+    assert (fails.exit_code, fails.retry_count, fails.result) == (3, 2, m.BatchTaskExecutionResult.FAILURE)
+    assert task_file(client, job_id, "always-fails", "wd/attempts.txt") == b"attempt\n" * 3
+    second = completed(client, job_id, "second-try").execution_info
+    assert (second.exit_code, second.retry_count, second.result) == (0, 1, m.BatchTaskExecutionResult.SUCCESS)
+    slow = completed(client, job_id, "too-slow").execution_info
+    assert slow.result == m.BatchTaskExecutionResult.FAILURE and slow.retry_count == 0
+    assert slow.failure_info.category == m.BatchErrorSourceCategory.USER_ERROR
+    assert slow.failure_info.code == "TaskEnded"
+
+
+def test_dependencies_wait_for_success_and_block_on_failure(client: BatchClient, pool: str) -> None:
+    with pytest.raises(HttpResponseError) as refused:
+        job_id = new_job(client, "nodeps", pool)
+        dependent = m.BatchTaskCreateOptions(id="b", command_line="true", depends_on=after("a"))
+        client.create_task(job_id, dependent)
+    assert error_code(refused.value) == "TaskDependenciesNotSpecifiedOnJob"
+    job_id = new_job(client, "deps", pool, uses_task_dependencies=True)
+    client.create_tasks(job_id, [
+        m.BatchTaskCreateOptions(id="last", depends_on=m.BatchTaskDependencies(task_id_ranges=[
+            m.BatchTaskIdRange(start=1, end=2)]), command_line="true"),
+        m.BatchTaskCreateOptions(id="2", depends_on=after("1"), **shell("sleep 0.2")),
+        m.BatchTaskCreateOptions(id="1", **shell("sleep 0.2")),
+        m.BatchTaskCreateOptions(id="broken", command_line="false"),
+        m.BatchTaskCreateOptions(id="blocked", depends_on=after("broken"), command_line="true"),
+    ])
+    first, second, last = (completed(client, job_id, task_id) for task_id in ("1", "2", "last"))
+    assert second.execution_info.start_time >= first.execution_info.end_time
+    assert last.execution_info.start_time >= second.execution_info.end_time
+    assert completed(client, job_id, "broken").execution_info.exit_code == 1
+    assert client.get_task(job_id, "blocked").state == m.BatchTaskState.ACTIVE
+
+
+def test_exit_conditions_drive_dependencies_and_the_job_action(client: BatchClient, pool: str) -> None:
+    tolerated = m.ExitConditions(exit_codes=[m.ExitCodeMapping(code=3, exit_options=m.ExitOptions(
+        job_action=m.BatchJobActionKind.NONE, dependency_action=m.DependencyAction.SATISFY))])
+    job_id = new_job(client, "exits", pool, uses_task_dependencies=True,
+                     task_failure_mode=m.BatchTaskFailureMode.PERFORM_EXIT_OPTIONS_JOB_ACTION)
+    client.create_tasks(job_id, [
+        m.BatchTaskCreateOptions(id="soft-fail", exit_conditions=tolerated, command_line="/bin/sh -c 'exit 3'"),
+        m.BatchTaskCreateOptions(id="next", depends_on=after("soft-fail"), command_line="true"),
+    ])
+    assert completed(client, job_id, "next").execution_info.exit_code == 0
+    assert client.get_job(job_id).state == m.BatchJobState.ACTIVE
+    client.create_task(job_id, m.BatchTaskCreateOptions(id="hard-fail", command_line="/bin/sh -c 'exit 4'"))
+    job = job_in_state(client, job_id, m.BatchJobState.COMPLETED)
+    assert job.execution_info.termination_reason == "TaskFailed"
+
+
+def test_job_manager_completion_ends_the_job(client: BatchClient, pool: str) -> None:
+    manager = m.BatchJobManagerTask(id="manager", command_line="/bin/sh -c 'echo managing'")
+    job_id = new_job(client, "managed", pool, job_manager_task=manager)
+    assert completed(client, job_id, "manager").execution_info.exit_code == 0
+    job = job_in_state(client, job_id, m.BatchJobState.COMPLETED)
+    assert job.execution_info.termination_reason == "JMComplete"
+
+
+def test_multi_instance_task_runs_coordination_on_every_node(client: BatchClient, pool: str) -> None:
+    job_id = new_job(client, "mpi", pool)
+    settings = m.MultiInstanceSettings(
+        number_of_instances=2,
+        coordination_command_line="/bin/sh -c 'echo $AZ_BATCH_NODE_ID > $AZ_BATCH_TASK_SHARED_DIR/coordinated.txt'",
+    )
+    script = ("echo $AZ_BATCH_HOST_LIST; echo $AZ_BATCH_IS_CURRENT_NODE_MASTER; "
+              "cat $AZ_BATCH_TASK_SHARED_DIR/coordinated.txt")
+    task_options = m.BatchTaskCreateOptions(id="allreduce", multi_instance_settings=settings, **shell(script))
+    client.create_task(job_id, task_options)
+    task = completed(client, job_id, "allreduce")
+    assert task.execution_info.exit_code == 0
+    hosts, master, primary_node = task_file(client, job_id, "allreduce", "stdout.txt").decode().split()
+    assert len(set(hosts.split(","))) == 2 and master == "true"
+    assert primary_node == task.node_info.node_id
+    subtasks = list(client.list_subtasks(job_id, "allreduce"))
+    assert [subtask.id for subtask in subtasks] == [1]
+    sub = subtasks[0]
+    assert sub.node_info.node_id != primary_node and sub.exit_code == 0
+    coordinated = b"".join(client.download_node_file(pool, sub.node_info.node_id,
+                                                     f"{sub.node_info.task_root_directory}/coordinated.txt"))
+    assert coordinated.decode().strip() == sub.node_info.node_id
+
+
+def test_terminating_a_job_kills_its_task_process_tree(client: BatchClient, pool: str) -> None:
+    job_id = new_job(client, "stopme", pool)
+    client.create_task(job_id, m.BatchTaskCreateOptions(id="sleeper", **shell("sleep 300 & echo $! > child.pid; wait")))
+
+    def child_pid() -> int | None:
+        try:
+            text = task_file(client, job_id, "sleeper", "wd/child.pid").decode().strip()
+        except HttpResponseError:
+            return None
+        return int(text) if text else None
+
+    pid = wait_for(child_pid, "the sleeper's child pid")
+    assert psutil.pid_exists(pid)
+    with pytest.raises(ValueError):  # azure-batch 15.1.0 cannot send a terminate without a body...
+        client.begin_terminate_job(job_id)
+    with pytest.raises(ValueError):  # ...nor with empty options (an empty model is falsy)
+        client.begin_terminate_job(job_id, BatchJobTerminateOptions())
+    options = BatchJobTerminateOptions(termination_reason="cancelled by test")
+    client.begin_terminate_job(job_id, options, polling_interval=POLL).result()
+    job = client.get_job(job_id)
+    assert job.state == m.BatchJobState.COMPLETED
+    assert job.execution_info.termination_reason == "cancelled by test"
+    sleeper = completed(client, job_id, "sleeper")
+    assert sleeper.execution_info.failure_info.code == "TaskEnded"
+    wait_for(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
+             "the child process to die")
+
+
+def test_job_terminates_once_switched_to_terminatejob(client: BatchClient, pool: str) -> None:
+    job_id = new_job(client, "autoend", pool, all_tasks_complete_mode=m.BatchAllTasksCompleteMode.NO_ACTION)
+    client.create_task(job_id, m.BatchTaskCreateOptions(id="only", command_line="true"))
+    completed(client, job_id, "only")
+    assert client.get_job(job_id).state == m.BatchJobState.ACTIVE
+    terminate_when_done = m.BatchJobUpdateOptions(all_tasks_complete_mode=m.BatchAllTasksCompleteMode.TERMINATE_JOB)
+    client.update_job(job_id, terminate_when_done)
+    job = job_in_state(client, job_id, m.BatchJobState.COMPLETED)
+    assert job.execution_info.termination_reason == "AllTasksComplete"
+    with pytest.raises(HttpResponseError) as closed:
+        client.create_task(job_id, m.BatchTaskCreateOptions(id="late", command_line="true"))
+    assert error_code(closed.value) == "JobCompleted"
+
+
+def test_disabling_a_job_requeues_running_tasks_until_enabled(client: BatchClient, pool: str) -> None:
+    job_id = new_job(client, "pausable", pool)
+    client.create_task(job_id, m.BatchTaskCreateOptions(id="long", command_line="sleep 300"))
+    wait_for(lambda: client.get_task(job_id, "long").state == m.BatchTaskState.RUNNING, "the task to run")
+    client.begin_disable_job(job_id, m.BatchJobDisableOptions(disable_tasks="requeue"), polling_interval=POLL).result()
+    assert client.get_job(job_id).state == m.BatchJobState.DISABLED
+    requeued = wait_for(lambda: (t := client.get_task(job_id, "long")).state == m.BatchTaskState.ACTIVE and t,
+                        "the task to be requeued")
+    assert requeued.execution_info.requeue_count == 1 and requeued.node_info is None
+    client.begin_enable_job(job_id, polling_interval=POLL).result()
+    wait_for(lambda: client.get_task(job_id, "long").state == m.BatchTaskState.RUNNING, "the task to run again")
+    client.begin_terminate_job(job_id, BatchJobTerminateOptions(termination_reason="cleanup"),
+                              polling_interval=POLL).result()
+
+
+def test_job_wall_clock_limit_terminates_the_job(client: BatchClient, pool: str) -> None:
+    limit = m.BatchJobConstraints(max_wall_clock_time=timedelta(seconds=1))
+    job_id = new_job(client, "deadline", pool, constraints=limit)
+    client.create_task(job_id, m.BatchTaskCreateOptions(id="forever", command_line="sleep 300"))
+    job = job_in_state(client, job_id, m.BatchJobState.COMPLETED)
+    assert job.execution_info.termination_reason == "MaxWallClockTimeExpiry"
+    assert completed(client, job_id, "forever").execution_info.failure_info.code == "TaskEnded"
+
+
+def test_task_terminate_delete_and_job_delete(client: BatchClient, pool: str) -> None:
+    job_id = new_job(client, "cleanup", pool)
+    client.create_tasks(job_id, [m.BatchTaskCreateOptions(id=name, command_line="sleep 300") for name in ("a", "b")])
+    wait_for(lambda: client.get_task(job_id, "a").state == m.BatchTaskState.RUNNING, "task a to run")
+    client.terminate_task(job_id, "a")
+    assert completed(client, job_id, "a").execution_info.failure_info.code == "TaskEnded"
+    client.delete_task(job_id, "a")
+    with pytest.raises(ResourceNotFoundError) as gone:
+        client.get_task(job_id, "a")
+    assert error_code(gone.value) == "TaskNotFound"
+    client.begin_delete_job(job_id, polling_interval=POLL).result()
+    with pytest.raises(ResourceNotFoundError) as deleted:
+        client.get_job(job_id)
+    assert error_code(deleted.value) == "JobNotFound"
+
+
+def test_lists_page_with_next_links_and_apply_filter_and_select(client: BatchClient, pool: str) -> None:
+    job_id = new_job(client, "paging", pool)
+    client.create_tasks(job_id, [m.BatchTaskCreateOptions(id=f"p{i}", command_line="true") for i in range(5)])
+    client.create_task(job_id, m.BatchTaskCreateOptions(id="waiting", command_line="true",
+                                                        constraints=m.BatchTaskConstraints(max_task_retry_count=0)))
+    for i in range(5):
+        completed(client, job_id, f"p{i}")
+    completed(client, job_id, "waiting")
+    paged = [task.id for task in client.list_tasks(job_id, max_results=2)]
+    assert paged == [f"p{i}" for i in range(5)] + ["waiting"]
+    selected = list(client.list_tasks(job_id, filter="startswith(id, 'p') and state eq 'completed'",
+                                      select=["id", "state"], max_results=4))
+    assert [task.id for task in selected] == [f"p{i}" for i in range(5)]
+    assert selected[0].command_line is None
+    with pytest.raises(HttpResponseError) as bad:
+        list(client.list_tasks(job_id, filter="state eq"))
+    assert error_code(bad.value) == "InvalidQueryParameterValue"
+
+
+def test_pack_fill_type_fills_one_node_first(client: BatchClient) -> None:
+    policy = m.BatchTaskSchedulingPolicy(node_fill_type=m.BatchNodeFillType.PACK)
+    client.create_pool(pool_options("packed", 2, task_slots_per_node=2, task_scheduling_policy=policy))
+    idle_nodes(client, "packed", 2)
+    job_id = new_job(client, "packjob", "packed")
+    client.create_tasks(job_id, [m.BatchTaskCreateOptions(id=f"s{i}", command_line="sleep 300") for i in range(3)])
+
+    def placed() -> list[m.BatchTask] | None:
+        tasks = list(client.list_tasks(job_id, filter="state eq 'running'"))
+        return tasks if len(tasks) == 3 else None
+
+    nodes = [task.node_info.node_id for task in wait_for(placed, "three running tasks")]
+    assert sorted(nodes.count(node) for node in set(nodes)) == [1, 2]
+    slots = client.get_job_task_counts(job_id).task_slot_counts
+    assert (slots.running, slots.active) == (3, 0)
+    client.begin_delete_job(job_id, polling_interval=POLL).result()
+    client.begin_delete_pool("packed", polling_interval=POLL).result()
+
+
+def test_autoscale_formula_sets_targets(client: BatchClient) -> None:
+    client.create_pool(m.BatchPoolCreateOptions(
+        id="scaled", vm_size="standard_d2s_v3", virtual_machine_configuration=vm_config(), enable_auto_scale=True,
+        auto_scale_formula="$TargetDedicatedNodes = 1;", auto_scale_evaluation_interval="PT5M"))
+    idle_nodes(client, "scaled", 1)
+    run = client.evaluate_pool_auto_scale("scaled", m.BatchPoolEvaluateAutoScaleOptions(
+        auto_scale_formula="busy = $PendingTasks; $TargetDedicatedNodes = max(2, busy);"))
+    assert "$TargetDedicatedNodes=2" in run.results
+    client.enable_pool_auto_scale("scaled", m.BatchPoolEnableAutoScaleOptions(
+        auto_scale_formula="$TargetDedicatedNodes = min(2, 5);"))
+    idle_nodes(client, "scaled", 2)
+    pool = client.get_pool("scaled")
+    assert pool.enable_auto_scale and pool.target_dedicated_nodes == 2
+    client.disable_pool_auto_scale("scaled")
+    assert not client.get_pool("scaled").enable_auto_scale
+    client.begin_delete_pool("scaled", polling_interval=POLL).result()
+
+
+class QuietFileHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - keep test output clean
+        return
+
+
+@pytest.fixture
+def file_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A plain HTTP server over a temporary directory (stands in for a blob SAS URL)."""
+    root = tmp_path / "served"
+    root.mkdir()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(QuietFileHandler, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", root
+    server.shutdown()
+    server.server_close()
+
+
+def test_resource_files_are_downloaded_and_failures_are_user_errors(client: BatchClient, pool: str,
+                                                                     file_server: tuple[str, Path]) -> None:
+    url, root = file_server
+    (root / "input.csv").write_text("a,b\n1,2\n")
+    job_id = new_job(client, "inputs", pool)
+    client.create_tasks(job_id, [
+        m.BatchTaskCreateOptions(id="reads", resource_files=[m.ResourceFile(http_url=f"{url}/input.csv",
+                                                                            file_path="data/input.csv")],
+                                 **shell("wc -l < data/input.csv")),
+        m.BatchTaskCreateOptions(id="missing", resource_files=[m.ResourceFile(http_url=f"{url}/absent.csv",
+                                                                              file_path="absent.csv")],
+                                 command_line="true"),
+    ])
+    assert completed(client, job_id, "reads").execution_info.exit_code == 0
+    assert task_file(client, job_id, "reads", "stdout.txt").strip() == b"2"
+    missing = completed(client, job_id, "missing").execution_info
+    assert missing.result == m.BatchTaskExecutionResult.FAILURE and missing.exit_code is None
+    assert missing.failure_info.category == m.BatchErrorSourceCategory.USER_ERROR
+    assert missing.failure_info.code == "BlobNotFound"
+
+
+def test_throttling_and_server_errors_are_retried_by_the_sdk(service: BatchService, fast_retry_client: BatchClient,
+                                                             pool: str) -> None:
+    client = fast_retry_client
+    service.clear_requests()
+    service.inject_fault("429", method="GET", path=f"^/pools/{pool}$", count=1, retry_after=1)
+    service.inject_fault("500", method="GET", path=f"^/pools/{pool}$", count=1)
+    service.inject_fault("drop", method="GET", path=f"^/pools/{pool}$", count=1)
+    try:
+        assert client.get_pool(pool).id == pool
+    finally:
+        service.clear_faults()
+    assert [(r.status, r.fault) for r in service.requests(path=f"^/pools/{pool}$")] == [
+        (429, "429"), (500, "500"), (0, "drop"), (200, None)]
+    service.inject_fault("429", path="^/jobs$", count=1, retry_after=7)
+    try:
+        with pytest.raises(urllib.error.HTTPError) as throttled:
+            urllib.request.urlopen(f"{service.url}/jobs?api-version=2025-06-01")
+    finally:
+        service.clear_faults()
+    assert throttled.value.code == 429 and throttled.value.headers["Retry-After"] == "7"
+    assert json.loads(throttled.value.read())["code"] == "TooManyRequests"
+
+
+def test_server_busy_surfaces_when_retries_are_off(service: BatchService, pool: str) -> None:
+    no_retry = client_for(service, retry_total=0)
+    service.inject_fault("503", path=f"^/pools/{pool}$", count=1)
+    try:
+        with pytest.raises(HttpResponseError) as busy:
+            no_retry.get_pool(pool)
+    finally:
+        service.clear_faults()
+    assert busy.value.status_code == 503 and error_code(busy.value) == "ServerBusy"
+
+
+def test_failure_after_apply_makes_the_retry_see_task_exists(service: BatchService, fast_retry_client: BatchClient,
+                                                             pool: str) -> None:
+    client = fast_retry_client
+    job_id = new_job(client, "replayed", pool)
+    service.clear_requests()
+    service.inject_fault("500", method="POST", path="/addtaskcollection$", count=1, timing="after")
+    try:
+        result = client.create_tasks(job_id, [m.BatchTaskCreateOptions(id=f"r{i}", command_line="true")
+                                              for i in range(3)])
+    finally:
+        service.clear_faults()
+    assert [(r.status, r.fault) for r in service.requests(path="/addtaskcollection$")] == [(500, "500"), (200, None)]
+    assert {r.task_id: r.error.code for r in result.result_values} == {f"r{i}": "TaskExists" for i in range(3)}
+    assert len(list(client.list_tasks(job_id))) == 3
+
+
+def test_dropped_post_is_not_retried_and_random_faults_are_seeded(service: BatchService,
+                                                                  fast_retry_client: BatchClient, pool: str) -> None:
+    client = fast_retry_client
+    job_id = new_job(client, "dropped", pool)
+    service.inject_fault("drop", method="POST", path="/addtaskcollection$", count=1, timing="after")
+    try:
+        with pytest.raises(ServiceResponseError):
+            client.create_task_collection(job_id, m.BatchTaskGroup(task_values=[
+                m.BatchTaskCreateOptions(id="x", command_line="true")]))
+    finally:
+        service.clear_faults()
+    assert client.get_task(job_id, "x").id == "x"
+    service.clear_requests()
+    rule = service.inject_fault("503", method="GET", path=f"^/jobs/{job_id}$", probability=0.2, seed=11)
+    try:
+        for _ in range(30):
+            assert client.get_job(job_id).id == job_id
+    finally:
+        service.clear_faults()
+    statuses = [r.status for r in service.requests(path=f"^/jobs/{job_id}$")]
+    assert statuses.count(503) == rule.fired > 0 and statuses.count(200) == 30
+
+
+def admin(service: BatchService, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(f"{service.url}/_admin/{path}", data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request) as response:
+        raw = response.read()
+    return json.loads(raw) if raw else None
+
+
+def test_admin_http_api_manages_faults_and_reads_the_request_log(service: BatchService, client: BatchClient,
+                                                                 pool: str) -> None:
+    admin(service, "DELETE", "requests")
+    rule = admin(service, "POST", "faults", {"kind": "503", "method": "GET", "path": "/nodes$", "count": 1})
+    assert rule["kind"] == "503" and rule["fired"] == 0
+    assert len(list(client.list_nodes(pool))) == 2
+    log = admin(service, "GET", "requests?path=/nodes$")
+    assert [(entry["status"], entry["fault"]) for entry in log["value"]] == [(503, "503"), (200, None)]
+    assert admin(service, "GET", "faults")["value"][0]["fired"] == 1
+    admin(service, "DELETE", "faults")
+    assert admin(service, "GET", "faults")["value"] == []
+    settings = admin(service, "POST", "settings", {"allocation_delay_s": 0.05})
+    assert settings["max_body_bytes"] == 1024 * 1024
+
+
+@pytest.mark.slow
+def test_module_entry_point_serves_until_terminated(tmp_path: Path) -> None:
+    process = subprocess.Popen([sys.executable, "-m", "tests.batch_service", "--root", str(tmp_path)],
+                               cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        info = json.loads(process.stdout.readline())
+        client = BatchClient(info["url"], AzureNamedKeyCredential(info["account"], info["key"]))
+        assert list(client.list_pools()) == []
+        with urllib.request.urlopen(f"{info['url']}/_admin/requests") as response:
+            assert json.loads(response.read())["count"] == 1
+    finally:
+        process.terminate()
+        assert process.wait(timeout=15) == 0
+
