@@ -8,6 +8,7 @@ subclasses. Backends never prompt, print or read YAML.
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Protocol
 
 from orchestrator.errors import SpecError
@@ -73,11 +74,17 @@ class Backend(Protocol):
 
 REGISTRY: dict[str, tuple[str, str]] = {
     "ray": ("orchestrator.backends.ray.backend:RayBackend", "pip install 'orch[ray]'"),
+    "azure": ("orchestrator.backends.azure.backend:AzureBackend", "pip install 'orch[azure]'"),
 }
 
 
-def load_backend(name: str) -> Backend:
-    """Import the named backend on first use (so ``orch --help`` never imports an SDK)."""
+def load_backend(name: str, *, config_dir: Path | None = None) -> Backend:
+    """Import the named backend on first use (so ``orch --help`` never imports an SDK).
+
+    ``config_dir`` (the CLI's ``--config-dir``) tells backends that need credentials where to
+    look first; without it they use ``ORCH_CONFIG_DIR``, then ``$ORCH_HOME``, then environment
+    variables (see ``orchestrator.spec.credentials``).
+    """
     try:
         target, install_hint = REGISTRY[name]
     except KeyError:
@@ -87,5 +94,5 @@ def load_backend(name: str) -> Backend:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise SpecError(f"backend {name!r} is not installed ({exc.name} is missing)", hint=install_hint) from None
-    backend: Backend = getattr(module, attr)()
+    backend: Backend = getattr(module, attr)(config_dir)
     return backend

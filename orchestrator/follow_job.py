@@ -12,11 +12,14 @@ from orchestrator.backend import Backend
 from orchestrator.model import JobInfo, TaskState
 from orchestrator.tail import Backoff, Follower, follow, interleave
 
-STATUS_EVERY = 0.5
+STATUS_EVERY = 2.0
+FILE_POLL_CAP = 2.0
 
 
 class JobWatch:
-    """Caches the job's state for a short time so many followers share one status call."""
+    """Caches task states so all followers of a job share one ``list_tasks`` call per
+    ``STATUS_EVERY``; asks for the job itself only once every known task has ended. Idle cost:
+    one file read per task per ``FILE_POLL_CAP`` plus one status call per ``STATUS_EVERY``."""
 
     def __init__(self, backend: Backend, job_id: str) -> None:
         self.backend, self.job_id = backend, job_id
@@ -27,8 +30,9 @@ class JobWatch:
     def refresh(self) -> None:
         if time.monotonic() - self._at < STATUS_EVERY:
             return
-        self.job = self.backend.get_job(self.job_id)
         self._states = {t.id: t.state for t in self.backend.list_tasks(self.job_id)}
+        if not self._states or all(state.is_terminal() for state in self._states.values()):
+            self.job = self.backend.get_job(self.job_id)
         self._at = time.monotonic()
 
     def task_done(self, task_id: str) -> bool:
@@ -50,7 +54,8 @@ def _reader(backend: Backend, job_id: str, task_id: str, name: str) -> Callable[
 
 def follow_task(backend: Backend, job_id: str, task_id: str, name: str = "stdout") -> Iterator[str]:
     watch = JobWatch(backend, job_id)
-    yield from follow(_reader(backend, job_id, task_id, name), lambda: watch.task_done(task_id))  # type: ignore[arg-type]
+    yield from follow(_reader(backend, job_id, task_id, name), lambda: watch.task_done(task_id),  # type: ignore[arg-type]
+                      backoff=Backoff(maximum=FILE_POLL_CAP))
 
 
 def follow_all(backend: Backend, job_id: str, name: str = "stdout") -> Iterator[str]:
@@ -67,4 +72,4 @@ def follow_all(backend: Backend, job_id: str, name: str = "stdout") -> Iterator[
                                           lambda t=task_id: watch.task_done(t))
         return fresh
 
-    yield from interleave({}, more=more, is_done=watch.job_done, backoff=Backoff(minimum=0.2, maximum=1.0))
+    yield from interleave({}, more=more, is_done=watch.job_done, backoff=Backoff(minimum=0.2, maximum=FILE_POLL_CAP))

@@ -15,13 +15,13 @@ from orchestrator.model import SubmitReport
 from orchestrator.spec import JobSpec, PoolSpec
 
 
-def resolve_pool(job: JobSpec) -> tuple[Backend, PoolSpec]:
+def resolve_pool(job: JobSpec, config_dir: Path | None = None) -> tuple[Backend, PoolSpec]:
     record = pool_registry.load(job.pool)
     if record is None:
         known = ", ".join(r.id for r in pool_registry.all_records()) or "none"
         raise NotFoundError(f"job {job.id!r} names pool {job.pool!r}, which does not exist (known pools: {known})",
                             hint="create it with `orch pool create`, or fix `pool:` in the job file")
-    return load_backend(record.backend), PoolSpec.model_validate(record.spec)
+    return load_backend(record.backend, config_dir=config_dir), PoolSpec.model_validate(record.spec)
 
 
 def check_fits(job: JobSpec, pool: PoolSpec) -> None:
@@ -52,7 +52,7 @@ def snapshot_workdir(job: JobSpec, config_dir: Path) -> tuple[str, bytes] | None
 def submit_job(job: JobSpec, config_dir: Path, *, kind: str = "job",
                warn: Callable[[str], None] | None = None) -> SubmitReport:
     """Validate against the pool, then submit every task. Idempotent on job and task ids."""
-    backend, pool = resolve_pool(job)
+    backend, pool = resolve_pool(job, config_dir)
     check_fits(job, pool)
     for warning in preflight(job, base_dir=config_dir):
         if warn:

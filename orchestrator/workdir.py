@@ -15,6 +15,7 @@ from orchestrator.errors import SpecError
 
 EXCLUDED_DIRS = frozenset({".git", ".hg", ".svn", ".venv", "venv", "__pycache__", "node_modules",
                            ".pytest_cache", ".mypy_cache", ".orch", ".tox", "build", "dist", ".eggs"})
+EXCLUDED_FILES = frozenset({"credentials.yaml", "credentials.yml"})  # secrets never travel with code
 MAX_BYTES = 100 * 1024 * 1024
 
 
@@ -78,6 +79,6 @@ def _files(root: Path) -> list[Path]:
         dirnames[:] = sorted(d for d in dirnames if not _excluded(Path(dirpath) / d))
         for name in sorted(filenames):
             path = Path(dirpath) / name
-            if path.is_file() and not path.is_symlink():
+            if path.is_file() and not path.is_symlink() and name not in EXCLUDED_FILES:
                 out.append(path)
     return out

@@ -38,16 +38,16 @@ def settings() -> Settings:
 def backend_for_pool(pool_id: str) -> tuple[Backend, PoolSpec]:
     """The backend holding ``pool_id`` and the spec it was created with."""
     record = pool_registry.require(pool_id)
-    return load_backend(record.backend), PoolSpec.model_validate(record.spec)
+    return load_backend(record.backend, config_dir=settings().config_dir), PoolSpec.model_validate(record.spec)
 
 
 def backend_for_job(job_id: str) -> Backend:
     entry = job_index.lookup(job_id)
     if entry is not None:
-        return load_backend(entry.backend)
+        return load_backend(entry.backend, config_dir=settings().config_dir)
     backends = {r.backend for r in pool_registry.all_records()}
     for name in sorted(backends):
-        backend = load_backend(name)
+        backend = load_backend(name, config_dir=settings().config_dir)
         if backend.get_job(job_id) is not None:
             return backend
     raise NotFoundError(f"job {job_id!r} does not exist", hint="see `orch jobs list`")
@@ -62,4 +62,4 @@ def latest_job_id() -> str:
 
 
 def all_backends() -> list[Backend]:
-    return [load_backend(name) for name in sorted({r.backend for r in pool_registry.all_records()})]
+    return [load_backend(name, config_dir=settings().config_dir) for name in sorted({r.backend for r in pool_registry.all_records()})]

@@ -20,14 +20,21 @@ def pool() -> None:
 @pool.command("create")
 @click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@click.option("--dry-run", is_flag=True, help="Check the file and print the estimated cost per hour; create nothing.")
 @OUTPUT_OPTION
-def create(file: Path | None, quiet: bool, output: str) -> None:
+def create(file: Path | None, quiet: bool, dry_run: bool, output: str) -> None:
     """Create the pool in FILE (default: the pool file) and wait until it can run tasks.
 
     Idempotent: creating a pool that exists with the same spec just shows it.
     """
     spec = settings().load_pool_spec(file)
-    info = load_backend(spec.backend).ensure_pool(spec, progress=progress_printer(quiet))
+    if dry_run:
+        from orchestrator.cli.pool_cost import show_cost
+
+        show_cost(spec, output)
+        return
+    backend = load_backend(spec.backend, config_dir=settings().config_dir)
+    info = backend.ensure_pool(spec, progress=progress_printer(quiet))
     _show(info, output)
 
 
@@ -36,7 +43,7 @@ def create(file: Path | None, quiet: bool, output: str) -> None:
 def list_pools(output: str) -> None:
     """List the pools orch knows."""
     backends = sorted({r.backend for r in pool_registry.all_records()})
-    infos = [info for name in backends for info in load_backend(name).list_pools()]
+    infos = [info for name in backends for info in load_backend(name, config_dir=settings().config_dir).list_pools()]
     if output == "json":
         emit_json(infos)
         return

@@ -5,6 +5,9 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
+from orchestrator import vm_sizes
+from orchestrator.errors import SpecError
+from orchestrator.spec.azure import AzurePoolOptions
 from orchestrator.spec.common import Command, Env, Id, StrictModel, check_command
 
 
@@ -37,10 +40,14 @@ class RayOptions(StrictModel):
 
 
 class PoolSpec(StrictModel):
-    """A compute pool. ``nodes`` is a count or ``{dedicated, low_priority}``."""
+    """A compute pool. ``nodes`` is a count or ``{dedicated, low_priority}``.
+
+    ``backend: azure`` pools need an ``azure:`` block (``AzurePoolOptions``); their
+    ``cpus_per_node``/``gpus_per_node`` default to the VM size's vCPUs and GPUs.
+    """
 
     id: Id
-    backend: Literal["ray"] = "ray"
+    backend: Literal["ray", "azure"] = "ray"
     nodes: NodeCounts = Field(default_factory=NodeCounts)
     cpus_per_node: float = Field(default=1.0, gt=0, le=1024)
     gpus_per_node: int = Field(default=0, ge=0, le=16)
@@ -48,6 +55,19 @@ class PoolSpec(StrictModel):
     env: Env = Field(default_factory=dict)
     start_task: StartTask | None = None
     ray: RayOptions = Field(default_factory=RayOptions)
+    azure: AzurePoolOptions | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _azure_node_shape(cls, data: object) -> object:
+        """Azure pools take CPUs and GPUs per node from their VM size unless given."""
+        if not isinstance(data, dict) or data.get("backend") != "azure" or not isinstance(data.get("azure"), dict):
+            return data
+        try:
+            size = vm_sizes.lookup(str(data["azure"].get("vm_size", "")))
+        except SpecError:
+            return data  # AzurePoolOptions reports the unknown size at its own key
+        return {"cpus_per_node": float(size.vcpus), "gpus_per_node": size.gpus, **data}
 
     @field_validator("nodes", mode="before")
     @classmethod
@@ -69,6 +89,9 @@ class PoolSpec(StrictModel):
             raise ValueError("a pool needs at least one node")
         if self.backend == "ray" and self.nodes.low_priority:
             raise ValueError("the ray backend has no low-priority nodes: use nodes: N")
+        if (self.backend == "azure") != (self.azure is not None):
+            raise ValueError("backend azure needs an 'azure:' block (vm_size, …)" if self.backend == "azure"
+                             else "the 'azure:' block applies only to backend: azure")
         return self
 
     @property

@@ -1,6 +1,7 @@
 """``RayBackend``: the Backend protocol on Ray (see ``orchestrator.backend`` for the contract)."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Iterable
 
 import ray
@@ -21,6 +22,10 @@ CALL_TIMEOUT = 60.0
 
 class RayBackend:
     name = "ray"
+
+    def __init__(self, config_dir: Path | None = None) -> None:
+        """``config_dir`` is accepted for symmetry with other backends; Ray needs no credentials file."""
+        self.config_dir = config_dir
 
     # -- pools ---------------------------------------------------------------------------
     def ensure_pool(self, spec: PoolSpec, *, progress: ProgressFn | None = None) -> PoolInfo:

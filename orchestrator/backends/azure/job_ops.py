@@ -1,0 +1,156 @@
+"""Batch jobs: create before tasks (``noaction`` on all tasks complete), seal after every task
+is in (``terminatejob``), and read jobs and tasks back as orch's ``JobInfo``/``TaskInfo``.
+
+Task states map as: active → pending (cancelled in a cancelled job); preparing, running →
+running; completed → succeeded (result success), stopped (stopped early through
+``stop_tasks``), cancelled (killed by a cancel), else failed with its exit code or failure.
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Any
+
+from azure.batch import models as m
+
+from orchestrator.backends.azure import naming
+from orchestrator.backends.azure.batch_client import BatchApi, text
+from orchestrator.backends.azure.retries import redact
+from orchestrator.errors import ConflictError, NotFoundError
+from orchestrator.model import JobInfo, TaskInfo, TaskState
+from orchestrator.pool_registry import pool_state_dir
+
+TASK_FIELDS = ["id", "state", "executionInfo", "nodeInfo", "creationTime"]
+
+
+def get(api: BatchApi, job_id: str) -> Any | None:
+    return api.get_or_none(f"reading job {job_id!r}", api.client.get_job, job_id)
+
+
+def ensure(api: BatchApi, job_id: str, pool_id: str, *, uses_dependencies: bool, lifetime: float,
+           max_parallel: int | None = None) -> tuple[Any, bool]:
+    """The Batch job (created now if new, open for tasks) and whether it was created now.
+
+    ``lifetime`` bounds the job's wall-clock time (and so the SAS URLs its tasks get);
+    ``max_parallel`` caps its tasks in flight (a sweep's ``max_concurrent_trials``).
+    """
+    existing = get(api, job_id)
+    if existing is None:
+        options = m.BatchJobCreateOptions(
+            id=job_id, pool_info=m.BatchPoolInfo(pool_id=pool_id), uses_task_dependencies=uses_dependencies,
+            max_parallel_tasks=max_parallel or -1,
+            all_tasks_complete_mode="noaction", constraints=m.BatchJobConstraints(
+                max_wall_clock_time=timedelta(seconds=lifetime)),
+            metadata=[m.BatchMetadataItem(name=naming.METADATA_MARK, value="1")])
+        try:
+            api.call(f"creating job {job_id!r}", api.client.create_job, options)
+            created = True
+        except ConflictError:
+            created = False  # a retried create, or a job deleted just now: read what is there
+        job = get(api, job_id)
+        if job is None:
+            raise NotFoundError(f"job {job_id!r} vanished right after it was created", hint="submit again")
+        return job, created
+    if existing.pool_info is None or existing.pool_info.pool_id != pool_id:
+        pool = existing.pool_info.pool_id if existing.pool_info else "?"
+        raise ConflictError(f"job {job_id!r} exists on pool {pool!r}, not {pool_id!r}",
+                            hint="use another job id, or `orch jobs delete` the old job")
+    if uses_dependencies and not existing.uses_task_dependencies:
+        raise ConflictError(f"job {job_id!r} was created without task dependencies",
+                            hint="`orch jobs delete` it and submit again")
+    return existing, False
+
+
+def existing_task_ids(api: BatchApi, job_id: str) -> set[str]:
+    tasks = api.listed(f"listing tasks of {job_id!r}", api.client.list_tasks, job_id, select=["id"])
+    return {task.id for task in tasks}
+
+
+def seal(api: BatchApi, job_id: str) -> None:
+    """Let the job complete once all its tasks have: only call after every task is in."""
+    update = m.BatchJobUpdateOptions(all_tasks_complete_mode="terminatejob")
+    api.call(f"sealing job {job_id!r}", api.client.update_job, job_id, update)
+
+
+def list_raw_tasks(api: BatchApi, job_id: str) -> list[Any]:
+    return api.listed(f"listing tasks of {job_id!r}", api.client.list_tasks, job_id, select=TASK_FIELDS)
+
+
+def cancelled(job: Any) -> bool:
+    info = job.execution_info
+    return text(job.state) in ("completed", "terminating") and info is not None and (
+        info.termination_reason == naming.CANCEL_REASON)
+
+
+def job_state(job: Any) -> str:
+    if cancelled(job) or text(job.state) == "deleting":
+        return "cancelled"
+    return "completed" if text(job.state) == "completed" else "active"
+
+
+def task_info(task: Any, job_id: str, *, job_cancelled: bool, stopped: set[str]) -> TaskInfo:
+    info = task.execution_info
+    state = _task_state(task, job_cancelled=job_cancelled, stopped=stopped)
+    failure = info.failure_info if info is not None else None
+    error = None
+    if failure is not None and state not in (TaskState.SUCCEEDED, TaskState.STOPPED):
+        error = redact(f"{failure.code}: {failure.message}" if failure.message else str(failure.code))
+    node = task.node_info.node_id if task.node_info is not None else None
+    return TaskInfo(id=task.id, job_id=job_id, state=state, exit_code=info.exit_code if info else None,
+                    node_id=node, started_at=_seconds(info.start_time if info else None),
+                    ended_at=_seconds(info.end_time if info else None),
+                    retries=(info.retry_count or 0) if info else 0, error=error)
+
+
+def _task_state(task: Any, *, job_cancelled: bool, stopped: set[str]) -> TaskState:
+    state = text(task.state)
+    if state == "active":
+        return TaskState.CANCELLED if job_cancelled else TaskState.PENDING
+    if state in ("preparing", "running"):
+        return TaskState.RUNNING
+    if task.id in stopped:
+        return TaskState.STOPPED
+    info = task.execution_info
+    if info is not None and text(info.result) == "success":
+        return TaskState.SUCCEEDED
+    failure = info.failure_info if info is not None else None
+    if job_cancelled and failure is not None and failure.code == "TaskEnded":
+        return TaskState.CANCELLED
+    return TaskState.FAILED
+
+
+def job_info(job: Any, tasks: list[TaskInfo]) -> JobInfo:
+    counts = Counter(task.state.value for task in tasks)
+    info = job.execution_info
+    return JobInfo(id=job.id, pool_id=job.pool_info.pool_id if job.pool_info else "", state=job_state(job),
+                   created_at=_seconds(job.creation_time) or 0.0, task_counts=dict(counts),
+                   ended_at=_seconds(info.end_time) if info is not None else None)
+
+
+def _seconds(when: datetime | None) -> float | None:
+    return when.timestamp() if when is not None else None
+
+
+# -- tasks stopped early (sweeps): kept on this machine, next to the pool's other state ---------------
+def _stopped_file(pool_id: str, job_id: str) -> Any:
+    return pool_state_dir(pool_id) / "stopped" / f"{job_id}.json"
+
+
+def stopped_ids(pool_id: str, job_id: str) -> set[str]:
+    try:
+        return set(json.loads(_stopped_file(pool_id, job_id).read_text()))
+    except (FileNotFoundError, ValueError):
+        return set()
+
+
+def remember_stopped(pool_id: str, job_id: str, task_ids: list[str]) -> None:
+    path = _stopped_file(pool_id, job_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(sorted(stopped_ids(pool_id, job_id) | set(task_ids))))
+    tmp.replace(path)
+
+
+def forget_stopped(pool_id: str, job_id: str) -> None:
+    _stopped_file(pool_id, job_id).unlink(missing_ok=True)

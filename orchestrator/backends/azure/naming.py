@@ -1,0 +1,57 @@
+"""Names orch gives Azure things: blob containers per pool and blob paths per job and task.
+
+Container names must be 3-63 lowercase letters, digits and single hyphens; pool ids may hold
+capitals and underscores, so those get a short hash to stay unique.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+
+CONTAINER_PREFIX = "orch-"
+METADATA_MARK = "orch"
+METADATA_SPEC = "orch-spec"
+CANCEL_REASON = "orch: cancelled"
+INPUTS_PREFIX = "inputs/"
+
+
+def pool_container(pool_id: str, override: str | None = None) -> str:
+    """The blob container of a pool: inputs, outputs and log copies of its jobs."""
+    if override:
+        return override
+    slug = re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]", "-", pool_id.lower())).strip("-")
+    name = CONTAINER_PREFIX + slug
+    if slug != pool_id or len(name) > 63:
+        digest = hashlib.sha256(pool_id.encode()).hexdigest()[:8]
+        name = f"{name[:54].rstrip('-')}-{digest}"
+    return name
+
+
+def task_prefix(job_id: str, task_id: str) -> str:
+    """Blob prefix of one task's uploaded files: ``jobs/<job>/<task>/``."""
+    return f"jobs/{job_id}/{task_id}/"
+
+
+def job_prefix(job_id: str) -> str:
+    return f"jobs/{job_id}/"
+
+
+def input_blob(digest: str, suffix: str = ".zip") -> str:
+    """Content-addressed blob of an input (the workdir snapshot is one)."""
+    return f"{INPUTS_PREFIX}{digest}{suffix}"
+
+
+def task_file_path(name: str) -> tuple[str, str]:
+    """Where a task file named as ``orch logs --file`` takes it lives: (Batch task file, blob name).
+
+    ``stdout``/``stderr`` are in the task directory, ``metrics`` and other paths under the
+    working directory (outputs keep their path under ``outputs/`` in blob storage).
+    """
+    if name in ("stdout", "stderr"):
+        return f"{name}.txt", f"{name}.txt"
+    if name == "metrics":
+        return "wd/metrics.jsonl", "metrics.jsonl"
+    clean = name.lstrip("/")
+    if clean.startswith("outputs/"):
+        return f"wd/{clean.removeprefix('outputs/')}", clean
+    return f"wd/{clean}", f"outputs/{clean}"

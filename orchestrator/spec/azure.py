@@ -1,0 +1,140 @@
+"""The ``azure:`` block of a pool file: how an Azure Batch pool is built.
+
+Only pools with ``backend: azure`` have it (``PoolSpec`` checks). Node counts, task slots per
+node (``max_tasks_per_node``), the start task and the environment stay in the pool's common
+keys; this block holds what only Batch knows: VM size, OS image, containers, node fill,
+autoscale, inter-node communication, and the lifetime of the SAS URLs orch hands to tasks.
+"""
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from orchestrator import vm_sizes
+from orchestrator.errors import SpecError
+from orchestrator.spec.common import Duration, StrictModel
+
+GPU_IMAGE = ("microsoft-dsvm", "ubuntu-hpc", "2204", "latest", "batch.node.ubuntu 22.04")
+"""Default image of GPU and container pools: Ubuntu HPC, with NVIDIA drivers, Docker and MPI."""
+CPU_IMAGE = ("canonical", "ubuntu-24_04-lts", "server", "latest", "batch.node.ubuntu 24.04")
+"""Default image of CPU pools without containers."""
+_CONTAINER_NAME = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+
+
+class MarketplaceImage(StrictModel):
+    """A marketplace image and the Batch node agent that matches it."""
+
+    publisher: str = Field(min_length=1)
+    offer: str = Field(min_length=1)
+    sku: str = Field(min_length=1)
+    version: str = "latest"
+    node_agent_sku_id: str = Field(min_length=1)
+
+
+class CustomImage(StrictModel):
+    """An Azure Compute Gallery image version or managed image (its ARM resource id)."""
+
+    id: str = Field(pattern=r"^/subscriptions/.+")
+    node_agent_sku_id: str = Field(min_length=1)
+
+
+class RegistryRef(StrictModel):
+    """A container registry; its password is looked up in credentials.yaml ``registries``."""
+
+    server: str = Field(min_length=1)
+    credentials: str = Field(min_length=1, description="name of an entry under `registries:` in credentials.yaml")
+
+
+class ContainerOptions(StrictModel):
+    """Tasks run in ``task_image`` (default: the first of ``images``); ``images`` are prefetched."""
+
+    images: list[str] = Field(min_length=1)
+    task_image: str | None = None
+    run_options: str = ""
+    registries: list[RegistryRef] = Field(default_factory=list)
+
+    @property
+    def image_for_tasks(self) -> str:
+        return self.task_image or self.images[0]
+
+
+class Autoscale(StrictModel):
+    """A Batch autoscale ``formula``, or a named ``scenario`` with node bounds.
+
+    ``pending_tasks``: as many nodes as pending tasks need (by task slots), between
+    ``min_nodes`` and ``max_nodes``, re-evaluated every ``interval``.
+    """
+
+    formula: str | None = None
+    scenario: Literal["pending_tasks"] | None = None
+    min_nodes: int = Field(default=0, ge=0, le=1000)
+    max_nodes: int | None = Field(default=None, ge=0, le=1000)
+    low_priority: bool = False
+    interval: Duration = 300.0
+
+    @model_validator(mode="after")
+    def _one_way(self) -> "Autoscale":
+        if (self.formula is None) == (self.scenario is None):
+            raise ValueError("autoscale takes either a formula or a scenario (pending_tasks), not both or neither")
+        if self.scenario and self.max_nodes is None:
+            raise ValueError("autoscale scenario pending_tasks needs max_nodes")
+        if self.max_nodes is not None and self.max_nodes < self.min_nodes:
+            raise ValueError("autoscale max_nodes must be at least min_nodes")
+        if not 300 <= self.interval <= 168 * 3600:
+            raise ValueError("autoscale interval must be between 5m and 168h (Batch's limits)")
+        return self
+
+
+class AzurePoolOptions(StrictModel):
+    """Settings of an Azure Batch pool (see the module docstring)."""
+
+    vm_size: str
+    image: MarketplaceImage | None = None
+    custom_image: CustomImage | None = None
+    container: ContainerOptions | None = None
+    inter_node_communication: bool | Literal["auto"] = "auto"
+    node_fill: Literal["pack", "spread"] = "spread"
+    autoscale: Autoscale | None = None
+    allocation_timeout: Duration = 1800.0
+    job_lifetime: Duration = 48 * 3600.0
+    output_upload: Literal["tasksuccess", "taskfailure", "taskcompletion"] = "taskcompletion"
+    storage_container: str | None = None
+
+    @field_validator("vm_size")
+    @classmethod
+    def _known_size(cls, value: str) -> str:
+        try:
+            return vm_sizes.lookup(value).name
+        except SpecError as exc:
+            raise ValueError(f"{exc.message}; {exc.hint}") from None
+
+    @field_validator("storage_container")
+    @classmethod
+    def _container_name(cls, value: str | None) -> str | None:
+        if value is not None and not _CONTAINER_NAME.match(value):
+            raise ValueError(f"{value!r} is not a blob container name: 3-63 lowercase letters, digits and "
+                             "single hyphens, starting and ending with a letter or digit")
+        return value
+
+    @model_validator(mode="after")
+    def _limits(self) -> "AzurePoolOptions":
+        if self.image is not None and self.custom_image is not None:
+            raise ValueError("give either image (marketplace) or custom_image, not both")
+        if not 10 <= self.allocation_timeout <= 7 * 86400:
+            raise ValueError("allocation_timeout must be between 10s and 7d")
+        if not 3600 <= self.job_lifetime <= 7 * 86400:
+            raise ValueError("job_lifetime must be between 1h and 7d: it bounds the SAS URLs given to tasks")
+        return self
+
+    @property
+    def has_gpu(self) -> bool:
+        return vm_sizes.lookup(self.vm_size).has_gpu
+
+    def marketplace_image(self) -> MarketplaceImage:
+        """The image nodes boot: the one given, or the GPU-/container-aware default."""
+        if self.image is not None:
+            return self.image
+        publisher, offer, sku, version, agent = GPU_IMAGE if self.has_gpu or self.container else CPU_IMAGE
+        return MarketplaceImage(publisher=publisher, offer=offer, sku=sku, version=version, node_agent_sku_id=agent)
