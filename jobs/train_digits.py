@@ -315,7 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     """Train, then print the checksum (every rank) and test accuracy (rank 0)."""
     args = parse_args(argv)
     dist = init_dist(detect_mode(args.dist))
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // dist.local_size))
+    # OMP_NUM_THREADS (set by the job spec or the launcher) wins; else share the cores between local ranks.
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or max(1, (os.cpu_count() or 1) // dist.local_size)))
     torch.use_deterministic_algorithms(True, warn_only=True)
     device = _device(dist.local_rank)
     splits = split(*load_arrays(args.data), seed=args.seed)

@@ -35,6 +35,7 @@ from orchestrator.trial_metrics import TrialMetricsBook
 
 log = logging.getLogger(__name__)
 MAX_ERROR_PAUSE = 30.0
+PAUSE_PER_PASS_SECOND = 4.0  # a pass that took t seconds is followed by >= 4t: at most 20% busy
 
 
 class SweepCluster(Protocol):
@@ -117,18 +118,20 @@ class SweepController:
             self.cluster.seal()
             self.sealed = True
         self.passes += 1
-        return info.finished or (done and self.sealed) or (done and not self.job.auto_complete)
+        return info.finished or (done and (self.sealed or not self.job.auto_complete))
 
     def run(self, stop_event: threading.Event | None = None) -> None:
-        """Pass after pass until ``step`` says done or ``stop_event`` is set."""
+        """Pass after pass until ``step`` says done or ``stop_event`` is set. Passes over big jobs
+        are spaced out (see ``PAUSE_PER_PASS_SECOND``) so the controller never loads the cluster."""
         event = stop_event or threading.Event()
         failures = 0
         while not event.is_set():
+            started = time.monotonic()
             try:
                 if self.step():
                     return
                 failures, self.last_error = 0, None
-                pause = self.settings.poll_seconds
+                pause = max(self.settings.poll_seconds, PAUSE_PER_PASS_SECOND * (time.monotonic() - started))
             except Exception as exc:  # a pass must never kill the controller; the next one retries
                 failures += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"

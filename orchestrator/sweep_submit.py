@@ -97,7 +97,7 @@ def preflight(job: JobSpec, *, base_dir: Path | None = None) -> list[str]:
 
 def submit_sweep(job: JobSpec, config_dir: Path, *, warn: Callable[[str], None] | None = None) -> SubmitReport:
     """Check, submit the static trials and start the controller when needed (see the module docstring)."""
-    backend, pool = resolve_pool(job)
+    backend, pool = resolve_pool(job, config_dir)
     check_fits(job, pool)
     for warning in preflight(job, base_dir=config_dir):
         if warn:

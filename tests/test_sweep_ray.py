@@ -59,3 +59,36 @@ def test_placeholder_without_parameter_submits_nothing(pool_home: dict[str, str]
     proc = orch(env, "sweep", str(spec))
     assert proc.returncode == 2 and "nope" in proc.stderr
     assert orch(env, "jobs", "show", "badsweep").returncode == 3
+
+
+def test_interrupted_grid_submission_resumes_without_duplicates(pool_home: dict[str, str], tmp_path: Path) -> None:
+    from orchestrator.backend import load_backend
+    from orchestrator.spec import load_job
+    from orchestrator.sweep_submit import static_launches
+
+    env = {**os.environ, "ORCH_HOME": pool_home["ORCH_HOME"]}
+    spec = tmp_path / "sweep.yaml"
+    spec.write_text(SWEEP.replace("ID", "halfway"))
+    job = load_job(spec)
+    first_two = [launch for _, launch in zip(range(2), static_launches(job))]
+    load_backend("ray").submit(job.model_copy(update={"auto_complete": False}), first_two)
+    resumed = orch(env, "sweep", str(spec), "--resume", "--tail")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "4 trial(s) added, 2 already present" in resumed.stderr
+    tasks = load_backend("ray").list_tasks("halfway")
+    assert sorted(t.id for t in tasks) == [f"trial-{i:05d}" for i in range(6)]
+    assert orch(env, "sweep", "status", "halfway").stdout.count("6/6") == 1
+
+
+def test_failing_custom_generator_names_file_line_and_key_and_submits_nothing(
+        pool_home: dict[str, str], tmp_path: Path) -> None:
+    env = {**os.environ, "ORCH_HOME": pool_home["ORCH_HOME"]}
+    (tmp_path / "gen.py").write_text("def generate():\n    yield {'x': 1}\n    raise RuntimeError('disk on fire')\n")
+    spec = tmp_path / "custom.yaml"
+    spec.write_text("id: customfail\npool: testpool\nworkdir: null\ntasks:\n  - command: echo {{x}}\n"
+                    "    task_factory:\n      custom: {module: 'gen:generate'}\n")
+    proc = orch(env, "--config-dir", str(tmp_path), "sweep", str(spec))
+    assert proc.returncode == 2, proc.stderr
+    assert f"{spec}:7:" in proc.stderr and "tasks[0].task_factory.custom.module" in proc.stderr
+    assert "disk on fire" in proc.stderr
+    assert orch(env, "jobs", "show", "customfail").returncode == 3

@@ -8,7 +8,7 @@ import click
 
 from orchestrator.cli.context import all_backends, backend_for_job, settings
 from orchestrator.cli.render import OUTPUT_OPTION, clock, counts_text, emit_json, emit_table, seconds
-from orchestrator.errors import JobFailedError, NotFoundError
+from orchestrator.errors import JobFailedError, NotFoundError, SpecError
 from orchestrator.model import TaskInfo
 
 
@@ -22,11 +22,21 @@ def jobs() -> None:
 @click.option("--tail", "-f", "tail", is_flag=True, help="Follow the job's output; exit 0 only if every task succeeded.")
 @OUTPUT_OPTION
 def add(file: Path, tail: bool, output: str) -> None:
-    """Submit the job in FILE to its pool. Re-running adds only tasks not yet present."""
+    """Submit the job in FILE to its pool. Re-running adds only tasks not yet present.
+
+    A job with sweep tasks goes the way of ``orch sweep FILE`` (adaptive sweeps get their controller).
+    """
     from orchestrator.submit import submit_job
+    from orchestrator.sweep_submit import submit_sweep, with_place
 
     job = settings().load_job_spec(file)
-    report = submit_job(job, settings().config_dir)
+    try:
+        if any(task.is_sweep() for task in job.tasks):
+            report = submit_sweep(job, settings().config_dir, warn=lambda w: click.echo(f"warning: {w}", err=True))
+        else:
+            report = submit_job(job, settings().config_dir)
+    except SpecError as error:
+        raise with_place(error, file) from None
     if output == "json" and not tail:
         emit_json(report)
         return

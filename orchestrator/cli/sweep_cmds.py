@@ -7,8 +7,10 @@ from pathlib import Path
 import click
 
 from orchestrator.cli.context import backend_for_job, settings
-from orchestrator.cli.render import OUTPUT_OPTION, counts_text, emit_json, emit_table
+from orchestrator.cli.render import OUTPUT_OPTION, counts_text, emit_json
 from orchestrator.errors import NotFoundError, SpecError
+
+WIDE_OUTPUT = 240
 
 
 class SweepGroup(click.Group):
@@ -74,7 +76,8 @@ def status(job_id: str, output: str) -> None:
     """Progress bar and trial counts of a sweep (stopped = ended early by its policy)."""
     from orchestrator import job_index
 
-    info = backend_for_job(job_id).get_job(job_id)
+    backend = backend_for_job(job_id)
+    info = backend.get_job(job_id)
     if info is None:
         raise NotFoundError(f"sweep {job_id!r} not found", hint="see `orch jobs list`")
     entry = job_index.lookup(job_id)
@@ -94,6 +97,12 @@ def status(job_id: str, output: str) -> None:
     console = Console(soft_wrap=True)
     console.print(line)
     console.print(counts_text(counts))
+    controller = backend.sweep_state(job_id) if not info.finished else None
+    if controller is not None:
+        console.print(f"controller: {'running' if controller.get('running') else 'not running'}, "
+                      f"{controller.get('passes', 0)} passes"
+                      + (f"; last error: {controller['last_error']}" if controller.get("last_error") else ""),
+                      markup=False)
 
 
 @sweep.command("results")
@@ -124,8 +133,7 @@ def results(job_id: str, metric: str | None, goal: str | None, output: str, plot
     elif output == "csv":
         _emit_csv(rows)
     else:
-        columns = list(rows[0]) if rows else ["trial"]
-        emit_table(None, [c.upper() for c in columns], [[_cell(row.get(c)) for c in columns] for row in rows])
+        _print_table(rows)
 
 
 def _emit_csv(rows: list[dict[str, object]]) -> None:
@@ -138,7 +146,25 @@ def _emit_csv(rows: list[dict[str, object]]) -> None:
     writer.writerows(rows)
 
 
-def _cell(value: object) -> object:
+def _print_table(rows: list[dict[str, object]]) -> None:
+    """Rows as a table; parameters headed by their names. Piped output is not cut to 80 columns."""
+    import sys
+
+    from rich.console import Console
+    from rich.table import Table
+
+    columns = list(rows[0]) if rows else ["rank", "trial", "state"]
+    table = Table(show_edge=False, pad_edge=False)
+    for column in columns:
+        table.add_column(column.removeprefix("param.").upper(), no_wrap=column in ("trial", "state"))
+    for row in rows:
+        table.add_row(*(_cell(row.get(column)) for column in columns))
+    Console(soft_wrap=True, width=None if sys.stdout.isatty() else WIDE_OUTPUT).print(table)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
     if isinstance(value, float):
         return f"{value:.6g}"
-    return value
+    return str(value)

@@ -15,6 +15,7 @@ import ray
 
 from orchestrator.backends.ray.connection import NAMESPACE
 from orchestrator.backends.ray.pool_ops import agent_name, manager_name
+from orchestrator.errors import BackendError
 from orchestrator.model import FileChunk, JobInfo, TaskInfo, TaskLaunch
 from orchestrator.spec import JobSpec, PoolSpec
 from orchestrator.sweep_controller import ControllerSettings, SweepController
@@ -88,10 +89,14 @@ class SweepActor:
 
     def __init__(self, job: JobSpec, pool_id: str, settings: ControllerSettings) -> None:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-        cluster = RaySweepCluster(pool_id, job.id, job.max_retries)
-        self.controller = SweepController(job, cluster, settings)
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self._run, name=f"sweep-{job.id}", daemon=True)
+        self.setup_error: str | None = None
+        try:
+            self.controller = SweepController(job, RaySweepCluster(pool_id, job.id, job.max_retries), settings)
+        except Exception as exc:  # reported by state(); start() turns it into an OrchError
+            self.setup_error = f"{type(exc).__name__}: {exc}"
+            return
         self.thread.start()
 
     def _run(self) -> None:
@@ -100,7 +105,9 @@ class SweepActor:
             ray.kill(ray.get_runtime_context().current_actor, no_restart=True)
 
     def state(self) -> dict[str, Any]:
-        """Whether the loop runs, and the controller's summary."""
+        """Whether the loop runs, and the controller's summary (or why it could not start)."""
+        if self.setup_error is not None:
+            return {"running": False, "setup_error": self.setup_error}
         return {"running": self.thread.is_alive(), **self.controller.summary()}
 
     def shutdown(self) -> None:
@@ -111,7 +118,8 @@ class SweepActor:
 def start(job: JobSpec, pool: PoolSpec) -> Any | None:
     """Start the job's controller actor, or keep the one already running (idempotent).
 
-    Returns its handle, or None when it ended at once (the sweep had nothing left to do)."""
+    Returns its handle, or None when it ended at once (the sweep had nothing left to do).
+    ``BackendError`` when the controller cannot be set up."""
     slots = pool.slots_per_node * pool.nodes.total
     settings = ControllerSettings(gpus_per_node=pool.gpus_per_node, pool_nodes=pool.nodes.total,
                                   default_concurrency=max(1, slots))
@@ -120,9 +128,12 @@ def start(job: JobSpec, pool: PoolSpec) -> Any | None:
         num_cpus=0, max_restarts=-1, max_concurrency=4,
     ).remote(job, pool.id, settings)
     try:
-        ray.get(actor.state.remote(), timeout=START_TIMEOUT)
+        state = ray.get(actor.state.remote(), timeout=START_TIMEOUT)
     except ray.exceptions.RayActorError:
         return None  # it found nothing left to do and ended already
+    if state.get("setup_error"):
+        ray.kill(actor, no_restart=True)
+        raise BackendError(f"the sweep controller of {job.id!r} could not start: {state['setup_error']}")
     return actor
 
 
