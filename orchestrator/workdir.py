@@ -40,6 +40,23 @@ def snapshot(root: Path, *, max_bytes: int = MAX_BYTES) -> tuple[str, bytes]:
     return hashlib.sha256(blob).hexdigest(), blob
 
 
+def snapshot_path(path: Path, *, max_bytes: int = MAX_BYTES) -> tuple[str, bytes]:
+    """Like ``snapshot`` for a folder; a single file becomes a one-entry zip under its name."""
+    if path.is_dir():
+        return snapshot(path, max_bytes=max_bytes)
+    if not path.is_file():
+        raise SpecError(f"input {path} does not exist", hint="fix inputs[].path (relative to the config dir)")
+    if path.stat().st_size > max_bytes:
+        raise SpecError(f"input {path} is larger than {max_bytes // 2**20} MiB", hint="keep large data in blob storage")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        info = zipfile.ZipInfo(path.name, date_time=(1980, 1, 1, 0, 0, 0))
+        info.external_attr = (path.stat().st_mode & 0o777) << 16
+        archive.writestr(info, path.read_bytes())
+    blob = buffer.getvalue()
+    return hashlib.sha256(blob).hexdigest(), blob
+
+
 def unpack(blob: bytes, target: Path) -> None:
     """Extract a snapshot into ``target`` atomically (a concurrent caller sees all or nothing)."""
     if target.is_dir():
@@ -56,6 +73,13 @@ def unpack(blob: bytes, target: Path) -> None:
     except OSError:
         if not target.is_dir():
             raise
+
+
+def link_at(source: Path, link: Path) -> None:
+    """Make ``link`` (inside a task dir) point at ``source``, creating parent folders."""
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if not link.exists() and not link.is_symlink():
+        link.symlink_to(source)
 
 
 def link_into(snapshot_dir: Path, task_dir: Path) -> None:

@@ -28,7 +28,7 @@ from azure.core.exceptions import (
 )
 from azure.core.rest import HttpRequest
 
-from tests.batch_service import BatchService, start_batch_service
+from tests.batch_service import BatchService, self_signed_cert, start_batch_service
 from tests.support.batch_sdk import (
     POLL,
     after,
@@ -620,3 +620,42 @@ def test_module_entry_point_serves_until_terminated(tmp_path: Path) -> None:
         process.terminate()
         assert process.wait(timeout=15) == 0
 
+
+
+class _StaticToken:
+    """A ``TokenCredential`` handing out one fixed bearer token."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        from azure.core.credentials import AccessToken
+
+        return AccessToken(self.token, 4_000_000_000)
+
+
+def test_https_and_a_job_token_that_reaches_only_its_own_job(tmp_path: Path) -> None:
+    tls = self_signed_cert(tmp_path / "tls")
+    with start_batch_service(tmp_path / "batch", tls=tls) as secure:
+        assert secure.url.startswith("https://")
+        admin = client_for(secure, connection_verify=str(tls.cert))
+        admin.create_pool(pool_options("tokpool", 1))
+        idle_nodes(admin, "tokpool", 1)
+        new_job(admin, "other", "tokpool")
+        manager = m.BatchJobManagerTask(id="jm", kill_job_on_completion=False, **shell(
+            "echo $AZ_BATCH_AUTHENTICATION_TOKEN; echo $AZ_BATCH_ACCOUNT_URL"))
+        manager["authenticationTokenSettings"] = {"access": ["job"]}
+        new_job(admin, "owned", "tokpool", job_manager_task=manager)
+        completed(admin, "owned", "jm")
+        token, account_url = task_file(admin, "owned", "jm", "stdout.txt").decode().split()
+        assert account_url == secure.url and admin.get_job("owned").state == m.BatchJobState.ACTIVE
+        scoped = BatchClient(account_url, _StaticToken(token), connection_verify=str(tls.cert))
+        assert scoped.get_job("owned").id == "owned" and [t.id for t in scoped.list_tasks("owned")] == ["jm"]
+        scoped.create_task("owned", m.BatchTaskCreateOptions(id="added", **shell("true")))
+        for refused in (lambda: scoped.get_job("other"), lambda: list(scoped.list_pools())):
+            with pytest.raises(HttpResponseError) as caught:
+                refused()
+            assert caught.value.status_code == 403 and error_code(caught.value) == "AuthenticationFailed"
+        forged = BatchClient(account_url, _StaticToken("forged"), connection_verify=str(tls.cert))
+        with pytest.raises(HttpResponseError):
+            forged.get_job("owned")

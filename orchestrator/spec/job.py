@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from orchestrator.spec.common import Command, Duration, Env, Id, Retries, StrictModel, check_command
+from orchestrator.spec.inputs import InputSpec
 from orchestrator.sweep_spec import SweepFields
 
 
@@ -66,6 +67,7 @@ class JobSpec(StrictModel):
 
     ``workdir`` (relative to the config dir; ``null`` for none) is snapshotted at submission and
     linked into every task's own working directory, so relative paths in commands work.
+    ``inputs`` are files placed in every task's working directory (see ``orchestrator.spec.inputs``).
     """
 
     id: Id
@@ -75,6 +77,7 @@ class JobSpec(StrictModel):
     max_wall_time: Duration | None = None
     auto_complete: bool = True
     workdir: str | None = "."
+    inputs: list[InputSpec] = Field(default_factory=list)
     tasks: list[TaskSpec] = Field(min_length=1, max_length=100_000)
 
     @model_validator(mode="after")

@@ -1,7 +1,8 @@
 """From a parsed request to a response: faults, size limit, Shared Key, api-version, routing.
 
 Order per Batch API request: a ``before`` fault answers at once; a body over
-``max_body_bytes`` gets 413 ``RequestBodyTooLarge``; then authentication, the api-version
+``max_body_bytes`` gets 413 ``RequestBodyTooLarge``; then authentication (Shared Key, or a
+job token as ``Authorization: Bearer``, see ``job_tokens``), the api-version
 check and the route. An ``after`` fault replaces the real response once the request has
 taken effect. Every Batch API request is logged. ``/_admin`` requests skip all of this.
 A ``None`` result means: drop the connection without answering.
@@ -56,7 +57,11 @@ class RequestDispatcher:
 
     def _batch(self, request: Request) -> Response:
         try:
-            self.verifier.verify(request.method, request.raw_path, request.raw_query, request.headers)
+            authorization = request.headers.get("authorization", "")
+            if authorization.startswith("Bearer "):
+                self.ctx.state.job_tokens.verify(request.raw_path, authorization)
+            else:
+                self.verifier.verify(request.method, request.raw_path, request.raw_query, request.headers)
             self._check_api_version(request)
         except BatchApiError as error:
             return error_response(error, request)

@@ -1,8 +1,9 @@
-"""The HTTP front end: a threading HTTP/1.1 server whose handler parses requests and writes
-responses (or drops the connection) for the dispatcher."""
+"""The HTTP front end: a threading HTTP/1.1 server (HTTPS when given a TLS context) whose handler
+parses requests and writes responses (or drops the connection) for the dispatcher."""
 from __future__ import annotations
 
 import socket
+import ssl
 import sys
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,16 +24,20 @@ class BatchHttpServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], dispatcher: RequestDispatcher, settings: ServiceSettings) -> None:
+    def __init__(self, address: tuple[str, int], dispatcher: RequestDispatcher, settings: ServiceSettings,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.dispatcher = dispatcher
         self.settings = settings
+        self.scheme = "https" if tls is not None else "http"
         super().__init__(address, BatchRequestHandler)
+        if tls is not None:  # the handshake happens in the handler thread, on first read
+            self.socket = tls.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
         bound_host, bound_port = self.socket.getsockname()[:2]
         self.authority = f"{bound_host}:{bound_port}"
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Clients closing keep-alive connections are normal; report anything else."""
-        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError, ssl.SSLError)):
             super().handle_error(request, client_address)
 
 
@@ -79,7 +84,7 @@ class BatchRequestHandler(BaseHTTPRequestHandler):
             query=parse_qs(parts.query, keep_blank_values=True),
             headers={name.lower(): value.strip() for name, value in self.headers.items()},
             body=body,
-            base_url=f"http://{host}",
+            base_url=f"{self.server.scheme}://{host}",
             request_id=str(uuid.uuid4()),
         )
         too_large = length > self.server.settings.max_body_bytes

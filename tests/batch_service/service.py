@@ -29,6 +29,7 @@ from .scheduler import TaskScheduler
 from .server import BatchHttpServer
 from .settings import ServiceSettings
 from .state import BatchState
+from .tls import TlsFiles, server_context
 
 
 class BatchService:
@@ -36,10 +37,11 @@ class BatchService:
 
     Task processes run on this host; node directories live under ``root_dir/nodes``.
     ``settings`` may be changed while it runs. Use as a context manager or call ``stop()``.
+    With ``tls`` it serves HTTPS (``url`` starts with ``https://``), which bearer job tokens need.
     """
 
     def __init__(self, root_dir: Path, *, account: str, key: str, host: str, port: int,
-                 settings: ServiceSettings) -> None:
+                 settings: ServiceSettings, tls: TlsFiles | None = None) -> None:
         self.root_dir = root_dir
         self.account = account
         self.key = key
@@ -60,8 +62,9 @@ class BatchService:
             routes.register(batch_routes)
         AdminRoutes(self._ctx).register(admin_routes)
         dispatcher = RequestDispatcher(self._ctx, SharedKeyVerifier(account, key), batch_routes, admin_routes)
-        self._server = BatchHttpServer((host, port), dispatcher, settings)
-        self.url = f"http://{self._server.authority}"
+        self._server = BatchHttpServer((host, port), dispatcher, settings,
+                                       server_context(tls) if tls is not None else None)
+        self.url = f"{self._server.scheme}://{self._server.authority}"
         self.state.base_url = self.url
         self._serving = threading.Thread(target=self._server.serve_forever, name="batch-http", daemon=True)
         self._stopped = False
@@ -126,10 +129,11 @@ def new_account_key() -> str:
 
 
 def start_batch_service(root_dir: Path, *, account: str = "orchtest", key: str | None = None, port: int = 0,
-                        host: str = "127.0.0.1", settings: ServiceSettings | None = None) -> BatchService:
-    """Start a local Batch service on ``host`` (a free port unless ``port`` is given)."""
+                        host: str = "127.0.0.1", settings: ServiceSettings | None = None,
+                        tls: TlsFiles | None = None) -> BatchService:
+    """Start a local Batch service on ``host`` (a free port unless ``port`` is given; HTTPS with ``tls``)."""
     root_dir = Path(root_dir)
     root_dir.mkdir(parents=True, exist_ok=True)
     service = BatchService(root_dir, account=account, key=key or new_account_key(), host=host, port=port,
-                           settings=settings or ServiceSettings())
+                           settings=settings or ServiceSettings(), tls=tls)
     return service.start()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .errors import BatchApiError
 from .job_entities import JobRecord, TaskRecord
+from .job_tokens import JobTokens
 from .pool_entities import NodeRecord, PoolRecord
 from .settings import ServiceSettings
 
@@ -29,6 +30,7 @@ class BatchState:
         self.pools: dict[str, PoolRecord] = {}
         self.jobs: dict[str, JobRecord] = {}
         self.stopping = False
+        self.job_tokens = JobTokens()
         self._addresses = itertools.count(0)
 
     def wake(self) -> None:

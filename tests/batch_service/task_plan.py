@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .job_entities import JobRecord, TaskRecord
+from .job_tokens import wants_job_token
 from .layout import apply_settings, node_environment
 from .runner import ExecutionHandle
 from .settings import AutoStorage
@@ -19,7 +20,7 @@ from .times import UNLIMITED_DURATION, format_timestamp, parse_duration, utc_now
 @dataclass(frozen=True)
 class TaskPlan:
     """A launched task: its spec, environment inputs, limits, handle and node placements
-    (the primary first)."""
+    (the primary first), and its job token when the spec asks for one."""
 
     job_id: str
     task_id: str
@@ -32,12 +33,15 @@ class TaskPlan:
     auto_storage: AutoStorage | None
     handle: ExecutionHandle
     placements: tuple[Placement, ...]
+    auth_token: str | None = None
 
     def environment(self, placement: Placement, task_dir: Any) -> dict[str, str]:
         """Environment of this task's process on ``placement``'s node."""
         env = node_environment(self.account, self.account_url, placement.node, task_dir)
         env["AZ_BATCH_JOB_ID"] = self.job_id
         env["AZ_BATCH_TASK_ID"] = self.task_id
+        if self.auth_token is not None:
+            env["AZ_BATCH_AUTHENTICATION_TOKEN"] = self.auth_token
         apply_settings(env, self.common_environment)
         return apply_settings(env, self.spec.get("environmentSettings"))
 
@@ -65,6 +69,7 @@ def build_plan(state: BatchState, job: JobRecord, task: TaskRecord, placements: 
         auto_storage=state.settings.auto_storage,
         handle=handle,
         placements=tuple(placements),
+        auth_token=state.job_tokens.issue(job.id) if wants_job_token(task.spec) else None,
     )
 
 

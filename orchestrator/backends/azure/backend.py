@@ -4,27 +4,30 @@ A pool is a Batch pool (its id is the spec's), recorded locally with the credent
 was made with. A job is a Batch job with the spec's id; tasks keep their spec/trial ids, so a
 submission re-run after Ctrl-C adds only what is missing. Each pool has a blob container
 (``naming.pool_container``) for the workdir snapshots (content-addressed), task outputs and
-copies of every task's stdout, stderr and metrics. Adaptive sweeps are not run on Azure yet.
+copies of every task's stdout, stderr and metrics. An adaptive sweep's job is created with a
+job manager task that runs the sweep controller in the cloud (see ``sweep_setup``).
 """
 from __future__ import annotations
 
+import json
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
 from orchestrator import job_index, pool_registry
 from orchestrator.backend import ProgressFn
-from orchestrator.backends.azure import job_ops, naming, pool_model, pool_ops, task_model
+from orchestrator.adaptive_sweep import is_adaptive
+from orchestrator.backends.azure import job_ops, naming, pool_model, pool_ops, sweep_setup, task_model
 from orchestrator.backends.azure.accounts import Account, Accounts
 from orchestrator.backends.azure.batch_client import text
 from orchestrator.backends.azure.blob_store import BlobStore
-from orchestrator.backends.azure.inputs import upload_workdir
+from orchestrator.backends.azure.inputs import input_resource_files, upload_workdir
 from orchestrator.backends.azure.retries import RetryPolicy, code_of
 from orchestrator.backends.azure.task_files import read_task_file
 from orchestrator.backends.azure.task_submit import Tally, add_tasks
 from orchestrator.job_tasks import job_concurrency
-from orchestrator.errors import CapacityError, ConflictError, InterruptedByUser, NotFoundError, SpecError
+from orchestrator.errors import BackendError, CapacityError, ConflictError, InterruptedByUser, NotFoundError
 from orchestrator.model import FileChunk, JobInfo, PoolInfo, SubmitReport, TaskInfo, TaskLaunch
 from orchestrator.pool_registry import PoolRecord
 from orchestrator.spec import JobSpec, PoolSpec
@@ -43,6 +46,7 @@ class AzureBackend:
         self.accounts = Accounts(config_dir, credentials, policy)
         self.last_submit: Tally | None = None
         self._tasks_seen: dict[str, tuple[float, list[Any], Any]] = {}
+        self._sweep_contexts: dict[str, task_model.TaskContext] = {}
 
     # -- pools ---------------------------------------------------------------------------
     def ensure_pool(self, spec: PoolSpec, *, progress: ProgressFn | None = None) -> PoolInfo:
@@ -122,10 +126,14 @@ class AzureBackend:
         _check_distributed(job, spec)
         account = self.accounts.for_pool(job.pool)
         job_index.record(job.id, job.pool, self.name)
+        adaptive = any(is_adaptive(task) for task in job.tasks)
         batch_job, created = job_ops.ensure(account.batch, job.id, job.pool, lifetime=options.job_lifetime,
                                             uses_dependencies=any(t.depends_on for t in job.tasks),
-                                            max_parallel=job_concurrency(job))
-        ctx = self._task_context(account, spec, job.id, batch_job, workdir)
+                                            max_parallel=job_concurrency(job),
+                                            manager=self._manager_task(account, spec, job.id) if adaptive else None)
+        ctx = self._task_context(account, spec, job, batch_job, workdir)
+        if adaptive:
+            self._sweep_contexts[job.id] = ctx
         present = set() if created else job_ops.existing_task_ids(account.batch, job.id)
         skipped = [0]
 
@@ -147,23 +155,34 @@ class AzureBackend:
         return SubmitReport(job_id=job.id, submitted=tally.submitted, already_present=tally.already_present + skipped[0],
                             failed=dict(tally.failed))
 
-    def _task_context(self, account: Account, spec: PoolSpec, job_id: str, batch_job: Any,
+    def _task_context(self, account: Account, spec: PoolSpec, job: JobSpec, batch_job: Any,
                       workdir: tuple[str, bytes] | None) -> task_model.TaskContext:
         options = pool_model.azure_options(spec)
         container = naming.pool_container(spec.id, options.storage_container)
         expiry = batch_job.creation_time + timedelta(seconds=options.job_lifetime + OUTPUT_MARGIN)
         workdir_url = outputs_url = None
-        if workdir is not None or account.store is not None:
-            store = account.require_store(f"job {job_id!r} (its workdir snapshot)")
+        input_files: list[Any] = []
+        if workdir is not None or job.inputs or account.store is not None:
+            store = account.require_store(f"job {job.id!r} (its workdir snapshot and inputs)")
             store.ensure_container(container)
             outputs_url = store.container_url(container, expiry, write=True)
             if workdir is not None:
                 workdir_url = upload_workdir(store, container, workdir, expiry)
+            input_files = input_resource_files(store, container, job.inputs, self.accounts.config_dir or Path.cwd(),
+                                               expiry)
         return task_model.TaskContext(
-            pool_id=spec.id, job_id=job_id, vm_size=options.vm_size, cpus_per_node=spec.cpus_per_node,
+            pool_id=spec.id, job_id=job.id, vm_size=options.vm_size, cpus_per_node=spec.cpus_per_node,
             gpus_per_node=spec.gpus_per_node, slots_per_node=spec.slots_per_node, pool_env=dict(spec.env),
             workdir_url=workdir_url, outputs_url=outputs_url, output_condition=options.output_upload,
-            container=pool_model.task_container_settings(spec, account.credentials))
+            container=pool_model.task_container_settings(spec, account.credentials), input_files=tuple(input_files))
+
+    def _manager_task(self, account: Account, spec: PoolSpec, job_id: str) -> Any:
+        options = pool_model.azure_options(spec)
+        store = account.require_store(f"the sweep controller of job {job_id!r}")
+        container = naming.pool_container(spec.id, options.storage_container)
+        store.ensure_container(container)
+        expiry = datetime.now(timezone.utc) + timedelta(seconds=options.job_lifetime + OUTPUT_MARGIN)
+        return sweep_setup.manager_task(sweep_setup.payload_url(store, container, job_id, expiry), dict(spec.env))
 
     def _seal(self, account: Account, job_id: str) -> None:
         try:
@@ -210,6 +229,9 @@ class AzureBackend:
             raw = job_ops.list_raw_tasks(self.accounts.for_pool(pool_id).batch, job.id)
             self._tasks_seen[job.id] = (time.monotonic(), raw, job)
         is_cancelled, stopped = job_ops.cancelled(job), job_ops.stopped_ids(pool_id, job.id)
+        store = self.accounts.for_pool(pool_id).store
+        if store is not None and job_ops.has_sweep_manager(job):
+            stopped |= sweep_setup.stopped_markers(store, self._container(pool_id), job.id)
         return [job_ops.task_info(task, job.id, job_cancelled=is_cancelled, stopped=stopped) for task in raw]
 
     def cancel_job(self, job_id: str) -> None:
@@ -243,9 +265,8 @@ class AzureBackend:
 
     def read_file(self, job_id: str, task_id: str, name: str, *, offset: int = 0) -> FileChunk | None:
         account, pool_id = self.accounts.for_job(job_id)
-        record = pool_registry.load(pool_id)
-        container = (record.extra.get("container") if record else None) or naming.pool_container(pool_id)
-        return read_task_file(account.batch, job_id, task_id, name, offset, store=account.store, container=container,
+        return read_task_file(account.batch, job_id, task_id, name, offset, store=account.store,
+                              container=self._container(pool_id),
                               task_ended=lambda: self._task_ended(account, job_id, task_id))
 
     def _task_ended(self, account: Account, job_id: str, task_id: str) -> bool:
@@ -257,13 +278,41 @@ class AzureBackend:
         task = account.batch.get_or_none(f"reading task {task_id!r}", account.batch.client.get_task, job_id, task_id)
         return task is None or text(task.state) == "completed"
 
+    def _container(self, pool_id: str) -> str:
+        record = pool_registry.load(pool_id)
+        return (record.extra.get("container") if record else None) or naming.pool_container(pool_id)
+
     def start_sweep(self, job: JobSpec) -> None:
-        raise SpecError(f"job {job.id!r} has an adaptive sweep (bayesian sampling, early termination or a sweep "
-                        "timeout), which orch runs only on Ray pools so far",
-                        hint="use sampling grid/random/sobol without early_termination on Azure pools")
+        """Hand the job manager task created by ``submit`` its payload (see ``sweep_setup``)."""
+        account, pool_id = self.accounts.for_job(job.id)
+        ctx = self._sweep_contexts.get(job.id)
+        batch_job = job_ops.get(account.batch, job.id)
+        if batch_job is None or not job_ops.has_sweep_manager(batch_job):
+            raise ConflictError(f"job {job.id!r} exists without a sweep controller task",
+                                hint="`orch jobs delete` it and run `orch sweep` again")
+        if ctx is None:
+            raise BackendError(f"job {job.id!r} was not submitted by this process, so its trials' context is unknown",
+                               hint="run `orch sweep` with the spec again: trials already in are kept")
+        pool = PoolSpec.model_validate(pool_registry.require(pool_id).spec)
+        store = account.require_store(f"the sweep controller of job {job.id!r}")
+        container, lifetime = self._container(pool_id), pool_model.azure_options(pool).job_lifetime
+        expiry = batch_job.creation_time + timedelta(seconds=lifetime + OUTPUT_MARGIN)
+        payload = sweep_setup.ManagerPayload(job=job, settings=sweep_setup.controller_settings(pool), context=ctx,
+                                             stopped_url=store.container_url(container, expiry, write=True,
+                                                                             listing=True))
+        sweep_setup.upload_payload(store, container, payload)
 
     def sweep_state(self, job_id: str) -> dict[str, object] | None:
-        return None
+        """The sweep manager task's latest summary while it runs (see ``sweep_manager``), else None."""
+        account, _ = self.accounts.for_job(job_id)
+        api = account.batch
+        task = api.get_or_none("reading the sweep manager", api.client.get_task, job_id, naming.SWEEP_MANAGER_ID)
+        if task is None or text(task.state) == "completed":
+            return None
+        chunk = read_task_file(api, job_id, naming.SWEEP_MANAGER_ID, sweep_setup.STATE_FILE, 0, store=None,
+                               container="", task_ended=lambda: False)
+        summary = json.loads(chunk.data) if chunk is not None and chunk.data else {}
+        return {**summary, "running": True, "task_state": text(task.state)}
 
     def _require_pool(self, pool_id: str) -> PoolInfo:
         info = self.get_pool(pool_id)

@@ -21,9 +21,11 @@ POLL_SECONDS = 1.0
 class BatchApi:
     """One Batch account. ``call`` runs an SDK call with retries and orch errors."""
 
-    def __init__(self, account: BatchAccount, policy: RetryPolicy | None = None) -> None:
+    def __init__(self, account: BatchAccount, policy: RetryPolicy | None = None, *, credential: Any = None) -> None:
+        """``credential`` replaces the account's own (the sweep manager's job token)."""
         self.account = account
         self.policy = policy or RetryPolicy()
+        self.credential = credential
         self._client: Any = None
 
     @property
@@ -32,7 +34,7 @@ class BatchApi:
         if self._client is None:
             from azure.batch import BatchClient
 
-            self._client = BatchClient(self.account.url, _credential(self.account), retry_total=0,
+            self._client = BatchClient(self.account.url, self.credential or _credential(self.account), retry_total=0,
                                        connection_timeout=30, read_timeout=120)
         return self._client
 

@@ -154,11 +154,12 @@ class BlobStore:
                                                          start=_start(), **auth), expiry)
         return f"{self.url}/{container}/{quote(name)}?{sas}"
 
-    def container_url(self, container: str, expiry: datetime, *, write: bool) -> str:
-        """A container URL that can read and list (``write`` False) or create and write blobs."""
+    def container_url(self, container: str, expiry: datetime, *, write: bool, listing: bool = False) -> str:
+        """A container URL that can read and list (``write`` False) or create and write blobs
+        (and list them too with ``listing``)."""
         from azure.storage.blob import ContainerSasPermissions, generate_container_sas
 
-        permission = (ContainerSasPermissions(create=True, write=True, add=True) if write
+        permission = (ContainerSasPermissions(create=True, write=True, add=True, list=listing) if write
                       else ContainerSasPermissions(read=True, list=True))
         sas = self._sas(lambda **auth: generate_container_sas(self.service.account_name, container,
                                                               permission=permission, expiry=expiry, start=_start(),

@@ -29,11 +29,12 @@ def get(api: BatchApi, job_id: str) -> Any | None:
 
 
 def ensure(api: BatchApi, job_id: str, pool_id: str, *, uses_dependencies: bool, lifetime: float,
-           max_parallel: int | None = None) -> tuple[Any, bool]:
+           max_parallel: int | None = None, manager: m.BatchJobManagerTask | None = None) -> tuple[Any, bool]:
     """The Batch job (created now if new, open for tasks) and whether it was created now.
 
     ``lifetime`` bounds the job's wall-clock time (and so the SAS URLs its tasks get);
-    ``max_parallel`` caps its tasks in flight (a sweep's ``max_concurrent_trials``).
+    ``max_parallel`` caps its tasks in flight (a sweep's ``max_concurrent_trials``);
+    ``manager`` is the job manager task of an adaptive sweep (only given at creation).
     """
     existing = get(api, job_id)
     if existing is None:
@@ -41,8 +42,9 @@ def ensure(api: BatchApi, job_id: str, pool_id: str, *, uses_dependencies: bool,
             id=job_id, pool_info=m.BatchPoolInfo(pool_id=pool_id), uses_task_dependencies=uses_dependencies,
             max_parallel_tasks=max_parallel or -1,
             all_tasks_complete_mode="noaction", constraints=m.BatchJobConstraints(
-                max_wall_clock_time=timedelta(seconds=lifetime)),
-            metadata=[m.BatchMetadataItem(name=naming.METADATA_MARK, value="1")])
+                max_wall_clock_time=timedelta(seconds=lifetime)), job_manager_task=manager,
+            metadata=[m.BatchMetadataItem(name=naming.METADATA_MARK, value="1")]
+            + ([m.BatchMetadataItem(name=naming.METADATA_SWEEP, value="1")] if manager is not None else []))
         try:
             api.call(f"creating job {job_id!r}", api.client.create_job, options)
             created = True
@@ -64,7 +66,7 @@ def ensure(api: BatchApi, job_id: str, pool_id: str, *, uses_dependencies: bool,
 
 def existing_task_ids(api: BatchApi, job_id: str) -> set[str]:
     tasks = api.listed(f"listing tasks of {job_id!r}", api.client.list_tasks, job_id, select=["id"])
-    return {task.id for task in tasks}
+    return {task.id for task in tasks} - {naming.SWEEP_MANAGER_ID}
 
 
 def seal(api: BatchApi, job_id: str) -> None:
@@ -74,7 +76,13 @@ def seal(api: BatchApi, job_id: str) -> None:
 
 
 def list_raw_tasks(api: BatchApi, job_id: str) -> list[Any]:
-    return api.listed(f"listing tasks of {job_id!r}", api.client.list_tasks, job_id, select=TASK_FIELDS)
+    """The job's tasks, its sweep manager task left out."""
+    tasks = api.listed(f"listing tasks of {job_id!r}", api.client.list_tasks, job_id, select=TASK_FIELDS)
+    return [task for task in tasks if task.id != naming.SWEEP_MANAGER_ID]
+
+
+def has_sweep_manager(job: Any) -> bool:
+    return any(item.name == naming.METADATA_SWEEP for item in job.metadata or [])
 
 
 def cancelled(job: Any) -> bool:

@@ -13,6 +13,8 @@ METADATA_MARK = "orch"
 METADATA_SPEC = "orch-spec"
 CANCEL_REASON = "orch: cancelled"
 INPUTS_PREFIX = "inputs/"
+SWEEP_MANAGER_ID = "orch-sweep-manager"  # the job manager task of an adaptive sweep; never a trial
+METADATA_SWEEP = "orch-sweep"
 
 
 def pool_container(pool_id: str, override: str | None = None) -> str:
@@ -55,3 +57,13 @@ def task_file_path(name: str) -> tuple[str, str]:
     if clean.startswith("outputs/"):
         return f"wd/{clean.removeprefix('outputs/')}", clean
     return f"wd/{clean}", f"outputs/{clean}"
+
+
+def sweep_spec_blob(job_id: str) -> str:
+    """Where ``start_sweep`` leaves what a job's sweep manager needs (spec, task context)."""
+    return f"sweeps/{job_id}/manager.json"
+
+
+def stopped_prefix(job_id: str) -> str:
+    """Prefix of a job's stopped-task markers: one empty blob ``stopped/<job>/<task>`` per task."""
+    return f"stopped/{job_id}/"

@@ -8,6 +8,7 @@ Multi-instance tasks take their command lines from ``launch_batch``.
 """
 from __future__ import annotations
 
+import json
 import math
 import shlex
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from orchestrator.model import TaskLaunch
 
 WORKDIR_ZIP = ".orch-workdir.zip"
 METRICS_NAME = "metrics.jsonl"
+PARAMS_ENV = "ORCH_TRIAL_PARAMS"  # a trial's parameters as JSON, so a sweep manager can read them back
 _UNPACK = ('if command -v unzip >/dev/null 2>&1; then unzip -qo "{zip}" -d "$ORCH_TASK_DIR"; '
            'else python3 -m zipfile -e "{zip}" "$ORCH_TASK_DIR"; fi '
            '|| {{ echo "orch: could not unpack the workdir snapshot {zip}" >&2; exit 1; }}')
@@ -42,6 +44,7 @@ class TaskContext:
     outputs_url: str | None
     output_condition: str
     container: m.BatchTaskContainerSettings | None = None
+    input_files: tuple[m.ResourceFile, ...] = ()  # the spec's inputs (``inputs.input_resource_files``)
 
 
 def shell_command(command: str | Sequence[str]) -> str:
@@ -55,7 +58,7 @@ def environment(env: Mapping[str, str]) -> list[m.EnvironmentSetting]:
     return [m.EnvironmentSetting(name=name, value=value) for name, value in env.items()]
 
 
-def _prelude(zip_path: str | None) -> list[str]:
+def _prelude(zip_path: str | None, shared_inputs: Sequence[str] = ()) -> list[str]:
     lines = [
         'ORCH_TASK_DIR="${AZ_BATCH_TASK_WORKING_DIR:-$PWD}"',
         f'ORCH_METRICS_FILE="$ORCH_TASK_DIR/{METRICS_NAME}"',
@@ -67,12 +70,15 @@ def _prelude(zip_path: str | None) -> list[str]:
     ]
     if zip_path:
         lines.append(_UNPACK.format(zip=zip_path))
+    for target in shared_inputs:  # multi-instance inputs land in the shared dir: link them into the task dir
+        quoted = shlex.quote(target)
+        lines.append(f'mkdir -p "$(dirname {quoted})" && ln -sfn "$AZ_BATCH_TASK_SHARED_DIR"/{quoted} {quoted}')
     return lines
 
 
-def wrapped_command(user_line: str, zip_path: str | None) -> str:
+def wrapped_command(user_line: str, zip_path: str | None, shared_inputs: Sequence[str] = ()) -> str:
     """``/bin/sh -c '<prelude>; exec <user_line>'``."""
-    return "/bin/sh -c " + shlex.quote("; ".join(_prelude(zip_path) + [f"exec {user_line}"]))
+    return "/bin/sh -c " + shlex.quote("; ".join(_prelude(zip_path, shared_inputs) + [f"exec {user_line}"]))
 
 
 def required_slots(launch: TaskLaunch, ctx: TaskContext) -> int:
@@ -108,23 +114,28 @@ def task_options(launch: TaskLaunch, ctx: TaskContext, prefix: str) -> m.BatchTa
     """The Batch task for ``launch`` (``prefix``: its blob prefix for uploaded files)."""
     env = {**ctx.pool_env, **launch.env, "ORCH_POOL_ID": ctx.pool_id, "ORCH_JOB_ID": ctx.job_id,
            "ORCH_TASK_ID": launch.id}
+    if launch.params:
+        env[PARAMS_ENV] = json.dumps(dict(launch.params), default=str)
     user_line = shell_command(launch.command)
     multi = None
-    resources = ([m.ResourceFile(http_url=ctx.workdir_url, file_path=WORKDIR_ZIP)] if ctx.workdir_url else None)
+    workdir_file = [m.ResourceFile(http_url=ctx.workdir_url, file_path=WORKDIR_ZIP)] if ctx.workdir_url else []
+    resources = (workdir_file + list(ctx.input_files)) or None
     dist = launch.distributed
     if dist is not None and dist.nodes != 1:
         nodes = int(dist.nodes)
         env.update(vm_sizes.nccl_env(ctx.vm_size))
         user_line = multi_instance_command(dist, dist.processes_per_node or 1, launch.command, num_nodes=nodes,
                                            gpus_per_node=ctx.gpus_per_node)
-        zip_path = f"$AZ_BATCH_TASK_SHARED_DIR/{WORKDIR_ZIP}" if resources else None
-        coordination = wrapped_command(coordination_command(dist, in_container=ctx.container is not None), zip_path)
+        zip_path = f"$AZ_BATCH_TASK_SHARED_DIR/{WORKDIR_ZIP}" if workdir_file else None
+        tops = sorted({str(f.file_path).split("/", 1)[0] for f in ctx.input_files})
+        coordination = wrapped_command(coordination_command(dist, in_container=ctx.container is not None), zip_path,
+                                       tops)
         multi = m.MultiInstanceSettings(number_of_instances=nodes, coordination_command_line=coordination,
                                         common_resource_files=resources)
         command_line = wrapped_command(user_line, None)
         resources = None
     else:
-        command_line = wrapped_command(user_line, f"$ORCH_TASK_DIR/{WORKDIR_ZIP}" if resources else None)
+        command_line = wrapped_command(user_line, f"$ORCH_TASK_DIR/{WORKDIR_ZIP}" if workdir_file else None)
     constraints = m.BatchTaskConstraints(
         max_task_retry_count=launch.max_retries,
         max_wall_clock_time=timedelta(seconds=launch.max_wall_time) if launch.max_wall_time else None)

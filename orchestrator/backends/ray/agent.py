@@ -171,13 +171,20 @@ class NodeAgent(GangMixin):
         wd = root / "wd"
         wd.mkdir(parents=True, exist_ok=True)
         if run.workdir_hash and run.workdir_ref is not None:
-            snap = self.root / "workdirs" / run.workdir_hash
-            with self.workdir_lock:
-                if not snap.is_dir():
-                    snap.parent.mkdir(parents=True, exist_ok=True)
-                    workdir.unpack(ray.get(run.workdir_ref), snap)
-            workdir.link_into(snap, wd)
+            workdir.link_into(self._unpacked(run.workdir_hash, run.workdir_ref), wd)
+        for item in run.inputs:
+            source = self._unpacked(item.digest, item.ref)
+            workdir.link_at(source / item.file_name if item.file_name else source, wd / item.to)
         return wd
+
+    def _unpacked(self, digest: str, ref: Any) -> Path:
+        """The snapshot ``digest`` unpacked on this node (once; later calls reuse it)."""
+        snap = self.root / "snapshots" / digest
+        with self.workdir_lock:
+            if not snap.is_dir():
+                snap.parent.mkdir(parents=True, exist_ok=True)
+                workdir.unpack(ray.get(ref), snap)
+        return snap
 
     def _env(self, run: TaskRun, root: Path, wd: Path, gpu_ids: list[str]) -> dict[str, str]:
         # Ray's own settings for the agent actor (RAY_*, its GPU mask, OMP_NUM_THREADS=<actor CPUs>) are

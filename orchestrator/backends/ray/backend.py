@@ -6,12 +6,12 @@ from typing import Any, Iterable
 
 import ray
 
-from orchestrator import job_index, pool_registry
+from orchestrator import job_index, pool_registry, workdir
 from orchestrator.backend import ProgressFn
 from orchestrator.backends.ray import pool_ops
 from orchestrator.backends.ray.connection import NAMESPACE, connect, ray_errors
 from orchestrator.job_tasks import job_concurrency
-from orchestrator.errors import BackendUnavailableError, ConflictError, NotFoundError
+from orchestrator.errors import BackendUnavailableError, ConflictError, NotFoundError, SpecError
 from orchestrator.model import FileChunk, JobInfo, PoolInfo, SubmitReport, TaskInfo, TaskLaunch
 from orchestrator.pool_registry import PoolRecord
 from orchestrator.spec import JobSpec, PoolSpec
@@ -96,6 +96,7 @@ class RayBackend:
     def submit(self, job: JobSpec, tasks: Iterable[TaskLaunch], *,
                workdir: tuple[str, bytes] | None = None) -> SubmitReport:
         record = pool_registry.require(job.pool)
+        packed_inputs = self._pack_inputs(job)
         manager = self._require_manager(record)
         job_index.record(job.id, job.pool, self.name)
         added = present = 0
@@ -107,12 +108,13 @@ class RayBackend:
                 chunk.append(launch)
                 if len(chunk) >= SUBMIT_CHUNK:
                     a, p = ray.get(manager.add_tasks.remote(job.id, chunk, max_retries=job.max_retries,
-                                                            workdir=workdir if first else None, max_running=max_running),
+                                                            workdir=workdir if first else None, max_running=max_running,
+                                                            inputs=packed_inputs if first else None),
                                            timeout=CALL_TIMEOUT)
                     added, present, chunk, first = added + a, present + p, [], False
             a, p = ray.get(manager.add_tasks.remote(job.id, chunk, max_retries=job.max_retries,
                                                     workdir=workdir if first else None, seal=job.auto_complete,
-                                                    max_running=max_running),
+                                                    max_running=max_running, inputs=packed_inputs if first else None),
                            timeout=CALL_TIMEOUT)
         return SubmitReport(job_id=job.id, submitted=added + a, already_present=present + p)
 
@@ -192,6 +194,19 @@ class RayBackend:
         except ray.exceptions.RayActorError:
             return None
         return state
+
+    def _pack_inputs(self, job: JobSpec) -> list[tuple[str, str, bytes, str | None]]:
+        """Local inputs as snapshots (relative paths from the config dir); blob inputs are refused."""
+        base = self.config_dir or Path(".")
+        packed = []
+        for index, item in enumerate(job.inputs):
+            if item.path is None:
+                raise SpecError(f"inputs[{index}]: blob inputs need an azure pool", where=None,
+                                hint="on Ray, download the data in the task, or use a local path")
+            path = (base / item.path).resolve()
+            digest, data = workdir.snapshot_path(path)
+            packed.append((item.to, digest, data, None if path.is_dir() else path.name))
+        return packed
 
     # -- plumbing ------------------------------------------------------------------------
     def _connect(self, record: PoolRecord) -> None:

@@ -45,6 +45,7 @@ class JobRecord:
     cancelled: bool = False
     ended_at: float | None = None
     workdir: tuple[str, object] | None = None
+    inputs: tuple[object, ...] = ()
     tasks: dict[str, TaskRecord] = field(default_factory=dict)
     ready: collections.deque[str] = field(default_factory=collections.deque)
     counts: collections.Counter[str] = field(default_factory=collections.Counter)

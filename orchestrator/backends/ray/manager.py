@@ -16,7 +16,7 @@ import ray
 
 from orchestrator.backends.ray.gang import GangRun
 from orchestrator.backends.ray.job_state import JobRecord, TaskRecord
-from orchestrator.backends.ray.messages import AgentFacts, TaskEvent, TaskRun
+from orchestrator.backends.ray.messages import AgentFacts, RunInput, TaskEvent, TaskRun
 from orchestrator.model import JobInfo, NodeInfo, TaskInfo, TaskLaunch, TaskState
 
 SHORT_TASK_SECONDS = 0.5
@@ -69,18 +69,22 @@ class PoolManager:
     # -- jobs ----------------------------------------------------------------------------
     def add_tasks(self, job_id: str, launches: list[TaskLaunch], *, max_retries: int = 0,
                   workdir: tuple[str, bytes] | None = None, seal: bool = False,
-                  max_running: int | None = None) -> tuple[int, int]:
+                  max_running: int | None = None,
+                  inputs: list[tuple[str, str, bytes, str | None]] | None = None) -> tuple[int, int]:
         """Create the job if new and add tasks not yet present: ``(added, already_present)``.
 
         ``workdir`` is the snapshot ``(sha256, zip bytes)``; the manager owns its object so it
-        outlives the submitting CLI.
+        outlives the submitting CLI. ``inputs`` are ``(to, sha256, zip bytes, file name or None)``.
         """
         with self.lock:
             job = self.jobs.get(job_id)
             if job is None:
                 owned = (workdir[0], ray.put(workdir[1])) if workdir else None
+                packed = tuple(RunInput(to=to, digest=digest, ref=ray.put(data), file_name=name)
+                               for to, digest, data, name in inputs or ())
                 job = self.jobs[job_id] = JobRecord(id=job_id, pool_id=self.pool_id, created_at=time.time(),
-                                                    max_retries=max_retries, workdir=owned, max_running=max_running)
+                                                    max_retries=max_retries, workdir=owned, max_running=max_running,
+                                                    inputs=packed)
             result = job.add(launches)
             job.sealed = job.sealed or seal
             self._dispatch()
@@ -243,7 +247,8 @@ class PoolManager:
         return TaskRun(job_id=job.id, task_id=launch.id, attempt=record.attempt, command=launch.command,
                        env=dict(launch.env), cpus=launch.resources.cpus, gpus=launch.resources.gpus,
                        wall_time=launch.max_wall_time, output_files=launch.output_files,
-                       workdir_hash=workdir_hash, workdir_ref=workdir_ref)
+                       workdir_hash=workdir_hash, workdir_ref=workdir_ref,
+                       inputs=job.inputs)  # type: ignore[arg-type]
 
     def _job(self, job_id: str) -> JobRecord:
         job = self.jobs.get(job_id)

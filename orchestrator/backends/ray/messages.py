@@ -6,6 +6,16 @@ from typing import Any, Mapping
 
 
 @dataclass(frozen=True)
+class RunInput:
+    """A job input packed as a snapshot: placed at ``to`` in the task dir (``file_name`` for a file)."""
+
+    to: str
+    digest: str
+    ref: Any  # ray.ObjectRef of the zip bytes
+    file_name: str | None = None
+
+
+@dataclass(frozen=True)
 class TaskRun:
     """One attempt of one task, as sent to a node agent."""
 
@@ -20,6 +30,7 @@ class TaskRun:
     output_files: tuple[str, ...] = ()
     workdir_hash: str | None = None
     workdir_ref: Any = None  # ray.ObjectRef of the snapshot bytes, resolved on the node
+    inputs: tuple[RunInput, ...] = ()
 
 
 @dataclass(frozen=True)

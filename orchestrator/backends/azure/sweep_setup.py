@@ -1,0 +1,98 @@
+"""The cloud side of adaptive sweeps on Azure, as the submitting machine sets it up.
+
+An adaptive sweep's Batch job is created with a job manager task (``naming.SWEEP_MANAGER_ID``)
+that runs ``python -m orchestrator.backends.azure.sweep_manager`` on a pool node, so the
+controller needs no terminal. Batch gives that task a job-scoped bearer token
+(``authenticationTokenSettings``) and the account URL; it does not end the job when it exits
+(``killJobOnCompletion`` false): the job completes once sealed and its trials are done.
+
+The task is created with the job, before ``start_sweep`` knows the final spec, so it waits for
+its payload: ``start_sweep`` uploads ``ManagerPayload`` as JSON to ``naming.sweep_spec_blob``,
+and the task reads it through a read-only SAS URL (``ORCH_SWEEP_PAYLOAD_URL``) that expires with
+the job. The payload carries the job spec, the controller settings and the task context (workdir
+snapshot and outputs URLs), so trials the manager adds look exactly like those submitted here.
+
+Nodes need orch installed (the pool's start task or image); the interpreter is ``python3``
+unless the pool's ``env`` sets ``ORCH_PYTHON``.
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from azure.batch import models as m
+
+from orchestrator.backends.azure import naming
+from orchestrator.backends.azure.blob_store import BlobStore
+from orchestrator.backends.azure.task_model import TaskContext, environment
+from orchestrator.spec import JobSpec, PoolSpec
+from orchestrator.sweep_controller import ControllerSettings
+
+PAYLOAD_URL_ENV = "ORCH_SWEEP_PAYLOAD_URL"
+STATE_FILE = "sweep-state.json"  # the manager's summary, in its working directory
+MANAGER_COMMAND = ("/bin/sh -c 'exec \"${ORCH_PYTHON:-python3}\" -m orchestrator.backends.azure.sweep_manager'")
+MANAGER_RETRIES = 3
+
+
+def manager_task(payload_url: str, pool_env: dict[str, str]) -> m.BatchJobManagerTask:
+    """The job manager task of an adaptive sweep job (see the module docstring)."""
+    task = m.BatchJobManagerTask(
+        id=naming.SWEEP_MANAGER_ID, display_name="orch sweep controller", command_line=MANAGER_COMMAND,
+        environment_settings=environment({**pool_env, PAYLOAD_URL_ENV: payload_url}),
+        kill_job_on_completion=False, run_exclusive=False, required_slots=1,
+        constraints=m.BatchTaskConstraints(max_task_retry_count=MANAGER_RETRIES))
+    task["authenticationTokenSettings"] = {"access": ["job"]}  # not modelled by azure-batch 15.1.0
+    return task
+
+
+@dataclass(frozen=True)
+class ManagerPayload:
+    """What the sweep manager needs: the job, controller settings and the trials' task context."""
+
+    job: JobSpec
+    settings: ControllerSettings
+    context: TaskContext
+    stopped_url: str | None  # a write+list SAS of the pool container, for stopped-task markers
+
+    def to_json(self) -> bytes:
+        context: dict[str, Any] = {f.name: getattr(self.context, f.name) for f in fields(TaskContext)}
+        context["pool_env"] = dict(self.context.pool_env)
+        context["container"] = self.context.container.as_dict() if self.context.container is not None else None
+        context["input_files"] = [resource.as_dict() for resource in self.context.input_files]
+        return json.dumps({"job": self.job.model_dump(mode="json"), "settings": asdict(self.settings),
+                           "context": context, "stopped_url": self.stopped_url}).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> ManagerPayload:
+        raw: dict[str, Any] = json.loads(data)
+        context = dict(raw["context"])
+        container = context.pop("container", None)
+        inputs = tuple(m.ResourceFile(resource) for resource in context.pop("input_files", []))
+        return cls(job=JobSpec.model_validate(raw["job"]), settings=ControllerSettings(**raw["settings"]),
+                   context=TaskContext(**context, container=m.BatchTaskContainerSettings(container)
+                                       if container else None, input_files=inputs),
+                   stopped_url=raw.get("stopped_url"))
+
+
+def controller_settings(pool: PoolSpec) -> ControllerSettings:
+    """The controller settings of a job on ``pool``: as many trials at once as the pool has slots."""
+    slots = pool.slots_per_node * pool.nodes.total
+    return ControllerSettings(gpus_per_node=pool.gpus_per_node, pool_nodes=pool.nodes.total,
+                              default_concurrency=max(1, slots), poll_seconds=1.0)
+
+
+def payload_url(store: BlobStore, container: str, job_id: str, expiry: datetime) -> str:
+    """The read-only URL the manager task reads its payload from (valid before the upload)."""
+    return store.blob_read_url(container, naming.sweep_spec_blob(job_id), expiry)
+
+
+def upload_payload(store: BlobStore, container: str, payload: ManagerPayload) -> None:
+    store.put(container, naming.sweep_spec_blob(payload.job.id), payload.to_json())
+
+
+def stopped_markers(store: BlobStore, container: str, job_id: str) -> set[str]:
+    """Ids of the job's tasks its sweep manager stopped."""
+    prefix = naming.stopped_prefix(job_id)
+    return {entry.name.removeprefix(prefix) for entry in store.list(container, prefix)}
