@@ -9,6 +9,7 @@ import click
 from orchestrator import job_index, pool_registry
 from orchestrator.backend import Backend, load_backend
 from orchestrator.errors import NotFoundError, SpecError
+from orchestrator.model import JobInfo
 from orchestrator.spec import JobSpec, PoolSpec, load_job, load_pool
 
 
@@ -51,6 +52,15 @@ def backend_for_job(job_id: str) -> Backend:
         if backend.get_job(job_id) is not None:
             return backend
     raise NotFoundError(f"job {job_id!r} does not exist", hint="see `orch jobs list`")
+
+
+def existing_job(job_id: str) -> tuple[Backend, JobInfo]:
+    """The backend holding ``job_id`` and the job; ``NotFoundError`` if there is none."""
+    backend = backend_for_job(job_id)
+    info = backend.get_job(job_id)
+    if info is None:
+        raise NotFoundError(f"job {job_id!r} does not exist", hint="see `orch jobs list`")
+    return backend, info
 
 
 def latest_job_id() -> str:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from orchestrator.cli.context import all_backends, backend_for_job, settings
+from orchestrator.cli.context import all_backends, backend_for_job, existing_job, settings
 from orchestrator.cli.render import OUTPUT_OPTION, clock, counts_text, emit_json, emit_table, seconds
 from orchestrator.errors import JobFailedError, NotFoundError, SpecError
 from orchestrator.model import TaskInfo
@@ -85,10 +85,7 @@ def list_jobs(pool_id: str | None, output: str) -> None:
 @OUTPUT_OPTION
 def show(job_id: str, output: str) -> None:
     """Show a job and its tasks: states, exit codes, nodes, times."""
-    backend = backend_for_job(job_id)
-    info = backend.get_job(job_id)
-    if info is None:
-        raise NotFoundError(f"job {job_id!r} does not exist", hint="see `orch jobs list`")
+    backend, info = existing_job(job_id)
     tasks = backend.list_tasks(job_id)
     if output == "json":
         emit_json({"job": info, "tasks": tasks})

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from orchestrator.cli.context import backend_for_job, settings
+from orchestrator.cli.context import backend_for_job, existing_job, settings
 from orchestrator.cli.render import OUTPUT_OPTION, counts_text, emit_json
-from orchestrator.errors import NotFoundError, SpecError
+from orchestrator.errors import SpecError
 
 WIDE_OUTPUT = 240
 
@@ -76,10 +76,7 @@ def status(job_id: str, output: str) -> None:
     """Progress bar and trial counts of a sweep (stopped = ended early by its policy)."""
     from orchestrator import job_index
 
-    backend = backend_for_job(job_id)
-    info = backend.get_job(job_id)
-    if info is None:
-        raise NotFoundError(f"sweep {job_id!r} not found", hint="see `orch jobs list`")
+    backend, info = existing_job(job_id)
     entry = job_index.lookup(job_id)
     counts = dict(info.task_counts)
     done = sum(n for state, n in counts.items() if state not in ("pending", "running"))
