@@ -48,6 +48,7 @@ class NodeAgent(GangMixin):
         self.outbox: list[TaskEvent] = []
         self.workdir_lock = threading.Lock()
         self.manager: Any = None
+        self.priority_note = _normal_priority()
         self._gang_init()
         threading.Thread(target=self._flush_loop, daemon=True).start()
 
@@ -62,7 +63,8 @@ class NodeAgent(GangMixin):
         return AgentFacts(index=self.index, node_id=ray.get_runtime_context().get_node_id(),
                           address=ray.util.get_node_ip_address(), cpus=cpus, gpus=gpus,
                           gpu_ids=tuple(self.free_gpus), slots=slots, start_task_exit=exit_code,
-                          start_task_error=error, extra={"hostname": socket.gethostname(), "pid": os.getpid()})
+                          start_task_error=error, extra={"hostname": socket.gethostname(), "pid": os.getpid(),
+                                                         "priority": self.priority_note})
 
     def _run_start_task(self, command: Any, env: dict[str, str], retries: int) -> tuple[int, str | None]:
         start_dir = self.root / "startup"
@@ -242,3 +244,20 @@ class NodeAgent(GangMixin):
             if self.manager is None:
                 self.manager = ray.get_actor(self.manager_name, namespace=self.namespace)
             self.manager.report.remote(batch)
+
+
+def _normal_priority() -> str:
+    """Undo what Ray does to its worker processes (nice 15, first in line for the OOM killer), so
+    task processes, which inherit both from this agent, run like any user program. Best effort:
+    lowering either needs privileges; the result is reported in the node facts."""
+    notes = []
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, 0)
+    except OSError:
+        notes.append(f"nice {os.getpriority(os.PRIO_PROCESS, 0)} kept")
+    try:
+        with open("/proc/self/oom_score_adj", "w") as handle:
+            handle.write("0")
+    except OSError:
+        notes.append("oom_score_adj kept")
+    return "; ".join(notes) or "normal"
