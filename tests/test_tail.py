@@ -78,3 +78,4 @@ def test_interleave_prefixes_whole_lines_per_task() -> None:
     followers = {"a": Follower(a.read_at, finished("a")), "b": Follower(b.read_at, finished("b"))}
     lines = list(interleave(followers, sleep=lambda s: None))
     assert sorted(lines) == ["[a] a1", "[a] a2", "[b] b1"]
+

@@ -22,7 +22,7 @@ import ray
 from orchestrator import process_tree, workdir
 from orchestrator.backends.ray import task_files
 from orchestrator.backends.ray.gang import GangMixin
-from orchestrator.backends.ray.messages import AgentFacts, TaskEvent, TaskRun
+from orchestrator.backends.ray.messages import AgentFacts, TaskEvent, TaskRun, coalesce
 from orchestrator.model import FileChunk
 
 _FLUSH_SECONDS = 0.005
@@ -240,7 +240,7 @@ class NodeAgent(GangMixin):
                     self.lock.wait()
             time.sleep(_FLUSH_SECONDS)
             with self.lock:
-                batch, self.outbox = self.outbox, []
+                batch, self.outbox = coalesce(self.outbox), []
             if self.manager is None:
                 self.manager = ray.get_actor(self.manager_name, namespace=self.namespace)
             self.manager.report.remote(batch)

@@ -177,6 +177,8 @@ class PoolManager:
                 if event.state == "running":
                     job.started(event.task_id, event.attempt, event.node, event.time)
                     continue
+                if event.started is not None:
+                    job.started(event.task_id, event.attempt, event.node, event.started)
                 key = (event.job_id, event.task_id)
                 for index in self.gang_nodes.pop(key, [event.node]):
                     self.nodes[index].assigned.pop(key, None)

@@ -1,7 +1,7 @@
 """What the pool manager and node agents send each other. Plain frozen dataclasses."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 
@@ -45,6 +45,23 @@ class TaskEvent:
     time: float
     exit_code: int | None = None
     error: str | None = None
+    started: float | None = None  # on an end event whose "running" event was folded into it
+
+
+def coalesce(events: list[TaskEvent]) -> list[TaskEvent]:
+    """Fold each ``running`` event into a later end event of the same attempt in the batch, so a
+    short task costs the manager one event, not two; order is kept otherwise."""
+    ends = {(e.job_id, e.task_id, e.attempt) for e in events if e.state != "running"}
+    started = {(e.job_id, e.task_id, e.attempt): e.time for e in events if e.state == "running"}
+    out = []
+    for event in events:
+        key = (event.job_id, event.task_id, event.attempt)
+        if event.state == "running" and key in ends:
+            continue
+        if event.state != "running" and key in started:
+            event = replace(event, started=started[key])
+        out.append(event)
+    return out
 
 
 @dataclass(frozen=True)
