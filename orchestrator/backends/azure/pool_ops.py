@@ -178,8 +178,8 @@ def delete(api: BatchApi, pool_id: str, timeout: float, progress: ProgressFn | N
         api.call(f"deleting pool {pool_id!r}", api.client.begin_delete_pool, pool_id, polling_interval=1)
     except NotFoundError:
         return
-    except ConflictError:
-        pass  # already being deleted
+    except ConflictError:  # 409 PoolBeingDeleted: a delete is already under way; wait for it below
+        pass
     if progress:
         progress(f"waiting for Batch to remove pool {pool_id!r}")
     deadline, pause = time.monotonic() + timeout, POLL_MIN

@@ -7,7 +7,6 @@ the named placement group, the recorded local cluster) and creates only what is 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
 from typing import Any
 
 import ray
@@ -194,6 +193,3 @@ def teardown(record: PoolRecord) -> None:
             ray.shutdown()
         local_cluster.stop(record.temp_dir, record.process_groups)
 
-
-def describe(record: PoolRecord) -> dict[str, Any]:
-    return asdict(record)
