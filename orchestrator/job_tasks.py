@@ -35,19 +35,6 @@ def job_concurrency(job: JobSpec) -> int | None:
     return min(caps) if caps else None
 
 
-def preflight(job: JobSpec, *, base_dir: Path | None = None) -> list[str]:
-    """Render each sweep task's first trial so placeholder and generator errors surface before
-    anything is submitted. Returns warnings (parameters no command uses)."""
-    warnings: list[str] = []
-    for index, task in enumerate(job.tasks):
-        if not task.is_sweep():
-            continue
-        first = next(iter(sweep.expand(task, key_path=f"tasks[{index}]", base_dir=base_dir, limit=1)), None)
-        if first is not None:
-            warnings += substitute.check([task.command], first.params, key_path=f"tasks[{index}].command")
-    return warnings
-
-
 def launch_for(job: JobSpec, task: TaskSpec, task_id: str, *, pool_env: dict[str, str],
                gpus_per_node: int, pool_nodes: int, trial: Trial | None = None, key_path: str = "") -> TaskLaunch:
     params = dict(trial.params) if trial else {}

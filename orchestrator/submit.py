@@ -10,7 +10,7 @@ from typing import Callable
 from orchestrator import job_index, pool_registry, workdir
 from orchestrator.backend import Backend, load_backend
 from orchestrator.errors import CapacityError, NotFoundError, SpecError
-from orchestrator.job_tasks import launches, preflight
+from orchestrator.job_tasks import launches
 from orchestrator.model import SubmitReport
 from orchestrator.spec import JobSpec, PoolSpec
 
@@ -49,16 +49,20 @@ def snapshot_workdir(job: JobSpec, config_dir: Path) -> tuple[str, bytes] | None
     return workdir.snapshot((config_dir / job.workdir).resolve())
 
 
-def submit_job(job: JobSpec, config_dir: Path, *, kind: str = "job",
-               warn: Callable[[str], None] | None = None) -> SubmitReport:
-    """Validate against the pool, then submit every task. Idempotent on job and task ids."""
+def submit_job(job: JobSpec, config_dir: Path, *, warn: Callable[[str], None] | None = None) -> SubmitReport:
+    """Validate against the pool, then submit every task. Idempotent on job and task ids.
+
+    A job with sweep tasks goes through ``sweep_submit.submit_sweep`` (checks every sweep first;
+    adaptive sweeps get their controller), so ``orch jobs add`` and ``orch sweep`` agree.
+    """
+    if any(task.is_sweep() for task in job.tasks):
+        from orchestrator.sweep_submit import submit_sweep
+
+        return submit_sweep(job, config_dir, warn=warn)
     backend, pool = resolve_pool(job, config_dir)
     check_fits(job, pool)
-    for warning in preflight(job, base_dir=config_dir):
-        if warn:
-            warn(warning)
     snap = snapshot_workdir(job, config_dir)
     tasks = launches(job, gpus_per_node=pool.gpus_per_node, pool_nodes=pool.nodes.total, base_dir=config_dir)
     report = backend.submit(job, tasks, workdir=snap)
-    job_index.record(job.id, job.pool, backend.name, kind=kind)
+    job_index.record(job.id, job.pool, backend.name)
     return report

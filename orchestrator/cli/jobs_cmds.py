@@ -1,13 +1,13 @@
 """``orch jobs add | list | show | cancel | delete``."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
 from orchestrator.cli.context import all_backends, backend_for_job, existing_job, settings
 from orchestrator.cli.render import OUTPUT_OPTION, clock, counts_text, emit_json, emit_table, seconds
+from orchestrator.backend import Backend
 from orchestrator.errors import JobFailedError, NotFoundError, SpecError
 from orchestrator.model import TaskInfo
 
@@ -27,14 +27,11 @@ def add(file: Path, tail: bool, output: str) -> None:
     A job with sweep tasks goes the way of ``orch sweep FILE`` (adaptive sweeps get their controller).
     """
     from orchestrator.submit import submit_job
-    from orchestrator.sweep_submit import submit_sweep, with_place
+    from orchestrator.sweep_submit import with_place
 
     job = settings().load_job_spec(file)
     try:
-        if any(task.is_sweep() for task in job.tasks):
-            report = submit_sweep(job, settings().config_dir, warn=lambda w: click.echo(f"warning: {w}", err=True))
-        else:
-            report = submit_job(job, settings().config_dir)
+        report = submit_job(job, settings().config_dir, warn=lambda w: click.echo(f"warning: {w}", err=True))
     except SpecError as error:
         raise with_place(error, file) from None
     if output == "json" and not tail:
@@ -100,15 +97,20 @@ def _task_row(task: TaskInfo) -> tuple[object, ...]:
             seconds(task.started_at, task.ended_at) if task.started_at else "", task.error or "")
 
 
+def _confirmed(job_id: str, verb: str, yes: bool) -> Backend:
+    """The job's backend, after the user confirmed ``verb`` (or passed --yes)."""
+    backend = backend_for_job(job_id)
+    if not yes:
+        click.confirm(f"{verb.capitalize()} job {job_id!r}?", abort=True)
+    return backend
+
+
 @jobs.command("cancel")
 @click.argument("job_id")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 def cancel(job_id: str, yes: bool) -> None:
     """Cancel a job: pending tasks never start, running ones are killed with their process trees."""
-    backend = backend_for_job(job_id)
-    if not yes:
-        click.confirm(f"Cancel job {job_id!r}?", abort=True)
-    backend.cancel_job(job_id)
+    _confirmed(job_id, "cancel", yes).cancel_job(job_id)
     click.echo(f"job {job_id} cancelled")
 
 
@@ -117,9 +119,5 @@ def cancel(job_id: str, yes: bool) -> None:
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 def delete(job_id: str, yes: bool) -> None:
     """Delete a job and its record (cancels it first if it still runs)."""
-    backend = backend_for_job(job_id)
-    if not yes:
-        click.confirm(f"Delete job {job_id!r}?", abort=True)
-    backend.delete_job(job_id)
+    _confirmed(job_id, "delete", yes).delete_job(job_id)
     click.echo(f"job {job_id} deleted")
-    sys.stdout.flush()
