@@ -31,10 +31,10 @@ sys.path.insert(0, str(REPO))
 
 from bench.record import write_section  # noqa: E402
 from orchestrator.backends.azure.backend import AzureBackend  # noqa: E402
-from orchestrator.follow_job import follow_all  # noqa: E402
-from orchestrator.job_tasks import launches  # noqa: E402
+from orchestrator.follow import follow_all  # noqa: E402
+from orchestrator.task_launch import launches  # noqa: E402
 from orchestrator.spec import JobSpec, PoolSpec  # noqa: E402
-from orchestrator.spec.credentials import Credentials  # noqa: E402
+from orchestrator.backends.azure.credentials import Credentials  # noqa: E402
 from tests.support.azurite import start_azurite  # noqa: E402
 
 TRIALS = 10_000

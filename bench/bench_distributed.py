@@ -41,7 +41,7 @@ def plain_horovodrun(hosts: str) -> float:
 
 def through_orch(round_index: int, pool: str, nodes: int) -> float:
     from orchestrator.backend import load_backend
-    from orchestrator.job_tasks import launches
+    from orchestrator.task_launch import launches
     from orchestrator.spec import JobSpec
     from orchestrator.workdir import snapshot
 

@@ -45,7 +45,7 @@ def orch_run(job_id: str, tasks: list[dict]) -> tuple[float, float]:
     start of the call: an upper bound of "returning → running".
     """
     from orchestrator.backend import load_backend
-    from orchestrator.job_tasks import launches
+    from orchestrator.task_launch import launches
     from orchestrator.spec import JobSpec
 
     backend = load_backend("ray")

@@ -12,7 +12,7 @@ __all__ = ["report", "__version__"]
 
 
 def report(step: int | None = None, **metrics: Any) -> None:
-    """Record metrics for the current trial (see ``orchestrator.metrics.report``)."""
-    from orchestrator.metrics import report as _report
+    """Record metrics for the current trial (see ``orchestrator.sweep.metrics.report``)."""
+    from orchestrator.sweep.metrics import report as _report
 
     _report(step=step, **metrics)

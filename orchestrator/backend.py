@@ -59,7 +59,7 @@ class Backend(Protocol):
         the caller (Ray: a detached actor; Azure Batch: a job manager task).
 
         The job must exist, created by ``submit`` unsealed (``auto_complete`` false) with every
-        task known up front. The controller (``orchestrator.sweep_controller``) adds Bayesian
+        task known up front. The controller (``orchestrator.sweep.controller``) adds Bayesian
         trials within ``limits``, stops trials an ``early_termination`` policy or
         ``limits.timeout`` rejects (they end ``stopped``), and seals the job once no trial will be
         added if ``job.auto_complete``, so the job completes. Idempotent: a running controller is
@@ -83,7 +83,7 @@ def load_backend(name: str, *, config_dir: Path | None = None) -> Backend:
 
     ``config_dir`` (the CLI's ``--config-dir``) tells backends that need credentials where to
     look first; without it they use ``ORCH_CONFIG_DIR``, then ``$ORCH_HOME``, then environment
-    variables (see ``orchestrator.spec.credentials``).
+    variables (see ``orchestrator.backends.azure.credentials``).
     """
     try:
         target, install_hint = REGISTRY[name]

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Mapping
 
-from orchestrator.launch import DistributedSpec
+from orchestrator.launch.plans import DistributedSpec
 
 
 class TaskState(str, Enum):

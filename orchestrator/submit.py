@@ -7,18 +7,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from orchestrator import job_index, pool_registry, workdir
+from orchestrator import workdir
+from orchestrator.records import job_index, pool_records
 from orchestrator.backend import Backend, load_backend
 from orchestrator.errors import CapacityError, NotFoundError, SpecError
-from orchestrator.job_tasks import launches
+from orchestrator.task_launch import launches
 from orchestrator.model import SubmitReport
 from orchestrator.spec import JobSpec, PoolSpec
 
 
 def resolve_pool(job: JobSpec, config_dir: Path | None = None) -> tuple[Backend, PoolSpec]:
-    record = pool_registry.load(job.pool)
+    record = pool_records.load(job.pool)
     if record is None:
-        known = ", ".join(r.id for r in pool_registry.all_records()) or "none"
+        known = ", ".join(r.id for r in pool_records.all_records()) or "none"
         raise NotFoundError(f"job {job.id!r} names pool {job.pool!r}, which does not exist (known pools: {known})",
                             hint="create it with `orch pool create`, or fix `pool:` in the job file")
     return load_backend(record.backend, config_dir=config_dir), PoolSpec.model_validate(record.spec)

@@ -18,16 +18,17 @@ import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from orchestrator import job_index, substitute, sweep
-from orchestrator.adaptive_sweep import is_adaptive
-from orchestrator.bayes import BayesianSearch
+from orchestrator.records import job_index
+from orchestrator.sweep import expand as sweep, substitute
+from orchestrator.sweep.adaptive import is_adaptive
+from orchestrator.sweep.bayes import BayesianSearch
 from orchestrator.errors import SpecError
-from orchestrator.job_tasks import launch_for
+from orchestrator.task_launch import launch_for
 from orchestrator.model import SubmitReport, TaskLaunch
 from orchestrator.spec import JobSpec, TaskSpec
 from orchestrator.spec.yaml_source import read_yaml
 from orchestrator.submit import check_fits, resolve_pool, snapshot_workdir
-from orchestrator.trial import Trial, trial_task_id
+from orchestrator.sweep.trial import Trial, trial_task_id
 
 _KEY_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 

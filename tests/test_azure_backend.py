@@ -10,14 +10,15 @@ from typing import TypeVar
 
 import pytest
 
-from orchestrator import pool_registry, workdir
+from orchestrator import workdir
+from orchestrator.records import pool_records
 from orchestrator.backends.azure.backend import AzureBackend
 from orchestrator.backends.azure.retries import RetryPolicy
 from orchestrator.errors import BackendError, ConflictError, InterruptedByUser
-from orchestrator.job_tasks import launches
+from orchestrator.task_launch import launches
 from orchestrator.model import TaskState
 from orchestrator.spec import JobSpec, PoolSpec
-from orchestrator.spec.credentials import Credentials
+from orchestrator.backends.azure.credentials import Credentials
 from orchestrator.tail import Follower, follow
 from tests.batch_service import BatchService, start_batch_service
 from tests.support.azurite import Azurite, start_azurite
@@ -301,4 +302,4 @@ def test_stopped_tasks_end_stopped_and_busy_pools_are_not_deleted(backend: Azure
         backend.delete_pool(pool)
     assert "running task" in str(busy.value)
     backend.delete_pool(pool, force=True)
-    assert backend.get_pool(pool) is None and pool_registry.load(pool) is None and backend.list_pools() == []
+    assert backend.get_pool(pool) is None and pool_records.load(pool) is None and backend.list_pools() == []

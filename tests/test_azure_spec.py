@@ -15,10 +15,10 @@ from orchestrator.backends.azure import naming, pool_model, task_model
 from orchestrator.backends.azure.retries import RetryPolicy, to_orch_error, with_retries
 from orchestrator.cli.root import cli
 from orchestrator.errors import AuthError, BackendError, ConflictError, NotFoundError, SpecError
-from orchestrator.launch import DistributedSpec
+from orchestrator.launch.plans import DistributedSpec
 from orchestrator.model import Resources, TaskLaunch
 from orchestrator.spec import PoolSpec, load_pool
-from orchestrator.spec import credentials as creds
+from orchestrator.backends.azure import credentials as creds
 from tests.batch_service.autoscale import evaluate_formula
 
 SECRET = "c2VjcmV0LWtleS10aGF0LW11c3Qtbm90LWxlYWs="

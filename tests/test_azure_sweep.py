@@ -19,7 +19,7 @@ from orchestrator.backends.azure.task_model import TaskContext
 from orchestrator.backends.azure.backend import AzureBackend
 from orchestrator.model import JobInfo, TaskState
 from orchestrator.spec import JobSpec
-from orchestrator.sweep_controller import ControllerSettings
+from orchestrator.sweep.controller import ControllerSettings
 from tests.batch_service import BatchService, self_signed_cert, start_batch_service
 from tests.support.azurite import Azurite, start_azurite
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.early_stop import average_up_to, best_up_to, latest_evaluation_step, trials_to_stop
-from orchestrator.sweep_spec import EarlyTermination, Objective
+from orchestrator.sweep.early_stop import average_up_to, best_up_to, latest_evaluation_step, trials_to_stop
+from orchestrator.spec.sweep import EarlyTermination, Objective
 
 MAX = Objective(metric="acc", goal="maximize")
 MIN = Objective(metric="loss", goal="minimize")

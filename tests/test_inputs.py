@@ -16,12 +16,12 @@ from orchestrator.backends.azure.backend import AzureBackend
 from orchestrator.backends.azure.blob_store import BlobStore
 from orchestrator.backends.azure.inputs import FILES_PREFIX
 from orchestrator.backends.azure.retries import RetryPolicy
-from orchestrator.job_tasks import launches
+from orchestrator.task_launch import launches
 from orchestrator.model import TaskLaunch, TaskState
 from orchestrator.spec import JobSpec, PoolSpec
-from orchestrator.spec.credentials import Credentials
+from orchestrator.backends.azure.credentials import Credentials
 from orchestrator.spec.inputs import InputSpec
-from orchestrator.launch import DistributedSpec
+from orchestrator.launch.plans import DistributedSpec
 from tests.batch_service import BatchService, start_batch_service
 from tests.support.azurite import Azurite, start_azurite
 

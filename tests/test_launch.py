@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from orchestrator.errors import CapacityError, SpecError
-from orchestrator.launch import (
+from orchestrator.launch.plans import (
     SSHD_PORT,
     DistributedSpec,
     horovod_host_ids,
@@ -19,7 +19,7 @@ from orchestrator.launch import (
     resolve_num_nodes,
     resolve_procs_per_node,
 )
-from orchestrator.launch_batch import coordination_command, multi_instance_command
+from orchestrator.backends.azure.launch_commands import coordination_command, multi_instance_command
 
 ONE = ["10.0.0.4"]
 TWO = ["10.0.0.4", "10.0.0.5"]
@@ -269,7 +269,7 @@ def test_coordination_command_checks_launchers_and_starts_sshd(stub_path, tmp_pa
 
 @pytest.mark.horovod
 def test_rank_plans_run_horovod_over_gloo_with_orch_rendezvous() -> None:
-    from orchestrator.horovod_rendezvous import start_rendezvous_server
+    from orchestrator.launch.rendezvous import start_rendezvous_server
 
     hosts = ["127.0.0.1", "127.0.0.1"]
     code = ("import torch, horovod.torch as hvd; hvd.init(); "

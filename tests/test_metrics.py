@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from orchestrator import report as package_report
-from orchestrator.metrics import (
+from orchestrator.sweep.metrics import (
     METRICS_FILE_ENV,
     MetricRecord,
     MetricsReader,

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from orchestrator.launch import DistributedSpec, plan
+from orchestrator.launch.plans import DistributedSpec, plan
 
 pytestmark = pytest.mark.slow
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import psutil
 import pytest
 
-from orchestrator import pool_registry
+from orchestrator.records import pool_records
 from orchestrator.backend import load_backend
 from orchestrator.backends.ray import local_cluster
 from orchestrator.errors import BackendUnavailableError, CapacityError, ConflictError
-from orchestrator.job_tasks import launches
+from orchestrator.task_launch import launches
 from orchestrator.model import TaskState
 from orchestrator.spec import JobSpec, PoolSpec
 
@@ -174,7 +174,7 @@ def test_pool_delete_refuses_while_busy(pool_home: dict[str, str]) -> None:
 
 
 def test_unsatisfiable_pool_on_existing_cluster_says_what_is_missing(pool_home: dict[str, str]) -> None:
-    record = pool_registry.load("testpool")
+    record = pool_records.load("testpool")
     assert record is not None
     spec = PoolSpec.model_validate({"id": "toobig", "nodes": 3, "cpus_per_node": 1,
                                     "ray": {"address": record.address, "auth_token_file": record.token_file,
@@ -182,8 +182,8 @@ def test_unsatisfiable_pool_on_existing_cluster_says_what_is_missing(pool_home: 
     with pytest.raises(CapacityError) as info:
         load_backend("ray").ensure_pool(spec)
     assert "3 distinct node(s)" in str(info.value) and "alive node(s)" in str(info.value)
-    assert pool_registry.load("toobig") is not None
-    pool_registry.remove("toobig")
+    assert pool_records.load("toobig") is not None
+    pool_records.remove("toobig")
 
 
 def test_unreachable_address_fails_fast(tmp_path: Path) -> None:
@@ -199,7 +199,7 @@ def test_unreachable_address_fails_fast(tmp_path: Path) -> None:
 def test_pool_delete_leaves_no_process(tmp_path: Path) -> None:
     backend = load_backend("ray")
     backend.ensure_pool(PoolSpec.model_validate({"id": "shortlived", "nodes": 2}))
-    record = pool_registry.load("shortlived")
+    record = pool_records.load("shortlived")
     assert record is not None and local_cluster.cluster_processes(record.temp_dir, record.process_groups)
     submit_spec = JobSpec.model_validate({"id": "bg", "pool": "shortlived", "tasks": [{"command": "sleep 120"}]})
     backend.submit(submit_spec, launches(submit_spec))
@@ -209,7 +209,7 @@ def test_pool_delete_leaves_no_process(tmp_path: Path) -> None:
     leftovers = [p for p in psutil.process_iter(["cmdline"])
                  if "sleep 120" in " ".join(p.info["cmdline"] or []) and p.status() != psutil.STATUS_ZOMBIE]
     assert leftovers == []
-    assert pool_registry.load("shortlived") is None
+    assert pool_records.load("shortlived") is None
 
 
 def test_stop_tasks_marks_them_stopped_not_failed(pool_home: dict[str, str]) -> None:
@@ -248,7 +248,7 @@ def test_pool_resize_adds_and_removes_nodes(tmp_path: Path) -> None:
             time.sleep(0.1)
         assert {t.node_id for t in backend.list_tasks("spread")} == {"0", "1"}
         assert len(backend.resize_pool("elastic", 1).nodes) == 1
-        record = pool_registry.load("elastic")
+        record = pool_records.load("elastic")
         assert record is not None and len(record.process_groups) == 1
     finally:
         backend.delete_pool("elastic", force=True)

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from orchestrator.distributions import parse_distribution
-from orchestrator.search_space import count_search_space, expand_search_space, iter_product
-from orchestrator.sweep import CONFIRM_ABOVE, count, expand
-from orchestrator.sweep_spec import SweepFields
+from orchestrator.spec.distributions import parse_distribution
+from orchestrator.sweep.search_space import count_search_space, expand_search_space, iter_product
+from orchestrator.sweep.expand import CONFIRM_ABOVE, count, expand
+from orchestrator.spec.sweep import SweepFields
 
 
 def space(**raw: Any) -> dict[str, Any]:

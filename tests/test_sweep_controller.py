@@ -12,8 +12,8 @@ from typing import Any
 
 from orchestrator.model import FileChunk, JobInfo, TaskInfo, TaskLaunch, TaskState
 from orchestrator.spec import JobSpec
-from orchestrator.sweep_controller import ControllerSettings, SweepController
-from orchestrator.trial_metrics import TrialMetricsBook
+from orchestrator.sweep.controller import ControllerSettings, SweepController
+from orchestrator.sweep.metrics_book import TrialMetricsBook
 
 
 @dataclass
@@ -105,8 +105,8 @@ def controller(job: JobSpec, cluster: FakeCluster, clock: float = 0.0) -> SweepC
 
 def static_trials(job: JobSpec, cluster: FakeCluster, count: int) -> list[str]:
     """What the CLI does before starting the controller: submit the trials known up front."""
-    from orchestrator.job_tasks import launch_for
-    from orchestrator.trial import Trial, trial_task_id
+    from orchestrator.task_launch import launch_for
+    from orchestrator.sweep.trial import Trial, trial_task_id
 
     task = job.tasks[0]
     launches = [launch_for(job, task, trial_task_id("trial", i), pool_env={}, gpus_per_node=0, pool_nodes=1,

@@ -6,10 +6,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from orchestrator.distributions import Choice, LogUniform, QUniform, RandInt, Uniform, parse_distribution
+from orchestrator.spec.distributions import Choice, LogUniform, QUniform, RandInt, Uniform, parse_distribution
 from orchestrator.duration import format_duration, parse_duration
-from orchestrator.sweep_spec import EarlyTermination, Objective, SweepFields, SweepLimits
-from orchestrator.task_factory_spec import TaskFactory
+from orchestrator.spec.sweep import EarlyTermination, Objective, SweepFields, SweepLimits
+from orchestrator.spec.factory import TaskFactory
 
 
 def first_error(model: Any, data: dict[str, Any]) -> tuple[tuple[Any, ...], str]:

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import job_index
-from orchestrator.adaptive_sweep import is_adaptive
+from orchestrator.records import job_index
+from orchestrator.sweep.adaptive import is_adaptive
 from orchestrator.errors import SpecError, Where
 from orchestrator.model import TaskInfo, TaskState
 from orchestrator.spec import JobSpec, load_job
-from orchestrator.sweep_results import TrialResult, rank, resolve_objective, rows
+from orchestrator.sweep.results import TrialResult, rank, resolve_objective, rows
 from orchestrator.sweep_submit import dry_run_launches, planned_trials, static_launches, with_place
 
 REPO = Path(__file__).resolve().parent.parent
@@ -104,7 +104,7 @@ def test_ranking_uses_the_recorded_objective_and_keeps_stopped_trials() -> None:
 
 
 def test_plot_writes_a_png_with_log_axis_for_wide_parameters(tmp_path: Path) -> None:
-    from orchestrator.sweep_plot import is_log_scale, write_plot
+    from orchestrator.sweep.plot import is_log_scale, write_plot
 
     trials = [result(f"t{i}", 0.1 * i, lr=10.0 ** -i, opt=("adam" if i % 2 else "sgd")) for i in range(1, 6)]
     trials.append(result("t9", 0.05, TaskState.STOPPED, lr=0.3, opt="sgd"))

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from orchestrator.errors import SpecError
-from orchestrator.sweep import count, expand
-from orchestrator.sweep_spec import SweepFields
-from orchestrator.task_factory import ListedFile, count_task_factory, expand_task_factory, file_params
-from orchestrator.task_factory_spec import TaskFactory
-from orchestrator.trial import Trial, trial_index, trial_task_id
+from orchestrator.sweep.expand import count, expand
+from orchestrator.spec.sweep import SweepFields
+from orchestrator.sweep.task_factory import ListedFile, count_task_factory, expand_task_factory, file_params
+from orchestrator.spec.factory import TaskFactory
+from orchestrator.sweep.trial import Trial, trial_index, trial_task_id
 
 
 def trials(factory: dict[str, Any], **options: Any) -> list[dict[str, Any]]:

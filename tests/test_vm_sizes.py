@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.errors import SpecError
-from orchestrator.vm_sizes import (
+from orchestrator.backends.azure.vm_sizes import (
     estimate_cost,
     known_sizes,
     lookup,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from orchestrator import job_index, pool_registry
+from orchestrator.records import job_index, pool_records
 from orchestrator.backend import Backend, load_backend
 from orchestrator.errors import NotFoundError, SpecError
 from orchestrator.model import JobInfo
@@ -38,7 +38,7 @@ def settings() -> Settings:
 
 def backend_for_pool(pool_id: str) -> tuple[Backend, PoolSpec]:
     """The backend holding ``pool_id`` and the spec it was created with."""
-    record = pool_registry.require(pool_id)
+    record = pool_records.require(pool_id)
     return load_backend(record.backend, config_dir=settings().config_dir), PoolSpec.model_validate(record.spec)
 
 
@@ -46,7 +46,7 @@ def backend_for_job(job_id: str) -> Backend:
     entry = job_index.lookup(job_id)
     if entry is not None:
         return load_backend(entry.backend, config_dir=settings().config_dir)
-    backends = {r.backend for r in pool_registry.all_records()}
+    backends = {r.backend for r in pool_records.all_records()}
     for name in sorted(backends):
         backend = load_backend(name, config_dir=settings().config_dir)
         if backend.get_job(job_id) is not None:
@@ -66,10 +66,10 @@ def existing_job(job_id: str) -> tuple[Backend, JobInfo]:
 def latest_job_id() -> str:
     """The most recently submitted job from this machine."""
     for entry in job_index.entries():
-        if pool_registry.load(entry.pool_id) is not None:
+        if pool_records.load(entry.pool_id) is not None:
             return entry.id
     raise NotFoundError("no jobs yet", hint="submit one with `orch jobs add FILE`")
 
 
 def all_backends() -> list[Backend]:
-    return [load_backend(name, config_dir=settings().config_dir) for name in sorted({r.backend for r in pool_registry.all_records()})]
+    return [load_backend(name, config_dir=settings().config_dir) for name in sorted({r.backend for r in pool_records.all_records()})]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from orchestrator import job_index, pool_registry
+from orchestrator.records import job_index, pool_records
 from orchestrator.cli.context import settings
 from orchestrator.errors import NotFoundError
 
@@ -20,7 +20,7 @@ def down(storage: bool, yes: bool, quiet: bool) -> None:
 
     spec = settings().load_pool_spec()
     backend = load_backend(spec.backend, config_dir=settings().config_dir)
-    exists = pool_registry.load(spec.id) is not None
+    exists = pool_records.load(spec.id) is not None
     jobs = [j.id for j in backend.list_jobs(spec.id)] if exists else []
     jobs += [e.id for e in job_index.entries() if e.pool_id == spec.id and e.id not in jobs]
     plan = [f"job {job_id}" for job_id in jobs] + ([f"pool {spec.id}"] if exists else [])

@@ -45,7 +45,7 @@ def add(file: Path, tail: bool, output: str) -> None:
 
 def follow_and_exit(job_id: str, name: str = "stdout") -> None:
     """Stream every task's output until the job ends; raise ``JobFailedError`` unless all succeeded."""
-    from orchestrator.follow_job import follow_all
+    from orchestrator.follow import follow_all
 
     backend = backend_for_job(job_id)
     for line in follow_all(backend, job_id, name):

@@ -18,7 +18,7 @@ def logs(job_id: str | None, task_id: str | None, name: str, tail: bool) -> None
 
     With no JOB, the most recent job. With --tail, follows and ends when the job ends.
     """
-    from orchestrator.follow_job import follow_all, follow_task
+    from orchestrator.follow import follow_all, follow_task
 
     job_id = job_id or latest_job_id()
     backend = backend_for_job(job_id)

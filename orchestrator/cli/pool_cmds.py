@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from orchestrator import pool_registry
+from orchestrator.records import pool_records
 from orchestrator.backend import load_backend
 from orchestrator.cli.context import backend_for_pool, settings
 from orchestrator.cli.render import OUTPUT_OPTION, emit_json, emit_table, progress_printer
@@ -42,7 +42,7 @@ def create(file: Path | None, quiet: bool, dry_run: bool, output: str) -> None:
 @OUTPUT_OPTION
 def list_pools(output: str) -> None:
     """List the pools orch knows."""
-    backends = sorted({r.backend for r in pool_registry.all_records()})
+    backends = sorted({r.backend for r in pool_records.all_records()})
     infos = [info for name in backends for info in load_backend(name, config_dir=settings().config_dir).list_pools()]
     if output == "json":
         emit_json(infos)

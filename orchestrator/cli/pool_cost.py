@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from orchestrator import vm_sizes
+from orchestrator.backends.azure import vm_sizes
 from orchestrator.cli.render import emit_json, to_plain
 from orchestrator.spec import PoolSpec
 

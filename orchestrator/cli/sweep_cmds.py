@@ -39,7 +39,7 @@ def run(file: Path, dry_run: bool, resume: bool, yes: bool, tail: bool) -> None:
     Bayesian sampling, early termination and a sweep timeout are driven by a controller that
     runs in the cluster: the sweep goes on after this command returns.
     """
-    from orchestrator import sweep as sweep_core
+    from orchestrator.sweep import expand as sweep_core
     from orchestrator import sweep_submit
 
     job = settings().load_job_spec(file)
@@ -74,7 +74,7 @@ def run(file: Path, dry_run: bool, resume: bool, yes: bool, tail: bool) -> None:
 @OUTPUT_OPTION
 def status(job_id: str, output: str) -> None:
     """Progress bar and trial counts of a sweep (stopped = ended early by its policy)."""
-    from orchestrator import job_index
+    from orchestrator.records import job_index
 
     backend, info = existing_job(job_id)
     entry = job_index.lookup(job_id)
@@ -113,7 +113,8 @@ def status(job_id: str, output: str) -> None:
               help="Also draw the objective against each parameter, and learning curves, into this PNG.")
 def results(job_id: str, metric: str | None, goal: str | None, output: str, plot_path: Path | None) -> None:
     """Trials sorted by the objective (the best value each reported), best first."""
-    from orchestrator import job_index, sweep_results
+    from orchestrator.records import job_index
+    from orchestrator.sweep import results as sweep_results
 
     entry = job_index.lookup(job_id)
     objective = sweep_results.resolve_objective(metric, goal, entry.objective if entry else None)
@@ -121,7 +122,7 @@ def results(job_id: str, metric: str | None, goal: str | None, output: str, plot
     ranked = sweep_results.rank(ranked_results, objective.goal)
     rows = sweep_results.rows(ranked, chosen)
     if plot_path is not None:
-        from orchestrator.sweep_plot import write_plot
+        from orchestrator.sweep.plot import write_plot
 
         write_plot(ranked, chosen or "value", objective.goal, plot_path)
         click.echo(f"plot written to {plot_path}", err=True)

@@ -7,7 +7,7 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from orchestrator.spec.common import Command, Duration, Env, Id, Retries, StrictModel, check_command
 from orchestrator.spec.inputs import InputSpec
-from orchestrator.sweep_spec import SweepFields
+from orchestrator.spec.sweep import SweepFields
 
 
 class TaskResources(StrictModel):
@@ -48,7 +48,7 @@ class TaskSpec(StrictModel, SweepFields):
     """One task. Without ``id`` it gets ``task-<index>`` (stable across re-submissions).
 
     With ``search_space`` or ``task_factory`` it expands into trials ``<id>-00000``, … (see
-    ``orchestrator.sweep_spec``); placeholders ``{{name}}`` in the command take each trial's values.
+    ``orchestrator.spec.sweep``); placeholders ``{{name}}`` in the command take each trial's values.
     """
 
     id: Id | None = None

@@ -5,9 +5,9 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from orchestrator import vm_sizes
+from orchestrator.backends.azure import vm_sizes
 from orchestrator.errors import SpecError
-from orchestrator.spec.azure import AzurePoolOptions
+from orchestrator.backends.azure.spec import AzurePoolOptions
 from orchestrator.spec.common import Command, Env, Id, StrictModel, check_command
 
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator import job_index, pool_registry
+from orchestrator.records import job_index, pool_records
 from orchestrator.backends.azure.batch_client import BatchApi
 from orchestrator.backends.azure.blob_store import BlobStore
 from orchestrator.backends.azure.retries import RetryPolicy
 from orchestrator.errors import AuthError, NotFoundError
-from orchestrator.spec import credentials as credential_files
-from orchestrator.spec.credentials import Credentials
+from orchestrator.backends.azure import credentials as credential_files
+from orchestrator.backends.azure.credentials import Credentials
 
 ENVIRONMENT = "environment"
 
@@ -51,7 +51,7 @@ class Accounts:
         return source if source not in (ENVIRONMENT, "") and Path(source).is_file() else None
 
     def for_pool(self, pool_id: str) -> Account:
-        record = pool_registry.load(pool_id)
+        record = pool_records.load(pool_id)
         path = record.extra.get("credentials_file") if record is not None else None
         if self.given is None and path and Path(path).is_file():
             return self._account(credential_files.load_file(Path(path)))

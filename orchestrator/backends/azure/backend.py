@@ -15,9 +15,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-from orchestrator import job_index, pool_registry
+from orchestrator.records import job_index, pool_records
 from orchestrator.backend import ProgressFn
-from orchestrator.adaptive_sweep import is_adaptive
+from orchestrator.sweep.adaptive import is_adaptive
 from orchestrator.backends.azure import job_ops, naming, pool_model, pool_ops, sweep_setup, task_model
 from orchestrator.backends.azure.accounts import Account, Accounts
 from orchestrator.backends.azure.batch_client import text
@@ -26,12 +26,12 @@ from orchestrator.backends.azure.inputs import input_resource_files, upload_work
 from orchestrator.backends.azure.retries import RetryPolicy, code_of
 from orchestrator.backends.azure.task_files import read_task_file
 from orchestrator.backends.azure.task_submit import Tally, add_tasks
-from orchestrator.job_tasks import job_concurrency
+from orchestrator.task_launch import job_concurrency
 from orchestrator.errors import BackendError, CapacityError, ConflictError, InterruptedByUser, NotFoundError
 from orchestrator.model import FileChunk, JobInfo, PoolInfo, SubmitReport, TaskInfo, TaskLaunch
-from orchestrator.pool_registry import PoolRecord
+from orchestrator.records.pool_records import PoolRecord
 from orchestrator.spec import JobSpec, PoolSpec
-from orchestrator.spec.credentials import Credentials
+from orchestrator.backends.azure.credentials import Credentials
 
 STATUS_TTL = 1.0
 DELETE_TIMEOUT = 1800.0
@@ -51,7 +51,7 @@ class AzureBackend:
     # -- pools ---------------------------------------------------------------------------
     def ensure_pool(self, spec: PoolSpec, *, progress: ProgressFn | None = None) -> PoolInfo:
         options = pool_model.azure_options(spec)
-        record = pool_registry.load(spec.id)
+        record = pool_records.load(spec.id)
         if record is not None and record.backend != self.name:
             raise ConflictError(f"pool {spec.id!r} exists on backend {record.backend}", hint="use another pool id")
         if record is not None and pool_model.fingerprint(PoolSpec.model_validate(record.spec)) != pool_model.fingerprint(spec):
@@ -66,37 +66,37 @@ class AzureBackend:
         if progress:
             progress(f"creating Batch pool {spec.id!r} ({options.vm_size}) on {account.credentials.batch.url}")
         pool_ops.create(account.batch, spec, create_options)
-        pool_registry.save(record)  # only once Batch has the pool: a refused create leaves no record
+        pool_records.save(record)  # only once Batch has the pool: a refused create leaves no record
         if account.store is not None:
             account.store.ensure_container(record.extra["container"])
         pool_ops.wait_ready(account.batch, spec.id, options.allocation_timeout, progress)
         record.state = "ready"
-        pool_registry.save(record)
+        pool_records.save(record)
         return self._require_pool(spec.id)
 
     def get_pool(self, pool_id: str) -> PoolInfo | None:
-        if pool_registry.load(pool_id) is None:
+        if pool_records.load(pool_id) is None:
             return None
         return pool_ops.info(self.accounts.for_pool(pool_id).batch, pool_id)
 
     def list_pools(self) -> list[PoolInfo]:
-        return [info for record in pool_registry.all_records() if record.backend == self.name
+        return [info for record in pool_records.all_records() if record.backend == self.name
                 for info in [self.get_pool(record.id)] if info is not None]
 
     def resize_pool(self, pool_id: str, nodes: int, *, progress: ProgressFn | None = None) -> PoolInfo:
-        record = pool_registry.require(pool_id)
+        record = pool_records.require(pool_id)
         spec = PoolSpec.model_validate(record.spec)
         api = self.accounts.for_pool(pool_id).batch
         dedicated, low = (nodes, 0) if spec.nodes.dedicated or not spec.nodes.low_priority else (0, nodes)
         pool_ops.resize(api, pool_id, dedicated, low, pool_model.azure_options(spec).allocation_timeout)
         record.spec = spec.model_copy(update={"nodes": spec.nodes.model_copy(
             update={"dedicated": dedicated, "low_priority": low})}).model_dump(mode="json")
-        pool_registry.save(record)
+        pool_records.save(record)
         pool_ops.wait_ready(api, pool_id, pool_model.azure_options(spec).allocation_timeout, progress)
         return self._require_pool(pool_id)
 
     def delete_pool(self, pool_id: str, *, force: bool = False, progress: ProgressFn | None = None) -> None:
-        pool_registry.require(pool_id)
+        pool_records.require(pool_id)
         api = self.accounts.for_pool(pool_id).batch
         if not force and pool_ops.get(api, pool_id) is not None:
             busy = pool_ops.busy_tasks(api, pool_id)
@@ -104,7 +104,7 @@ class AzureBackend:
                 raise ConflictError(f"pool {pool_id!r} has {busy} running task(s)",
                                     hint="cancel the jobs first, or pass --force to kill them")
         pool_ops.delete(api, pool_id, DELETE_TIMEOUT, progress)
-        pool_registry.remove(pool_id)
+        pool_records.remove(pool_id)
         job_index.forget_pool(pool_id)
 
     def data_store(self, spec: PoolSpec) -> tuple[BlobStore, str]:
@@ -120,7 +120,7 @@ class AzureBackend:
     # -- jobs ----------------------------------------------------------------------------
     def submit(self, job: JobSpec, tasks: Iterable[TaskLaunch], *,
                workdir: tuple[str, bytes] | None = None) -> SubmitReport:
-        record = pool_registry.require(job.pool)
+        record = pool_records.require(job.pool)
         spec = PoolSpec.model_validate(record.spec)
         options = pool_model.azure_options(spec)
         _check_distributed(job, spec)
@@ -193,7 +193,7 @@ class AzureBackend:
 
     def list_jobs(self, pool_id: str | None = None) -> list[JobInfo]:
         out: list[JobInfo] = []
-        for record in pool_registry.all_records():
+        for record in pool_records.all_records():
             if record.backend != self.name or (pool_id and record.id != pool_id):
                 continue
             api = self.accounts.for_pool(record.id).batch
@@ -279,7 +279,7 @@ class AzureBackend:
         return task is None or text(task.state) == "completed"
 
     def _container(self, pool_id: str) -> str:
-        record = pool_registry.load(pool_id)
+        record = pool_records.load(pool_id)
         return (record.extra.get("container") if record else None) or naming.pool_container(pool_id)
 
     def start_sweep(self, job: JobSpec) -> None:
@@ -293,7 +293,7 @@ class AzureBackend:
         if ctx is None:
             raise BackendError(f"job {job.id!r} was not submitted by this process, so its trials' context is unknown",
                                hint="run `orch sweep` with the spec again: trials already in are kept")
-        pool = PoolSpec.model_validate(pool_registry.require(pool_id).spec)
+        pool = PoolSpec.model_validate(pool_records.require(pool_id).spec)
         store = account.require_store(f"the sweep controller of job {job.id!r}")
         container, lifetime = self._container(pool_id), pool_model.azure_options(pool).job_lifetime
         expiry = batch_job.creation_time + timedelta(seconds=lifetime + OUTPUT_MARGIN)

@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterator, TypeVar
 
 from orchestrator.backends.azure.retries import RetryPolicy, code_of, with_retries
 from orchestrator.errors import NotFoundError
-from orchestrator.spec.credentials import BatchAccount
+from orchestrator.backends.azure.credentials import BatchAccount
 
 T = TypeVar("T")
 POLL_SECONDS = 1.0

@@ -17,7 +17,7 @@ from urllib.parse import quote
 from orchestrator.backends.azure.retries import map_errors
 from orchestrator.errors import AuthError, NotFoundError
 from orchestrator.model import FileChunk
-from orchestrator.spec.credentials import StorageAccount
+from orchestrator.backends.azure.credentials import StorageAccount
 
 HASH_KEY = "orchsha256"
 READ_LIMIT = 4 * 1024 * 1024

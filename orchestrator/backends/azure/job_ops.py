@@ -19,7 +19,7 @@ from orchestrator.backends.azure.batch_client import BatchApi, text
 from orchestrator.backends.azure.retries import redact
 from orchestrator.errors import ConflictError, NotFoundError
 from orchestrator.model import JobInfo, TaskInfo, TaskState
-from orchestrator.pool_registry import pool_state_dir
+from orchestrator.records.pool_records import pool_state_dir
 
 TASK_FIELDS = ["id", "state", "executionInfo", "nodeInfo", "creationTime"]
 

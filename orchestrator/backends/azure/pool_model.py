@@ -9,13 +9,13 @@ from typing import Any
 
 from azure.batch import models as m
 
-from orchestrator import vm_sizes
+from orchestrator.backends.azure import vm_sizes
 from orchestrator.backends.azure import naming
 from orchestrator.backends.azure.task_model import environment, shell_command
 from orchestrator.errors import AuthError
 from orchestrator.spec import PoolSpec
-from orchestrator.spec.azure import AzurePoolOptions, ContainerOptions
-from orchestrator.spec.credentials import Credentials
+from orchestrator.backends.azure.spec import AzurePoolOptions, ContainerOptions
+from orchestrator.backends.azure.credentials import Credentials
 
 MIN_RESIZE_TIMEOUT = 300.0
 

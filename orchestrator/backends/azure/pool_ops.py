@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from azure.batch import models as m
 
-from orchestrator import vm_sizes
+from orchestrator.backends.azure import vm_sizes
 from orchestrator.backends.azure import naming
 from orchestrator.backends.azure.batch_client import BatchApi, text
 from orchestrator.backends.azure.pool_model import fingerprint

@@ -24,8 +24,8 @@ from typing import Any
 from orchestrator.backends.azure.batch_client import BatchApi
 from orchestrator.backends.azure.sweep_cluster import BatchSweepCluster, StoppedMarkers
 from orchestrator.backends.azure.sweep_setup import PAYLOAD_URL_ENV, STATE_FILE, ManagerPayload
-from orchestrator.spec.credentials import BatchAccount
-from orchestrator.sweep_controller import SweepController
+from orchestrator.backends.azure.credentials import BatchAccount
+from orchestrator.sweep.controller import SweepController
 
 log = logging.getLogger("orch.sweep_manager")
 PAYLOAD_WAIT = 3600.0

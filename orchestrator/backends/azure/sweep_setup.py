@@ -28,7 +28,7 @@ from orchestrator.backends.azure import naming
 from orchestrator.backends.azure.blob_store import BlobStore
 from orchestrator.backends.azure.task_model import TaskContext, environment
 from orchestrator.spec import JobSpec, PoolSpec
-from orchestrator.sweep_controller import ControllerSettings
+from orchestrator.sweep.controller import ControllerSettings
 
 PAYLOAD_URL_ENV = "ORCH_SWEEP_PAYLOAD_URL"
 STATE_FILE = "sweep-state.json"  # the manager's summary, in its working directory

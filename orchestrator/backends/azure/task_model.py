@@ -17,8 +17,8 @@ from typing import Mapping, Sequence
 
 from azure.batch import models as m
 
-from orchestrator import vm_sizes
-from orchestrator.launch_batch import coordination_command, multi_instance_command
+from orchestrator.backends.azure import vm_sizes
+from orchestrator.backends.azure.launch_commands import coordination_command, multi_instance_command
 from orchestrator.model import TaskLaunch
 
 WORKDIR_ZIP = ".orch-workdir.zip"

@@ -19,7 +19,8 @@ from typing import Any
 
 import ray
 
-from orchestrator import process_tree, workdir
+from orchestrator import workdir
+from orchestrator.backends.ray import process_tree
 from orchestrator.backends.ray import task_files
 from orchestrator.backends.ray.gang import GangMixin
 from orchestrator.backends.ray.messages import AgentFacts, TaskEvent, TaskRun, coalesce

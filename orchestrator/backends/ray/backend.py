@@ -6,14 +6,15 @@ from typing import Any, Iterable
 
 import ray
 
-from orchestrator import job_index, pool_registry, workdir
+from orchestrator import workdir
+from orchestrator.records import job_index, pool_records
 from orchestrator.backend import ProgressFn
 from orchestrator.backends.ray import pool_ops
 from orchestrator.backends.ray.connection import NAMESPACE, connect, ray_errors
-from orchestrator.job_tasks import job_concurrency
+from orchestrator.task_launch import job_concurrency
 from orchestrator.errors import BackendUnavailableError, ConflictError, NotFoundError, SpecError
 from orchestrator.model import FileChunk, JobInfo, PoolInfo, SubmitReport, TaskInfo, TaskLaunch
-from orchestrator.pool_registry import PoolRecord
+from orchestrator.records.pool_records import PoolRecord
 from orchestrator.spec import JobSpec, PoolSpec
 
 SUBMIT_CHUNK = 1000
@@ -29,7 +30,7 @@ class RayBackend:
 
     # -- pools ---------------------------------------------------------------------------
     def ensure_pool(self, spec: PoolSpec, *, progress: ProgressFn | None = None) -> PoolInfo:
-        record = pool_registry.load(spec.id)
+        record = pool_records.load(spec.id)
         if record is not None and record.state == "ready":
             existing = PoolSpec.model_validate(record.spec)
             if existing != spec:
@@ -44,7 +45,7 @@ class RayBackend:
         return info
 
     def get_pool(self, pool_id: str) -> PoolInfo | None:
-        record = pool_registry.load(pool_id)
+        record = pool_records.load(pool_id)
         if record is None:
             return None
         try:
@@ -61,11 +62,11 @@ class RayBackend:
                         target_nodes=_target(record))
 
     def list_pools(self) -> list[PoolInfo]:
-        return [info for r in pool_registry.all_records() if r.backend == self.name
+        return [info for r in pool_records.all_records() if r.backend == self.name
                 for info in [self.get_pool(r.id)] if info is not None]
 
     def resize_pool(self, pool_id: str, nodes: int, *, progress: ProgressFn | None = None) -> PoolInfo:
-        record = pool_registry.require(pool_id)
+        record = pool_records.require(pool_id)
         self._connect(record)
         pool_ops.resize(PoolSpec.model_validate(record.spec), record, nodes, progress)
         info = self.get_pool(pool_id)
@@ -73,7 +74,7 @@ class RayBackend:
         return info
 
     def delete_pool(self, pool_id: str, *, force: bool = False, progress: ProgressFn | None = None) -> None:
-        record = pool_registry.require(pool_id)
+        record = pool_records.require(pool_id)
         try:
             manager = self._manager(record)
         except BackendUnavailableError:
@@ -85,17 +86,17 @@ class RayBackend:
                 raise ConflictError(f"pool {pool_id!r} has {busy} pending or running task(s)",
                                     hint="cancel the jobs first, or pass --force to kill them")
         record.state = "deleting"
-        pool_registry.save(record)
+        pool_records.save(record)
         if progress:
             progress("stopping agents and tasks")
         pool_ops.teardown(record)
-        pool_registry.remove(pool_id)
+        pool_records.remove(pool_id)
         job_index.forget_pool(pool_id)
 
     # -- jobs ----------------------------------------------------------------------------
     def submit(self, job: JobSpec, tasks: Iterable[TaskLaunch], *,
                workdir: tuple[str, bytes] | None = None) -> SubmitReport:
-        record = pool_registry.require(job.pool)
+        record = pool_records.require(job.pool)
         packed_inputs = self._pack_inputs(job)
         manager = self._require_manager(record)
         job_index.record(job.id, job.pool, self.name)
@@ -120,7 +121,7 @@ class RayBackend:
 
     def list_jobs(self, pool_id: str | None = None) -> list[JobInfo]:
         out: list[JobInfo] = []
-        for record in pool_registry.all_records():
+        for record in pool_records.all_records():
             if record.backend != self.name or (pool_id and record.id != pool_id):
                 continue
             manager = self._manager(record)
@@ -171,7 +172,7 @@ class RayBackend:
             return ray.get(agent.read_file.remote(job_id, task_id, name, offset), timeout=CALL_TIMEOUT)
 
     def start_sweep(self, job: JobSpec) -> None:
-        record = pool_registry.require(job.pool)
+        record = pool_records.require(job.pool)
         self._require_manager(record)
         from orchestrator.backends.ray import sweep_actor
 
@@ -181,7 +182,7 @@ class RayBackend:
     def sweep_state(self, job_id: str) -> dict[str, Any] | None:
         """The job's controller: whether it runs, its passes and last error; None when none runs."""
         entry = job_index.lookup(job_id)
-        record = pool_registry.load(entry.pool_id) if entry else None
+        record = pool_records.load(entry.pool_id) if entry else None
         if record is None or self._manager(record) is None:
             return None
         from orchestrator.backends.ray import sweep_actor
@@ -225,7 +226,7 @@ class RayBackend:
 
     def _job_manager(self, job_id: str, *, required: bool = True) -> Any | None:
         entry = job_index.lookup(job_id)
-        records = [pool_registry.load(entry.pool_id)] if entry else pool_registry.all_records()
+        records = [pool_records.load(entry.pool_id)] if entry else pool_records.all_records()
         for record in records:
             if record is None or record.backend != self.name:
                 continue

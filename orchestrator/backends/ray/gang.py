@@ -1,7 +1,7 @@
 """Multi-node (gang) tasks on node agents: one rank process per slot on N distinct nodes.
 
 The head node's agent coordinates: it starts Horovod's Gloo rendezvous server (or picks the
-torch master port), computes every rank's argv and environment with ``orchestrator.launch``,
+torch master port), computes every rank's argv and environment with ``orchestrator.launch.plans``,
 and sends each node its ranks. Every agent runs its ranks in the task's working directory and
 forwards their output, each line prefixed ``[rank N]``, to the head, which writes the task's
 ``stdout.txt``/``stderr.txt``. When a rank exits non-zero, the head kills every other rank
@@ -19,11 +19,11 @@ from typing import Any
 
 import ray
 
-from orchestrator import process_tree
+from orchestrator.backends.ray import process_tree
 from orchestrator.backends.ray import task_files
 from orchestrator.backends.ray.local_cluster import free_port
 from orchestrator.backends.ray.messages import TaskRun
-from orchestrator.launch import DistributedSpec, RankPlan, rank_plans
+from orchestrator.launch.plans import DistributedSpec, RankPlan, rank_plans
 
 _FLUSH_SECONDS = 0.2
 _TAIL_BYTES = 2000
@@ -89,7 +89,7 @@ class GangMixin:
         procs = int(spec.processes_per_node or 1)
         rendezvous, port = None, free_port()
         if spec.launcher == "horovod":
-            from orchestrator.horovod_rendezvous import start_rendezvous_server
+            from orchestrator.launch.rendezvous import start_rendezvous_server
 
             rendezvous = start_rendezvous_server(list(gang.hosts), procs)
             port = rendezvous.port

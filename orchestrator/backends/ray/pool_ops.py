@@ -12,7 +12,7 @@ from typing import Any
 import ray
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from orchestrator import pool_registry
+from orchestrator.records import pool_records
 from orchestrator.backend import ProgressFn
 from orchestrator.backends.ray import local_cluster, placement
 from orchestrator.backends.ray.agent import NodeAgent
@@ -20,7 +20,7 @@ from orchestrator.backends.ray.connection import NAMESPACE, connect, ray_errors
 from orchestrator.backends.ray.manager import PoolManager
 from orchestrator.backends.ray.messages import AgentFacts
 from orchestrator.errors import BackendError, ConflictError
-from orchestrator.pool_registry import PoolRecord
+from orchestrator.records.pool_records import PoolRecord
 from orchestrator.spec import PoolSpec
 
 
@@ -39,9 +39,9 @@ def _say(progress: ProgressFn | None, text: str) -> None:
 
 def create(spec: PoolSpec, progress: ProgressFn | None) -> PoolRecord:
     """Bring the pool up (see module docstring). On failure, removes what this call started."""
-    record = pool_registry.load(spec.id) or PoolRecord(id=spec.id, backend="ray", spec=spec.model_dump(mode="json"),
+    record = pool_records.load(spec.id) or PoolRecord(id=spec.id, backend="ray", spec=spec.model_dump(mode="json"),
                                                       created_at=time.time())
-    state_dir = pool_registry.pool_state_dir(spec.id)
+    state_dir = pool_records.pool_state_dir(spec.id)
     started_now = False
     if spec.ray.address:
         record.address, record.token_file = spec.ray.address, spec.ray.auth_token_file
@@ -51,7 +51,7 @@ def create(spec: PoolSpec, progress: ProgressFn | None) -> PoolRecord:
                                       timeout=spec.ray.startup_timeout)
         record.address, record.token_file, record.temp_dir = cluster.address, cluster.token_file, cluster.temp_dir
         record.process_groups, record.started_cluster, started_now = list(cluster.process_groups), True, True
-    pool_registry.save(record)
+    pool_records.save(record)
     try:
         connect(record.address or "auto", record.token_file, pool_id=spec.id)
         _wait_for_nodes(spec, record, spec.ray.startup_timeout)
@@ -64,7 +64,7 @@ def create(spec: PoolSpec, progress: ProgressFn | None) -> PoolRecord:
             teardown(record)
         raise
     record.state = "ready"
-    pool_registry.save(record)
+    pool_records.save(record)
     return record
 
 
@@ -85,7 +85,7 @@ def start_agents(spec: PoolSpec, record: PoolRecord, progress: ProgressFn | None
     remote_agent = ray.remote(NodeAgent)
     handles = []
     for index in range(spec.nodes.dedicated):
-        root = str(pool_registry.pool_state_dir(spec.id) / "nodes" / str(index)) if record.started_cluster \
+        root = str(pool_records.pool_state_dir(spec.id) / "nodes" / str(index)) if record.started_cluster \
             else f"/tmp/orch-nodes/{spec.id}/{index}"
         strategy = PlacementGroupSchedulingStrategy(placement_group=group, placement_group_bundle_index=index)
         handles.append(remote_agent.options(
@@ -140,7 +140,7 @@ def resize(spec: PoolSpec, record: PoolRecord, nodes: int, progress: ProgressFn 
     if record.started_cluster:
         _resize_local_cluster(record, old, nodes, spec, progress)
     record.spec = new_spec.model_dump(mode="json")
-    pool_registry.save(record)
+    pool_records.save(record)
     _wait_for_nodes(new_spec, record, spec.ray.startup_timeout)
     facts = start_agents(new_spec, record, progress)
     start_manager(spec.id, facts)
@@ -150,7 +150,7 @@ def resize(spec: PoolSpec, record: PoolRecord, nodes: int, progress: ProgressFn 
 def _resize_local_cluster(record: PoolRecord, old: int, new: int, spec: PoolSpec, progress: ProgressFn | None) -> None:
     if new > old:
         _say(progress, f"adding {new - old} node(s)")
-        state_dir = pool_registry.pool_state_dir(record.id)
+        state_dir = pool_records.pool_state_dir(record.id)
         for index in range(old, new):
             args = local_cluster._node_args(index, record.address or "", 0, spec.cpus_per_node,
                                             spec.gpus_per_node, record.temp_dir or "")

@@ -18,7 +18,7 @@ from orchestrator.backends.ray.pool_ops import agent_name, manager_name
 from orchestrator.errors import BackendError
 from orchestrator.model import FileChunk, JobInfo, TaskInfo, TaskLaunch
 from orchestrator.spec import JobSpec, PoolSpec
-from orchestrator.sweep_controller import ControllerSettings, SweepController
+from orchestrator.sweep.controller import ControllerSettings, SweepController
 
 CALL_TIMEOUT = 60.0
 START_TIMEOUT = 120.0

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.backend import Backend
-from orchestrator.metrics import MetricRecord, MetricsReader, metric_history
+from orchestrator.sweep.metrics import MetricRecord, MetricsReader, metric_history
 from orchestrator.model import TaskInfo
 
 DEFAULT_GOAL = "maximize"

@@ -13,9 +13,9 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from orchestrator.bayes import BayesianSearch
-from orchestrator.distributions import Choice, DistributionBase, QUniform, RandInt
-from orchestrator.trial import Trial
+from orchestrator.sweep.bayes import BayesianSearch
+from orchestrator.spec.distributions import Choice, DistributionBase, QUniform, RandInt
+from orchestrator.sweep.trial import Trial
 
 BISECTION_STEPS = 60
 

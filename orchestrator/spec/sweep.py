@@ -20,9 +20,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from orchestrator.distributions import FINITE_KINDS, Distribution, DistributionBase
+from orchestrator.spec.distributions import FINITE_KINDS, Distribution, DistributionBase
 from orchestrator.duration import parse_duration
-from orchestrator.task_factory_spec import PARAM_NAME, TaskFactory
+from orchestrator.spec.factory import PARAM_NAME, TaskFactory
 
 Sampling = Literal["grid", "random", "sobol", "bayesian"]
 SearchSpace = dict[str, DistributionBase]
@@ -34,7 +34,7 @@ class SweepModel(BaseModel):
 
 
 class Objective(SweepModel):
-    """The primary metric the trials report (see ``orchestrator.metrics``) and its direction."""
+    """The primary metric the trials report (see ``orchestrator.sweep.metrics``) and its direction."""
 
     metric: str = Field(min_length=1)
     goal: Literal["maximize", "minimize"]
@@ -68,7 +68,7 @@ class SweepLimits(SweepModel):
 
 
 class EarlyTermination(SweepModel):
-    """Azure ML's early-termination policies; see ``orchestrator.early_stop`` for the rules."""
+    """Azure ML's early-termination policies; see ``orchestrator.sweep.early_stop`` for the rules."""
 
     policy: Literal["median_stopping", "truncation_selection", "bandit"]
     evaluation_interval: int = Field(default=1, ge=1)

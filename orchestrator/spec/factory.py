@@ -27,8 +27,8 @@ from typing import Any
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 
-from orchestrator.parametric_sweep_spec import PARAM_NAME, FactoryModel, ParametricSweep
-from orchestrator.random_factory_spec import RandomFactory
+from orchestrator.spec.parametric import PARAM_NAME, FactoryModel, ParametricSweep
+from orchestrator.spec.random_factory import RandomFactory
 
 __all__ = ["PARAM_NAME", "CustomFactory", "FileFactory", "ParametricSweep", "RandomFactory", "TaskFactory"]
 

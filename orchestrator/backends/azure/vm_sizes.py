@@ -1,6 +1,6 @@
 """Facts about Azure VM sizes: hardware, interconnect, NCCL settings and hourly prices.
 
-The table lives in ``orchestrator/data/vm_sizes.json``; its ``about`` block names the
+The table lives in ``orchestrator/backends/azure/data/vm_sizes.json``; its ``about`` block names the
 sources (Azure's size pages; an Azure Retail Prices snapshot for East US, Linux,
 pay-as-you-go), the price terms and which figures are missing (``null``). Lookup is
 case-insensitive and accepts names without the ``Standard_`` prefix; an unknown size
@@ -86,7 +86,7 @@ class CostEstimate:
 
 @lru_cache(maxsize=1)
 def _table() -> dict[str, Any]:
-    text = resources.files("orchestrator").joinpath("data/vm_sizes.json").read_text("utf-8")
+    text = resources.files("orchestrator.backends.azure").joinpath("data/vm_sizes.json").read_text("utf-8")
     return json.loads(text)
 
 

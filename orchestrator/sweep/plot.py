@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import SpecError
-from orchestrator.sweep_results import TrialResult
+from orchestrator.sweep.results import TrialResult
 
 LOG_SPAN = 100.0
 PANEL_INCHES = 4.0

@@ -8,7 +8,7 @@ Pure: no Ray, Azure or click. Two launch styles are expressible, because backend
 * ``"per_node"``: no ssh; the backend starts something on every node itself (Ray).
   ``torchrun`` runs once per node; Horovod ranks are started one by one with Gloo
   rendezvous variables (:func:`rank_plans`, with the server from
-  :mod:`orchestrator.horovod_rendezvous`).
+  :mod:`orchestrator.launch.rendezvous`).
 
 Every plan's ``env`` holds only the variables orch adds; the backend overlays them on the
 environment it would otherwise give the process. All of them carry the orch contract:
@@ -268,7 +268,7 @@ def rank_plans(spec: DistributedSpec, hosts: Sequence[str], procs_per_node: int,
 
     Horovod: the Gloo rendezvous variables horovodrun would set, against a server at
     ``rendezvous_addr:rendezvous_port`` started by
-    :func:`orchestrator.horovod_rendezvous.start_rendezvous_server` for the same hosts and
+    :func:`orchestrator.launch.rendezvous.start_rendezvous_server` for the same hosts and
     k. torchrun: the variables torchrun sets per worker, with the master at the address.
     ``network_interface`` pins Gloo (and NCCL's socket transport) to one interface.
     """

@@ -1,4 +1,4 @@
-"""Trials from a ``task_factory`` (see ``orchestrator.task_factory_spec`` for the kinds).
+"""Trials from a ``task_factory`` (see ``orchestrator.spec.factory`` for the kinds).
 
 ``expand_task_factory`` is a generator: trials are made one at a time, so a million-trial
 factory costs no more memory than a ten-trial one. Order is deterministic: the order of
@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import SpecError, Where
-from orchestrator.search_space import iter_product
-from orchestrator.task_factory_spec import PARAM_NAME, CustomFactory, FileFactory, ParametricSweep, TaskFactory
-from orchestrator.trial import Trial
+from orchestrator.sweep.search_space import iter_product
+from orchestrator.spec.factory import PARAM_NAME, CustomFactory, FileFactory, ParametricSweep, TaskFactory
+from orchestrator.sweep.trial import Trial
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Early termination of sweep trials: pure decisions with Azure ML's policy semantics.
 
 Input is each trial's history of the objective metric as ``(step, value)`` pairs (see
-``orchestrator.metrics.metric_history``); output is the set of running trials to stop now.
+``orchestrator.sweep.metrics.metric_history``); output is the set of running trials to stop now.
 Finished trials take part in comparisons but are never returned.
 
 A step N is an evaluation point when N >= 1, N >= ``delay_evaluation`` and N is a multiple of
@@ -26,7 +26,7 @@ import statistics
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import TypeVar
 
-from orchestrator.sweep_spec import EarlyTermination, Objective
+from orchestrator.spec.sweep import EarlyTermination, Objective
 
 TrialKey = TypeVar("TrialKey", bound=Hashable)
 History = Sequence[tuple[int, float]]

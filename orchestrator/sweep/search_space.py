@@ -8,7 +8,7 @@
   dimension per parameter, mapped through each distribution's inverse CDF.
 
 Same space, sampling and seed give the same trials on any machine. Bayesian search needs
-results between trials, so it lives in ``orchestrator.bayes``.
+results between trials, so it lives in ``orchestrator.sweep.bayes``.
 """
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from orchestrator.distributions import DistributionBase
-from orchestrator.trial import Trial
+from orchestrator.spec.distributions import DistributionBase
+from orchestrator.sweep.trial import Trial
 
 SOBOL_BATCH = 1024  # a power of two keeps Sobol's balance properties
 
@@ -76,7 +76,7 @@ def expand_search_space(space: Mapping[str, DistributionBase], sampling: str, *,
             raise ValueError(f"{sampling} sampling needs a limit (limits.max_total_trials)")
         points = _random_points(space, seed) if sampling == "random" else _sobol_points(space, seed, limit)
     else:
-        raise ValueError(f"sampling {sampling!r} cannot be expanded up front; use orchestrator.bayes.BayesianSearch")
+        raise ValueError(f"sampling {sampling!r} cannot be expanded up front; use orchestrator.sweep.bayes.BayesianSearch")
     for index, values in enumerate(itertools.islice(points, limit)):
         yield Trial(index=index, params=dict(zip(names, values, strict=True)))
 

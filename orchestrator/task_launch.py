@@ -8,11 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
-from orchestrator import substitute, sweep
-from orchestrator.launch import DistributedSpec as LaunchSpec
+from orchestrator.sweep import expand as sweep, substitute
+from orchestrator.launch.plans import DistributedSpec as LaunchSpec
 from orchestrator.model import Resources, TaskLaunch
 from orchestrator.spec import JobSpec, TaskSpec
-from orchestrator.trial import Trial, trial_task_id
+from orchestrator.sweep.trial import Trial, trial_task_id
 
 
 def launches(job: JobSpec, *, pool_env: dict[str, str] | None = None, gpus_per_node: int = 0,

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from pydantic import Field, field_validator, model_validator
 
-from orchestrator.parametric_sweep_spec import FactoryModel, IntRange
+from orchestrator.spec.parametric import FactoryModel, IntRange
 
 
 class _Positive(FactoryModel):

@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from orchestrator.search_space import count_search_space, expand_search_space
-from orchestrator.sweep_spec import SweepFields
-from orchestrator.task_factory import BlobLister, count_task_factory, expand_task_factory
-from orchestrator.trial import Trial
+from orchestrator.sweep.search_space import count_search_space, expand_search_space
+from orchestrator.spec.sweep import SweepFields
+from orchestrator.sweep.task_factory import BlobLister, count_task_factory, expand_task_factory
+from orchestrator.sweep.trial import Trial
 
 CONFIRM_ABOVE = 100_000
 
@@ -42,7 +42,7 @@ def expand(spec: SweepFields, *, seed: int | None = None, limit: int | None = No
 
     ``seed`` overrides the spec's seed (default 0). Same spec and seed, same trials, in the same
     order, on any machine, so re-submission is idempotent. Bayesian sampling is not expanded up
-    front: use ``orchestrator.bayes.BayesianSearch``. ``key_path``, ``base_dir`` and
+    front: use ``orchestrator.sweep.bayes.BayesianSearch``. ``key_path``, ``base_dir`` and
     ``blob_lister`` are passed to ``expand_task_factory``; errors found while expanding are
     ``SpecError``.
     """

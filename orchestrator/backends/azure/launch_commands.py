@@ -19,7 +19,7 @@ import shlex
 from typing import Sequence
 
 from orchestrator.errors import SpecError
-from orchestrator.launch import (
+from orchestrator.launch.plans import (
     DEFAULT_MASTER_PORT,
     SSHD_PORT,
     DistributedSpec,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from orchestrator.metrics import MetricRecord, MetricsReader, metric_history
+from orchestrator.sweep.metrics import MetricRecord, MetricsReader, metric_history
 from orchestrator.model import FileChunk, TaskInfo, TaskState
 
 ReadAt = Callable[[str, int], "FileChunk | None"]

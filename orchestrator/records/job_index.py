@@ -10,7 +10,7 @@ import time
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from orchestrator.pool_registry import orch_home
+from orchestrator.records.pool_records import orch_home
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from orchestrator import vm_sizes
+from orchestrator.backends.azure import vm_sizes
 from orchestrator.errors import SpecError
 from orchestrator.spec.common import Duration, StrictModel
 

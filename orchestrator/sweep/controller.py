@@ -7,10 +7,10 @@ an in-memory fake in tests. The job exists before the controller starts, unseale
 trial known up front (grid/random/sobol trials and plain tasks); the controller adds Bayesian
 trials, stops trials (early termination, ``limits.timeout``) and seals the job when no trial will
 be added (if ``auto_complete``), so the job completes once its last trial ends. The decisions per
-sweep task are ``orchestrator.adaptive_sweep``'s; this module does the passes.
+sweep task are ``orchestrator.sweep.adaptive``'s; this module does the passes.
 
 Each pass: read the job and its tasks, read new metrics of the trials whose sweep needs them (at
-their offsets; see ``orchestrator.trial_metrics``), let each adaptive sweep decide, stop and
+their offsets; see ``orchestrator.sweep.metrics_book``), let each adaptive sweep decide, stop and
 launch what it decided, seal when all sweeps are exhausted. ``run`` repeats passes until the job
 is finished, cancelled or gone, or every adaptive sweep is settled. A pass that fails (the backend
 briefly unreachable) is retried after a growing pause; nothing is lost, as every decision is
@@ -26,12 +26,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from orchestrator.adaptive_sweep import AdaptiveSweep, is_adaptive
-from orchestrator.job_tasks import launch_for
+from orchestrator.sweep.adaptive import AdaptiveSweep, is_adaptive
+from orchestrator.task_launch import launch_for
 from orchestrator.model import FileChunk, JobInfo, TaskInfo, TaskLaunch
 from orchestrator.spec import JobSpec, TaskSpec
-from orchestrator.trial import Trial, trial_task_id
-from orchestrator.trial_metrics import TrialMetricsBook
+from orchestrator.sweep.trial import Trial, trial_task_id
+from orchestrator.sweep.metrics_book import TrialMetricsBook
 
 log = logging.getLogger(__name__)
 MAX_ERROR_PAUSE = 30.0

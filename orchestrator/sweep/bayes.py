@@ -17,9 +17,9 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
-from orchestrator.distributions import Choice, DistributionBase, QUniform, RandInt
-from orchestrator.sweep_spec import Objective
-from orchestrator.trial import Trial
+from orchestrator.spec.distributions import Choice, DistributionBase, QUniform, RandInt
+from orchestrator.spec.sweep import Objective
+from orchestrator.sweep.trial import Trial
 
 
 class BayesianSearch:

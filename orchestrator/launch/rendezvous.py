@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from orchestrator.errors import BackendUnavailableError, SpecError
-from orchestrator.launch import horovod_host_ids
+from orchestrator.launch.plans import horovod_host_ids
 
 
 @dataclass

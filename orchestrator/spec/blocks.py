@@ -1,0 +1,43 @@
+"""The base of a backend's own block in pool files (``ray:``, ``azure:``).
+
+Each backend registers its block model in ``orchestrator.registry``; ``PoolSpec`` gets one
+optional key per registered backend and checks that only the chosen backend's block is given.
+A block also declares what the backend can run, so planning refuses a job the pool cannot run
+before anything is created, without naming any backend.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from orchestrator.spec.common import StrictModel
+
+if TYPE_CHECKING:
+    from orchestrator.spec.pool import PoolFields
+
+ALL_LAUNCHERS = frozenset({"horovod", "torchrun", "mpi"})
+
+
+class BackendBlock(StrictModel):
+    """Settings only one backend understands, plus class-level facts about that backend."""
+
+    required: ClassVar[bool] = False
+    """Pool files of this backend must give the block (else it defaults to all defaults)."""
+    launchers: ClassVar[frozenset[str]] = ALL_LAUNCHERS
+    """Distributed launchers the backend can start."""
+    launcher_note: ClassVar[str] = ""
+    """Why a launcher is missing, and what to use instead (for the error)."""
+    low_priority_nodes: ClassVar[bool] = False
+    """Whether pools may have low-priority (Spot) nodes."""
+    blob_inputs: ClassVar[bool] = False
+    """Whether job inputs may name blob prefixes (``inputs: [{blob: …}]``)."""
+
+    @classmethod
+    def pool_defaults(cls, block: Mapping[str, Any]) -> dict[str, Any]:
+        """Defaults the backend gives the pool's common keys, from the raw block (e.g. CPUs of a
+        VM size); keys the file gives win. Must not raise: the block's own validation reports."""
+        return {}
+
+    def spans_nodes(self, pool: PoolFields) -> bool:
+        """Whether a task may span several nodes of ``pool`` (inter-node communication)."""
+        return True
