@@ -30,11 +30,14 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.record import write_section  # noqa: E402
+from orchestrator import pools  # noqa: E402
 from orchestrator.backends.azure.backend import AzureBackend  # noqa: E402
-from orchestrator.follow import follow_all  # noqa: E402
-from orchestrator.task_launch import launches  # noqa: E402
-from orchestrator.spec import JobSpec, PoolSpec  # noqa: E402
 from orchestrator.backends.azure.credentials import Credentials  # noqa: E402
+from orchestrator.follow import follow_all  # noqa: E402
+from orchestrator.model import JobRef  # noqa: E402
+from orchestrator.spec.job import JobSpec  # noqa: E402
+from orchestrator.spec.pool import PoolSpec  # noqa: E402
+from orchestrator.submit import submit_job  # noqa: E402
 from tests.support.azurite import start_azurite  # noqa: E402
 
 TRIALS = 10_000
@@ -81,7 +84,7 @@ def submit_sweep(backend: AzureBackend, service: Service, job_id: str, *, faults
     if trace_memory:
         tracemalloc.start()
     started, cpu = time.perf_counter(), time.process_time()
-    report = backend.submit(job, launches(job))
+    report = submit_job(job, config_dir=REPO, backend=backend)
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     peak = tracemalloc.get_traced_memory()[1] if trace_memory else 0
     tracemalloc.stop()
@@ -97,10 +100,10 @@ def follow_idle_tasks(backend: AzureBackend, service: Service) -> dict[str, floa
     script = ('echo "start"; sleep 8; for i in 1 2 3; do echo "t=$(date +%s.%N)"; sleep 4; done')
     job = JobSpec.model_validate({"id": "idle-logs", "pool": "logs", "workdir": None, "tasks": [
         {"id": f"t{i}", "command": script} for i in range(IDLE_TASKS)]})
-    backend.submit(job, launches(job, pool_nodes=2))
+    submit_job(job, config_dir=REPO, backend=backend)
     latencies: list[float] = []
     started: list[float] = []
-    for line in follow_all(backend, "idle-logs"):
+    for line in follow_all(backend, JobRef("logs", "idle-logs")):
         now = time.time()
         text = line.split("] ", 1)[-1]
         if text == "start":
@@ -133,13 +136,13 @@ def main() -> None:
             "batch": {"account": service.info["account"], "url": service.info["url"], "key": service.info["key"]},
             "storage": {"connection_string": azurite.connection_string}})
         backend = AzureBackend(credentials=credentials)
-        backend.ensure_pool(PoolSpec.model_validate({"id": "parked", "backend": "azure", "azure": {
-            "vm_size": "D2s_v5", "autoscale": {"formula": "$TargetDedicatedNodes = 0;"}}}))
+        pools.create_pool(PoolSpec.model_validate({"id": "parked", "backend": "azure", "azure": {
+            "vm_size": "D2s_v5", "autoscale": {"formula": "$TargetDedicatedNodes = 0;"}}}), backend=backend)
         clean = submit_sweep(backend, service, "sweep-clean")
         faulty = submit_sweep(backend, service, "sweep-faults", faults=True)
         memory = submit_sweep(backend, service, "sweep-memory", trace_memory=True)
-        backend.ensure_pool(PoolSpec.model_validate({"id": "logs", "backend": "azure", "nodes": 2,
-                                                     "azure": {"vm_size": "D2s_v5"}}))
+        pools.create_pool(PoolSpec.model_validate({"id": "logs", "backend": "azure", "nodes": 2,
+                                                   "azure": {"vm_size": "D2s_v5"}}), backend=backend)
         logs = follow_idle_tasks(backend, service)
     finally:
         service.stop()

@@ -41,19 +41,20 @@ def plain_horovodrun(hosts: str) -> float:
 
 def through_orch(round_index: int, pool: str, nodes: int) -> float:
     from orchestrator.backend import load_backend
-    from orchestrator.task_launch import launches
-    from orchestrator.spec import JobSpec
-    from orchestrator.workdir import snapshot
+    from orchestrator.model import JobRef
+    from orchestrator.spec.job import JobSpec
+    from orchestrator.submit import submit_job
 
     backend = load_backend("ray")
     job = JobSpec.model_validate({"id": f"hvd-{pool}-{round_index}", "pool": pool, "tasks": [{
         "id": "train", "command": f"python jobs/train_digits.py --epochs {EPOCHS} --dist horovod",
         "distributed": {"launcher": "horovod", "nodes": nodes, "processes_per_node": 2 // nodes}}]})
-    backend.submit(job, launches(job, pool_nodes=nodes), workdir=snapshot(REPO))
-    while not (info := backend.get_job(job.id)) or not info.finished:
+    submit_job(job, config_dir=REPO)
+    ref = JobRef(pool, job.id)
+    while not (info := backend.get_job(ref)) or not info.finished:
         time.sleep(0.2)
-    assert info.all_succeeded, backend.list_tasks(job.id)
-    chunk = backend.read_file(job.id, "train", "metrics")
+    assert info.all_succeeded, backend.list_tasks(ref)
+    chunk = backend.read_file(ref, "train", "metrics")
     assert chunk is not None
     return median_rate(chunk.data.decode().splitlines())
 
@@ -66,18 +67,17 @@ SHAPES = (  # (pool id, pool nodes × CPUs, orch ranks per node, same-shape horo
 
 def measure(pool: str, nodes: int, hosts: str) -> tuple[float, float, float, tuple[float, float]]:
     """Medians of orch's and plain samples/s, the median of per-round ratios, and their range."""
-    from orchestrator.backend import load_backend
-    from orchestrator.spec import PoolSpec
+    from orchestrator import pools
+    from orchestrator.spec.pool import PoolSpec
 
-    backend = load_backend("ray")
-    backend.ensure_pool(PoolSpec.model_validate({"id": pool, "nodes": nodes, "cpus_per_node": 2 // nodes}))
+    pools.create_pool(PoolSpec.model_validate({"id": pool, "nodes": nodes, "cpus_per_node": 2 // nodes}))
     orch_rates, plain_rates = [], []
     try:
         for index in range(ROUNDS):
             orch_rates.append(through_orch(index, pool, nodes))
             plain_rates.append(plain_horovodrun(hosts))
     finally:
-        backend.delete_pool(pool, force=True)
+        pools.delete_pool(pool, force=True)
     ratios = [o / p for o, p in zip(orch_rates, plain_rates)]
     return (statistics.median(orch_rates), statistics.median(plain_rates), statistics.median(ratios),
             (min(ratios), max(ratios)))

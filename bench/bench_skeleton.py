@@ -45,28 +45,28 @@ def orch_run(job_id: str, tasks: list[dict]) -> tuple[float, float]:
     start of the call: an upper bound of "returning → running".
     """
     from orchestrator.backend import load_backend
-    from orchestrator.task_launch import launches
-    from orchestrator.spec import JobSpec
+    from orchestrator.model import JobRef
+    from orchestrator.spec.job import JobSpec
+    from orchestrator.submit import submit_job
 
-    backend = load_backend("ray")
+    backend, ref = load_backend("ray"), JobRef("bench", job_id)
     job = JobSpec.model_validate({"id": job_id, "pool": "bench", "workdir": None, "tasks": tasks})
     start = time.time()
-    backend.submit(job, launches(job))
-    while not (info := backend.get_job(job_id)) or not info.finished:
+    submit_job(job, config_dir=Path.cwd())
+    while not (info := backend.get_job(ref)) or not info.finished:
         time.sleep(0.02)
     done = time.time()
-    first = min(t.started_at for t in backend.list_tasks(job_id) if t.started_at)
+    first = min(t.started_at for t in backend.list_tasks(ref) if t.started_at)
     return done - start, max(0.0, first - start)
 
 
 def main() -> None:
     os.environ.setdefault("ORCH_HOME", tempfile.mkdtemp(prefix="orch-bench-"))
-    from orchestrator.backend import load_backend
-    from orchestrator.spec import PoolSpec
+    from orchestrator import pools
+    from orchestrator.spec.pool import PoolSpec
 
     help_s, pass_s = startup()
-    backend = load_backend("ray")
-    backend.ensure_pool(PoolSpec.model_validate({"id": "bench", "nodes": 1, "cpus_per_node": 2}))
+    pools.create_pool(PoolSpec.model_validate({"id": "bench", "nodes": 1, "cpus_per_node": 2}))
     try:
         orch_run("warmup", [{"command": "true"} for _ in range(200)])
         xargs_s = xargs_baseline()
@@ -74,7 +74,7 @@ def main() -> None:
         xargs_s = (xargs_s + xargs_baseline()) / 2
         latencies = [orch_run(f"first{i}", [{"command": "true"}])[1] for i in range(5)]
     finally:
-        backend.delete_pool("bench", force=True)
+        pools.delete_pool("bench", force=True)
     first_s = statistics.median(latencies)
     body = f"""
 | figure | orch | baseline | ratio | target |

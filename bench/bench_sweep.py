@@ -66,8 +66,8 @@ def write_spec(text: str) -> Path:
 
 def expansion_in_process(spec: Path) -> tuple[float, float, float]:
     """(trials per second, tracemalloc peak KiB while streaming, ru_maxrss MiB) like ``orch sweep --dry-run``."""
-    from orchestrator.spec import load_job
-    from orchestrator.sweep_submit import dry_run_launches
+    from orchestrator.plan import dry_run_launches
+    from orchestrator.spec.loader import load_job
 
     job = load_job(spec)
 
@@ -120,8 +120,9 @@ def tune_seconds() -> float:
 def orch_seconds(job_id: str) -> float:
     """Submit → last trial done for a 200-trial grid sweep of ``sleep 0.1`` (as ``orch sweep`` does)."""
     from orchestrator.backend import load_backend
-    from orchestrator.spec import load_job
-    from orchestrator.sweep_submit import submit_sweep
+    from orchestrator.model import JobRef
+    from orchestrator.spec.loader import load_job
+    from orchestrator.submit import submit_job
 
     spec = write_spec(f"""id: {job_id}
 pool: bench
@@ -134,8 +135,8 @@ tasks:
     job = load_job(spec)
     backend = load_backend("ray")
     start = time.perf_counter()
-    submit_sweep(job, spec.parent)
-    while not (info := backend.get_job(job_id)) or not info.finished:
+    submit_job(job, config_dir=spec.parent)
+    while not (info := backend.get_job(JobRef("bench", job_id))) or not info.finished:
         time.sleep(0.02)
     seconds = time.perf_counter() - start
     assert info.task_counts.get("succeeded") == TRIALS, info.task_counts
@@ -149,15 +150,14 @@ def main() -> None:
     cli_s, cli_rss_mib = expansion_cli(spec)
     xargs_s = xargs_seconds()
     tune_s = tune_seconds()
-    from orchestrator.backend import load_backend
-    from orchestrator.spec import PoolSpec
+    from orchestrator import pools
+    from orchestrator.spec.pool import PoolSpec
 
-    backend = load_backend("ray")
-    backend.ensure_pool(PoolSpec.model_validate({"id": "bench", "nodes": 1, "cpus_per_node": 2}))
+    pools.create_pool(PoolSpec.model_validate({"id": "bench", "nodes": 1, "cpus_per_node": 2}))
     try:
         orch_s = min(orch_seconds("sweep-a"), orch_seconds("sweep-b"))
     finally:
-        backend.delete_pool("bench", force=True)
+        pools.delete_pool("bench", force=True)
     xargs_s = min(xargs_s, xargs_seconds())
     body = f"""
 | figure | orch | baseline | ratio | target |

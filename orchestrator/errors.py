@@ -67,6 +67,10 @@ class SpecErrors(SpecError):
         return f"{head}\n{body}" if head else body
 
 
+class UnsupportedError(SpecError):
+    """The pool's backend lacks what the request needs (a capability, a launcher). Nothing was created."""
+
+
 class NotFoundError(OrchError):
     """A named pool, job, task or file does not exist."""
 

@@ -9,7 +9,7 @@ import time
 from typing import Callable, Iterator
 
 from orchestrator.backend import Backend
-from orchestrator.model import JobInfo, TaskState
+from orchestrator.model import JobInfo, JobRef, TaskState
 from orchestrator.tail import Backoff, Follower, follow, interleave
 
 STATUS_EVERY = 2.0
@@ -21,18 +21,18 @@ class JobWatch:
     ``STATUS_EVERY``; asks for the job itself only once every known task has ended. Idle cost:
     one file read per task per ``FILE_POLL_CAP`` plus one status call per ``STATUS_EVERY``."""
 
-    def __init__(self, backend: Backend, job_id: str) -> None:
-        self.backend, self.job_id = backend, job_id
+    def __init__(self, backend: Backend, job: JobRef) -> None:
+        self.backend, self.job = backend, job
         self._at = 0.0
         self._states: dict[str, TaskState] = {}
-        self.job: JobInfo | None = None
+        self.job_info: JobInfo | None = None
 
     def refresh(self) -> None:
         if time.monotonic() - self._at < STATUS_EVERY:
             return
-        self._states = {t.id: t.state for t in self.backend.list_tasks(self.job_id)}
+        self._states = {t.id: t.state for t in self.backend.list_tasks(self.job)}
         if not self._states or all(state.is_terminal() for state in self._states.values()):
-            self.job = self.backend.get_job(self.job_id)
+            self.job_info = self.backend.get_job(self.job)
         self._at = time.monotonic()
 
     def task_done(self, task_id: str) -> bool:
@@ -45,22 +45,22 @@ class JobWatch:
 
     def job_done(self) -> bool:
         self.refresh()
-        return bool(self.job and self.job.finished)
+        return bool(self.job_info and self.job_info.finished)
 
 
-def _reader(backend: Backend, job_id: str, task_id: str, name: str) -> Callable[[int], object]:
-    return lambda offset: backend.read_file(job_id, task_id, name, offset=offset)
+def _reader(backend: Backend, job: JobRef, task_id: str, name: str) -> Callable[[int], object]:
+    return lambda offset: backend.read_file(job, task_id, name, offset=offset)
 
 
-def follow_task(backend: Backend, job_id: str, task_id: str, name: str = "stdout") -> Iterator[str]:
-    watch = JobWatch(backend, job_id)
-    yield from follow(_reader(backend, job_id, task_id, name), lambda: watch.task_done(task_id),  # type: ignore[arg-type]
+def follow_task(backend: Backend, job: JobRef, task_id: str, name: str = "stdout") -> Iterator[str]:
+    watch = JobWatch(backend, job)
+    yield from follow(_reader(backend, job, task_id, name), lambda: watch.task_done(task_id),  # type: ignore[arg-type]
                       backoff=Backoff(maximum=FILE_POLL_CAP))
 
 
-def follow_all(backend: Backend, job_id: str, name: str = "stdout") -> Iterator[str]:
+def follow_all(backend: Backend, job: JobRef, name: str = "stdout") -> Iterator[str]:
     """Prefixed lines of every task of the job as they come, until the job ends."""
-    watch = JobWatch(backend, job_id)
+    watch = JobWatch(backend, job)
     seen: set[str] = set()
 
     def more() -> dict[str, Follower]:
@@ -68,8 +68,20 @@ def follow_all(backend: Backend, job_id: str, name: str = "stdout") -> Iterator[
         for task_id in watch.started():
             if task_id not in seen:
                 seen.add(task_id)
-                fresh[task_id] = Follower(_reader(backend, job_id, task_id, name),  # type: ignore[arg-type]
+                fresh[task_id] = Follower(_reader(backend, job, task_id, name),  # type: ignore[arg-type]
                                           lambda t=task_id: watch.task_done(t))
         return fresh
 
     yield from interleave({}, more=more, is_done=watch.job_done, backoff=Backoff(minimum=0.2, maximum=FILE_POLL_CAP))
+
+
+def read_whole(backend: Backend, job: JobRef, task_id: str, name: str) -> bytes | None:
+    """A task file's bytes as they are now (None while it does not exist)."""
+    out = bytearray()
+    while True:
+        chunk = backend.read_file(job, task_id, name, offset=len(out))
+        if chunk is None:
+            return None if not out else bytes(out)
+        out += chunk.data
+        if not chunk.data or len(out) >= chunk.size:
+            return bytes(out)

@@ -1,15 +1,17 @@
 """Runtime nouns shared by the core, the backends and the CLI: frozen dataclasses and enums.
 
 These describe what exists (pools, nodes, tasks) and what is asked of a backend (``TaskLaunch``).
-They carry no behaviour beyond small derived properties, and never import an SDK.
+They carry no behaviour beyond small derived properties, and import nothing of orch's at run time.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Mapping
 
-from orchestrator.launch.plans import DistributedSpec
+if TYPE_CHECKING:
+    from orchestrator.spec.job import DistributedSpec
 
 
 class TaskState(str, Enum):
@@ -49,12 +51,71 @@ class TaskLaunch:
     max_wall_time: float | None = None
     depends_on: tuple[str, ...] = ()
     output_files: tuple[str, ...] = ()
-    distributed: DistributedSpec | None = None  # nodes resolved to a count
+    distributed: DistributedSpec | None = None  # nodes and processes_per_node resolved
     params: Mapping[str, object] = field(default_factory=dict)
 
+
+@dataclass(frozen=True)
+class JobRef:
+    """A job as backends name it: its pool and its id (unique within the pool)."""
+
+    pool_id: str
+    job_id: str
+
+
+@dataclass(frozen=True)
+class JobInput:
+    """Files every task of a job finds at ``to`` in its working directory: a local file or
+    folder (``path``, absolute) or every blob under ``blob`` (``container/prefix``)."""
+
+    to: str
+    path: Path | None = None
+    blob: str | None = None
+
     @property
-    def uses_shell(self) -> bool:
-        return isinstance(self.command, str)
+    def blob_container(self) -> str:
+        """The blob container of a blob input."""
+        assert self.blob is not None
+        return self.blob.strip("/").split("/", 1)[0]
+
+    @property
+    def blob_prefix(self) -> str:
+        """The blob prefix of a blob input (inside its container)."""
+        assert self.blob is not None
+        return self.blob.lstrip("/").split("/", 1)[1]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A packed folder: the zip's bytes and their SHA-256 (hex), which names it everywhere."""
+
+    digest: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class JobLaunch:
+    """A job as a backend receives it, with the job-level settings planning resolved.
+
+    ``seal``: every task is in after this submission, so the job completes once they all end.
+    ``controlled``: a sweep controller (``SweepHost.start_sweep``) will add tasks and seal the job;
+    only backends that declare the sweep-host capability get it. ``max_in_flight`` caps tasks
+    running at once (the smallest ``limits.max_concurrent_trials``). ``workdir`` is linked into
+    every task's working directory.
+    """
+
+    id: str
+    pool_id: str
+    seal: bool = True
+    controlled: bool = False
+    max_in_flight: int | None = None
+    uses_dependencies: bool = False
+    inputs: tuple[JobInput, ...] = ()
+    workdir: Snapshot | None = None
+
+    @property
+    def ref(self) -> JobRef:
+        return JobRef(self.pool_id, self.id)
 
 
 @dataclass(frozen=True)
@@ -140,3 +201,65 @@ class FileChunk:
 
     data: bytes
     size: int
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    """Hourly cost of a pool; a part is None when its price is not in the table."""
+
+    size: str
+    dedicated_nodes: int
+    low_priority_nodes: int
+    dedicated_per_hour: float | None
+    low_priority_per_hour: float | None
+    region: str
+    currency: str
+
+    @property
+    def total_per_hour(self) -> float | None:
+        """Sum of both parts, or None when a part with nodes has no known price."""
+        parts = [(self.dedicated_nodes, self.dedicated_per_hour),
+                 (self.low_priority_nodes, self.low_priority_per_hour)]
+        if any(nodes and price is None for nodes, price in parts):
+            return None
+        return round(sum(price or 0.0 for _, price in parts), 6)
+
+    def total_for(self, hours: float) -> float | None:
+        """Cost of running the pool for ``hours``; None when a needed price is unknown."""
+        total = self.total_per_hour
+        return None if total is None else round(total * hours, 4)
+
+    def describe(self) -> str:
+        """One line for humans, saying which prices are missing."""
+        total = self.total_per_hour
+        nodes = f"{self.dedicated_nodes} dedicated + {self.low_priority_nodes} spot × {self.size}"
+        if total is None:
+            return f"{nodes}: price unknown (not in orch's price table)"
+        return f"{nodes}: about {total:.2f} {self.currency}/hour ({self.region} list price)"
+
+
+@dataclass(frozen=True)
+class PriceQuote:
+    """What a pool would cost per hour: one estimate per labelled node count (a fixed pool has
+    one; an autoscaling pool its minimum and maximum), with the price list's terms and source."""
+
+    service: str
+    estimates: tuple[tuple[str, CostEstimate], ...]
+    terms: str | None = None
+    source: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """A file in a pool's data store: its name (path) and size in bytes."""
+
+    name: str
+    size: int
+
+
+@dataclass(frozen=True)
+class TransferReport:
+    """What an upload did: files sent, and files skipped because the store had them already."""
+
+    sent: tuple[str, ...] = ()
+    unchanged: tuple[str, ...] = ()

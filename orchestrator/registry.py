@@ -13,13 +13,11 @@ import importlib
 import importlib.util
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import SpecError
 
 if TYPE_CHECKING:
-    from orchestrator.backend import Backend
     from orchestrator.spec.blocks import BackendBlock
 
 ENTRY_POINT_GROUP = "orch.backends"
@@ -89,26 +87,14 @@ def block_models() -> dict[str, type[BackendBlock]]:
     return {name: _attribute(item.block) for name, item in entries().items()}
 
 
-@lru_cache(maxsize=None)
-def _load(name: str, config_dir: Path | None) -> Backend:
+def backend_class(name: str) -> Any:
+    """The named backend's class (imported now), constructed as ``cls(config_dir)``."""
     check_installed(name)
     target = entry(name)
     try:
-        factory = _attribute(target.backend)
+        return _attribute(target.backend)
     except ImportError as exc:
         raise SpecError(f"backend {name!r} is not installed ({exc.name} is missing)", hint=target.install) from None
-    backend: Backend = factory(config_dir)
-    return backend
-
-
-def load_backend(name: str, *, config_dir: Path | None = None) -> Backend:
-    """The named backend, imported on first use and kept for the rest of the process.
-
-    ``config_dir`` (the CLI's ``--config-dir``) tells backends that need credentials where to
-    look first; without it they use ``ORCH_CONFIG_DIR``, then ``$ORCH_HOME``, then environment
-    variables.
-    """
-    return _load(name, config_dir.resolve() if config_dir is not None else None)
 
 
 def _attribute(target: str) -> Any:

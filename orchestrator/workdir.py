@@ -12,6 +12,7 @@ import zipfile
 from pathlib import Path
 
 from orchestrator.errors import SpecError
+from orchestrator.model import Snapshot
 
 EXCLUDED_DIRS = frozenset({".git", ".hg", ".svn", ".venv", "venv", "__pycache__", "node_modules",
                            ".pytest_cache", ".mypy_cache", ".orch", ".tox", "build", "dist", ".eggs"})
@@ -19,8 +20,8 @@ EXCLUDED_FILES = frozenset({"credentials.yaml", "credentials.yml"})  # secrets n
 MAX_BYTES = 100 * 1024 * 1024
 
 
-def snapshot(root: Path, *, max_bytes: int = MAX_BYTES) -> tuple[str, bytes]:
-    """Zip ``root`` (sorted, fixed timestamps) and return ``(sha256 hex, zip bytes)``."""
+def snapshot(root: Path, *, max_bytes: int = MAX_BYTES) -> Snapshot:
+    """Zip ``root`` (sorted, fixed timestamps)."""
     if not root.is_dir():
         raise SpecError(f"workdir {root} is not a directory", hint="set workdir: to a folder, or leave it out")
     buffer = io.BytesIO()
@@ -37,10 +38,10 @@ def snapshot(root: Path, *, max_bytes: int = MAX_BYTES) -> tuple[str, bytes]:
             info.external_attr = (path.stat().st_mode & 0o777) << 16
             archive.writestr(info, data)
     blob = buffer.getvalue()
-    return hashlib.sha256(blob).hexdigest(), blob
+    return Snapshot(hashlib.sha256(blob).hexdigest(), blob)
 
 
-def snapshot_path(path: Path, *, max_bytes: int = MAX_BYTES) -> tuple[str, bytes]:
+def snapshot_path(path: Path, *, max_bytes: int = MAX_BYTES) -> Snapshot:
     """Like ``snapshot`` for a folder; a single file becomes a one-entry zip under its name."""
     if path.is_dir():
         return snapshot(path, max_bytes=max_bytes)
@@ -54,7 +55,7 @@ def snapshot_path(path: Path, *, max_bytes: int = MAX_BYTES) -> tuple[str, bytes
         info.external_attr = (path.stat().st_mode & 0o777) << 16
         archive.writestr(info, path.read_bytes())
     blob = buffer.getvalue()
-    return hashlib.sha256(blob).hexdigest(), blob
+    return Snapshot(hashlib.sha256(blob).hexdigest(), blob)
 
 
 def unpack(blob: bytes, target: Path) -> None:

@@ -20,21 +20,20 @@ def orch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(scope="module")
 def ray_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """A real local Ray cluster of 2 nodes (1 CPU each) created through the Ray backend."""
-    from orchestrator.backend import load_backend
-    from orchestrator.spec import PoolSpec
+    from orchestrator import pools
+    from orchestrator.records import pool_records
+    from orchestrator.spec.pool import PoolSpec
 
     home = tmp_path_factory.mktemp("pool-home")
     old = os.environ.get("ORCH_HOME")
     os.environ["ORCH_HOME"] = str(home)
-    backend = load_backend("ray")
-    spec = PoolSpec.model_validate({"id": "testpool", "nodes": 2, "cpus_per_node": 1})
-    backend.ensure_pool(spec)
+    pools.create_pool(PoolSpec.model_validate({"id": "testpool", "nodes": 2, "cpus_per_node": 1}))
     try:
         yield {"ORCH_HOME": str(home), "pool": "testpool"}
     finally:
         os.environ["ORCH_HOME"] = str(home)
-        if backend.get_pool("testpool") is not None:
-            backend.delete_pool("testpool", force=True)
+        if pool_records.load("testpool") is not None:
+            pools.delete_pool("testpool", force=True)
         if old is None:
             os.environ.pop("ORCH_HOME", None)
         else:

@@ -11,14 +11,21 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from orchestrator.backends.azure import credentials as creds
 from orchestrator.backends.azure import naming, pool_model, task_model
 from orchestrator.backends.azure.retries import RetryPolicy, to_orch_error, with_retries
 from orchestrator.cli.root import cli
-from orchestrator.errors import AuthError, BackendError, ConflictError, NotFoundError, SpecError
-from orchestrator.launch.plans import DistributedSpec
+from orchestrator.errors import (
+    AuthError,
+    BackendError,
+    ConflictError,
+    NotFoundError,
+    SpecError,
+)
 from orchestrator.model import Resources, TaskLaunch
-from orchestrator.spec import PoolSpec, load_pool
-from orchestrator.backends.azure import credentials as creds
+from orchestrator.spec.job import DistributedSpec
+from orchestrator.spec.loader import load_pool
+from orchestrator.spec.pool import PoolSpec
 from tests.batch_service.autoscale import evaluate_formula
 
 SECRET = "c2VjcmV0LWtleS10aGF0LW11c3Qtbm90LWxlYWs="
@@ -247,7 +254,7 @@ class FakeResponse:
 def http_error(status: int, **kwargs: object) -> Exception:
     from azure.core.exceptions import HttpResponseError
 
-    return HttpResponseError(message=f"failed sig=SECRETSIG&x", response=FakeResponse(status, **kwargs))  # type: ignore[arg-type]
+    return HttpResponseError(message="failed sig=SECRETSIG&x", response=FakeResponse(status, **kwargs))  # type: ignore[arg-type]
 
 
 def test_retries_honour_retry_after_and_map_errors_without_sas() -> None:
@@ -308,7 +315,7 @@ def test_task_errors_and_snapshots_carry_no_secrets(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "credentials.yaml").write_text(CREDENTIALS)
     (tmp_path / "credentials.yaml").write_text(CREDENTIALS)
-    _, data = snapshot(tmp_path)
+    data = snapshot(tmp_path).data
     with zipfile.ZipFile(io.BytesIO(data)) as kept:
         assert kept.namelist() == ["train.py"]
 

@@ -11,14 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from azure.batch import models as m
 
 from orchestrator.backends.azure import naming, sweep_setup
-from orchestrator.backends.azure.task_model import TaskContext
 from orchestrator.backends.azure.backend import AzureBackend
-from orchestrator.model import JobInfo, TaskState
-from orchestrator.spec import JobSpec
+from orchestrator.backends.azure.task_model import TaskContext
+from orchestrator.model import JobInfo, JobRef, TaskState
+from orchestrator.spec.job import JobSpec
 from orchestrator.sweep.controller import ControllerSettings
 from tests.batch_service import BatchService, self_signed_cert, start_batch_service
 from tests.support.azurite import Azurite, start_azurite
@@ -141,7 +140,7 @@ def pool(config: Path, home: Path) -> str:
 def finished(backend: AzureBackend, job_id: str, timeout: float = 180) -> JobInfo:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        info = backend.get_job(job_id)
+        info = backend.get_job(JobRef("sweeppool", job_id))
         if info is not None and info.finished:
             return info
         time.sleep(0.5)
@@ -152,23 +151,23 @@ def finished(backend: AzureBackend, job_id: str, timeout: float = 180) -> JobInf
 def test_early_termination_runs_in_the_job_manager_task(config: Path, home: Path, pool: str) -> None:
     orch(config, home, "sweep", "early.yaml")  # returns once the controller task has its payload
     backend = AzureBackend(config)
-    running = backend.get_job("early")
+    running = backend.get_job(JobRef("sweeppool", "early"))
     assert running is not None and not running.finished
     deadline = time.monotonic() + 60
-    while not (state := backend.sweep_state("early") or {}).get("passes"):
+    while not (state := backend.sweep_state(JobRef("sweeppool", "early")) or {}).get("passes"):
         assert time.monotonic() < deadline, state
         time.sleep(0.2)
     assert state["running"] is True and state["last_error"] is None and len(state["sweeps"]) == 1  # type: ignore[arg-type]
     job = finished(backend, "early")
-    assert backend.sweep_state("early") is None
-    states = {task.id: task.state for task in backend.list_tasks("early")}
+    assert backend.sweep_state(JobRef("sweeppool", "early")) is None
+    states = {task.id: task.state for task in backend.list_tasks(JobRef("sweeppool", "early"))}
     assert states == {"trial-00000": TaskState.SUCCEEDED, "trial-00001": TaskState.STOPPED,
                       "trial-00002": TaskState.SUCCEEDED, "trial-00003": TaskState.STOPPED}
     assert job.state == "completed" and naming.SWEEP_MANAGER_ID not in states
     assert dict(job.task_counts) == {"succeeded": 2, "stopped": 2}
     rows = json.loads(orch(config, home, "sweep", "results", "early", "-o", "json"))
     assert {r["trial"]: r["state"] for r in rows}["trial-00001"] == "stopped"
-    log = backend.read_file("early", naming.SWEEP_MANAGER_ID, "stderr")
+    log = backend.read_file(JobRef("sweeppool", "early"), naming.SWEEP_MANAGER_ID, "stderr")
     assert log is not None and b"stopping trial-00001" in log.data and b"Traceback" not in log.data
 
 
@@ -177,7 +176,7 @@ def test_bayesian_sweep_reaches_max_total_trials_in_the_cloud(config: Path, home
     orch(config, home, "sweep", "bayes.yaml")
     backend = AzureBackend(config)
     job = finished(backend, "bayes")
-    states = {task.id: task.state for task in backend.list_tasks("bayes")}
+    states = {task.id: task.state for task in backend.list_tasks(JobRef("sweeppool", "bayes"))}
     assert states == {f"trial-{i:05d}": TaskState.SUCCEEDED for i in range(4)}
     assert job.state == "completed"
     rows = json.loads(orch(config, home, "sweep", "results", "bayes", "-o", "json"))

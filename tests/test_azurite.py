@@ -16,9 +16,20 @@ from azure.storage.blob import (
     generate_container_sas,
 )
 
-from tests.batch_service import AutoStorage, BatchService, ServiceSettings, start_batch_service
+from tests.batch_service import (
+    AutoStorage,
+    BatchService,
+    ServiceSettings,
+    start_batch_service,
+)
 from tests.support.azurite import Azurite, start_azurite
-from tests.support.batch_sdk import client_for, completed, new_job, pool_options, task_file
+from tests.support.batch_sdk import (
+    client_for,
+    completed,
+    new_job,
+    pool_options,
+    task_file,
+)
 
 pytestmark = pytest.mark.slow
 

@@ -18,7 +18,9 @@ import psutil
 import pytest
 from azure.batch import BatchClient
 from azure.batch import models as m
-from azure.batch.models._models import BatchJobTerminateOptions  # not exported by azure.batch.models in 15.1.0
+from azure.batch.models._models import (
+    BatchJobTerminateOptions,  # not exported by azure.batch.models in 15.1.0
+)
 from azure.core.credentials import AzureNamedKeyCredential
 from azure.core.exceptions import (
     HttpResponseError,

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from orchestrator.sweep.bayes import BayesianSearch
 from orchestrator.spec.distributions import parse_distribution
-from orchestrator.sweep.search_space import expand_search_space
 from orchestrator.spec.sweep import Objective
+from orchestrator.sweep.bayes import BayesianSearch
+from orchestrator.sweep.search_space import expand_search_space
 
 MAXIMIZE = Objective(metric="score", goal="maximize")
 UNIT_SQUARE = {"x": parse_distribution({"uniform": [0, 1]}), "y": parse_distribution({"uniform": [0, 1]})}

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.backend import load_backend
+from orchestrator.model import JobRef
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
@@ -81,7 +82,7 @@ def test_a_failing_rank_fails_the_task_fast_and_frees_the_nodes(pool_home: dict[
     proc = orch(env, "jobs", "add", str(spec), "--tail")
     assert time.monotonic() - started < 60
     assert proc.returncode == 1
-    task = load_backend("ray").list_tasks("failing")[0]
+    task = load_backend("ray").list_tasks(JobRef("testpool", "failing"))[0]
     assert task.exit_code == 5 and "rank one broke" in (task.error or "")
     info = load_backend("ray").get_pool("testpool")
     assert info is not None and info.free_slots == 2

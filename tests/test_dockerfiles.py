@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-from orchestrator.launch.plans import SSHD_PORT
 from orchestrator.backends.azure.launch_commands import SSHD_START_SCRIPT
+from orchestrator.launch.plans import SSHD_PORT
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOCKERFILES = [ROOT / "docker" / "Dockerfile.gpu", ROOT / "docker" / "Dockerfile.cpu"]

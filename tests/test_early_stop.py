@@ -3,8 +3,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.sweep.early_stop import average_up_to, best_up_to, latest_evaluation_step, trials_to_stop
 from orchestrator.spec.sweep import EarlyTermination, Objective
+from orchestrator.sweep.early_stop import (
+    average_up_to,
+    best_up_to,
+    latest_evaluation_step,
+    trials_to_stop,
+)
 
 MAX = Objective(metric="acc", goal="maximize")
 MIN = Objective(metric="loss", goal="minimize")

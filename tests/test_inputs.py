@@ -11,17 +11,18 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from pydantic import ValidationError
 
+from orchestrator import pools
 from orchestrator.backends.azure import naming, task_model
 from orchestrator.backends.azure.backend import AzureBackend
 from orchestrator.backends.azure.blob_store import BlobStore
+from orchestrator.backends.azure.credentials import Credentials
 from orchestrator.backends.azure.inputs import FILES_PREFIX
 from orchestrator.backends.azure.retries import RetryPolicy
-from orchestrator.task_launch import launches
-from orchestrator.model import TaskLaunch, TaskState
-from orchestrator.spec import JobSpec, PoolSpec
-from orchestrator.backends.azure.credentials import Credentials
+from orchestrator.model import JobInput, JobRef, TaskLaunch, TaskState
 from orchestrator.spec.inputs import InputSpec
-from orchestrator.launch.plans import DistributedSpec
+from orchestrator.spec.job import DistributedSpec, JobSpec
+from orchestrator.spec.pool import PoolSpec
+from orchestrator.submit import submit_job
 from tests.batch_service import BatchService, start_batch_service
 from tests.support.azurite import Azurite, start_azurite
 
@@ -36,7 +37,8 @@ def test_an_input_needs_one_source_and_a_relative_target(bad: dict[str, str]) ->
 def test_inputs_are_part_of_the_job_spec() -> None:
     job = JobSpec.model_validate({"id": "j", "pool": "p", "tasks": [{"command": "true"}],
                                   "inputs": [{"path": "data", "to": "data"}, {"blob": "sets/mnist/", "to": "mnist"}]})
-    assert (job.inputs[1].container, job.inputs[1].prefix) == ("sets", "mnist/")
+    blob = JobInput(to=job.inputs[1].to, blob=job.inputs[1].blob)
+    assert (blob.blob_container, blob.blob_prefix) == ("sets", "mnist/")
     assert JobSpec.model_validate({"id": "j", "pool": "p", "tasks": [{"command": "true"}]}).inputs == []
 
 
@@ -69,8 +71,8 @@ def test_tasks_read_local_and_blob_inputs_uploaded_once(services: tuple[BatchSer
     credentials = Credentials.model_validate({"batch": {"account": batch.account, "url": batch.url, "key": batch.key},
                                               "storage": {"connection_string": azurite.connection_string}})
     backend = AzureBackend(tmp_path, credentials=credentials, policy=RetryPolicy(base=0.01, cap=0.2))
-    backend.ensure_pool(PoolSpec.model_validate({"id": "inpool", "backend": "azure", "nodes": 1,
-                                                 "azure": {"vm_size": "D2s_v5", "job_lifetime": "2h"}}))
+    pools.create_pool(PoolSpec.model_validate({"id": "inpool", "backend": "azure", "nodes": 1,
+                                               "azure": {"vm_size": "D2s_v5", "job_lifetime": "2h"}}), backend=backend)
     (tmp_path / "config.json").write_text('{"lr": 0.1}\n')
     (tmp_path / "data" / "deep").mkdir(parents=True)
     (tmp_path / "data" / "a.csv").write_text("1,2\n")
@@ -85,8 +87,7 @@ def test_tasks_read_local_and_blob_inputs_uploaded_once(services: tuple[BatchSer
     spec = {"id": "reads", "pool": "inpool", "workdir": None, "tasks": [{"id": "read", "command": command}],
             "inputs": [{"path": "config.json", "to": "cfg/config.json"}, {"path": "data", "to": "data"},
                        {"blob": "datasets/mnist/", "to": "mnist"}]}
-    job = JobSpec.model_validate(spec)
-    backend.submit(job, launches(job))
+    submit_job(JobSpec.model_validate(spec), config_dir=tmp_path, backend=backend)
     container = naming.pool_container("inpool")
     uploaded = {entry.name for entry in store.list(container, FILES_PREFIX)}
     assert len(uploaded) == 3
@@ -100,16 +101,16 @@ def test_tasks_read_local_and_blob_inputs_uploaded_once(services: tuple[BatchSer
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(BlobStore, "put", counting_put)
-        backend.submit(again, launches(again))
+        submit_job(again, config_dir=tmp_path, backend=backend)
     assert not [name for name in sent if name.startswith(FILES_PREFIX)]  # unchanged files are not sent again
     for job_id in ("reads", "reads-again"):
         deadline = time.monotonic() + 60
-        while not ((info := backend.get_job(job_id)) and info.finished):
+        while not ((info := backend.get_job(JobRef("inpool", job_id))) and info.finished):
             assert time.monotonic() < deadline
             time.sleep(0.2)
-        (task,) = backend.list_tasks(job_id)
-        assert task.state == TaskState.SUCCEEDED, backend.read_file(job_id, "read", "stderr")
-        output = backend.read_file(job_id, "read", "stdout")
+        (task,) = backend.list_tasks(JobRef("inpool", job_id))
+        assert task.state == TaskState.SUCCEEDED, backend.read_file(JobRef("inpool", job_id), "read", "stderr")
+        output = backend.read_file(JobRef("inpool", job_id), "read", "stdout")
         assert output is not None and output.data == b'{"lr": 0.1}\n1,2\n3,4\ndigits\n'
     body = backend.accounts.for_pool("inpool").batch.client.get_task("reads", "read").as_dict()
     limit = datetime.now(timezone.utc) + timedelta(hours=4)  # job_lifetime 2h + the output margin
@@ -142,7 +143,7 @@ def test_ray_tasks_find_local_inputs_and_blob_inputs_are_refused(pool_home: dict
                     "tasks:\n  - command: 'true'\n")
     refused = subprocess.run([sys.executable, "-m", "orchestrator", "--config-dir", str(tmp_path), "jobs", "add",
                               str(blob)], env=env, capture_output=True, text=True, timeout=120)
-    assert refused.returncode == 2 and "blob inputs need an azure pool" in refused.stderr
+    assert refused.returncode == 2 and "the ray backend cannot read blob inputs" in refused.stderr
     missing = tmp_path / "missing.yaml"
     missing.write_text("id: missing-inputs\npool: testpool\nworkdir: null\ninputs:\n  - {path: nope, to: x}\n"
                        "tasks:\n  - command: 'true'\n")

@@ -7,7 +7,8 @@ import subprocess
 
 import pytest
 
-from orchestrator.launch.plans import DistributedSpec, plan
+from orchestrator.launch.plans import plan
+from orchestrator.spec.job import DistributedSpec
 
 pytestmark = pytest.mark.slow
 

@@ -10,43 +10,35 @@ from pathlib import Path
 import psutil
 import pytest
 
-from orchestrator.records import pool_records
+from orchestrator import pools
 from orchestrator.backend import load_backend
 from orchestrator.backends.ray import local_cluster
+from orchestrator.backends.ray.cluster_record import ClusterRecord
 from orchestrator.errors import BackendUnavailableError, CapacityError, ConflictError
-from orchestrator.task_launch import launches
-from orchestrator.model import TaskState
-from orchestrator.spec import JobSpec, PoolSpec
+from orchestrator.model import JobRef, TaskState
+from orchestrator.records import pool_records
+from orchestrator.spec.pool import PoolSpec
+from tests.support import jobs
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
+POOL = "testpool"
 
 
-def submit(spec: dict, workdir: tuple[str, bytes] | None = None) -> JobSpec:
-    job = JobSpec.model_validate({"pool": "testpool", **spec})
-    load_backend("ray").submit(job, launches(job), workdir=workdir)
-    return job
+def submit(spec: dict, workdir: Path | None = None) -> None:
+    jobs.submit(POOL, {**spec, "workdir": str(workdir) if workdir else None})
+
+
+def ref(job_id: str) -> JobRef:
+    return JobRef(POOL, job_id)
 
 
 def wait_job(job_id: str, timeout: float = 60.0):
-    backend = load_backend("ray")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        info = backend.get_job(job_id)
-        if info and info.finished:
-            return info
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} did not finish: {backend.get_job(job_id)}")
+    return jobs.wait_job(POOL, job_id, timeout)
 
 
 def wait_state(job_id: str, task_id: str, state: TaskState, timeout: float = 30.0) -> None:
-    backend = load_backend("ray")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if any(t.id == task_id and t.state == state for t in backend.list_tasks(job_id)):
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{task_id} never reached {state}")
+    jobs.wait_state(POOL, job_id, task_id, state, timeout)
 
 
 def test_pool_has_two_distinct_ray_nodes(pool_home: dict[str, str]) -> None:
@@ -63,14 +55,14 @@ def test_job_of_three_tasks_one_failing(pool_home: dict[str, str]) -> None:
     ]})
     info = wait_job("three")
     assert info.state == "completed" and not info.all_succeeded
-    tasks = {t.id: t for t in load_backend("ray").list_tasks("three")}
+    tasks = {t.id: t for t in load_backend("ray").list_tasks(ref("three"))}
     assert tasks["ok"].state == TaskState.SUCCEEDED and tasks["ok"].exit_code == 0
     assert tasks["bad"].state == TaskState.FAILED and tasks["bad"].exit_code == 7
     assert all(t.started_at and t.ended_at and t.ended_at >= t.started_at for t in tasks.values())
     backend = load_backend("ray")
-    assert backend.read_file("three", "ok", "stdout").data == b"out-ok\n"
-    assert backend.read_file("three", "ok", "stderr").data == b"err\n"
-    out = backend.read_file("three", "listed", "stdout").data.decode()
+    assert backend.read_file(ref("three"), "ok", "stdout").data == b"out-ok\n"
+    assert backend.read_file(ref("three"), "ok", "stderr").data == b"err\n"
+    out = backend.read_file(ref("three"), "listed", "stdout").data.decode()
     assert out.startswith("three ") and out.rstrip().endswith("/listed/wd")
 
 
@@ -78,7 +70,7 @@ def test_more_tasks_than_slots_none_lost_and_spread(pool_home: dict[str, str]) -
     submit({"id": "many", "tasks": [{"id": f"t{i}", "command": f"echo {i}"} for i in range(60)]})
     info = wait_job("many")
     assert info.task_counts == {"succeeded": 60}
-    nodes = {t.node_id for t in load_backend("ray").list_tasks("many")}
+    nodes = {t.node_id for t in load_backend("ray").list_tasks(ref("many"))}
     assert nodes == {"0", "1"}
 
 
@@ -91,7 +83,7 @@ def test_retries_wall_time_and_dependencies(pool_home: dict[str, str], tmp_path:
         {"id": "after-flaky", "command": "echo fine", "depends_on": ["flaky"]},
     ]})
     wait_job("rules")
-    tasks = {t.id: t for t in load_backend("ray").list_tasks("rules")}
+    tasks = {t.id: t for t in load_backend("ray").list_tasks(ref("rules"))}
     assert tasks["flaky"].state == TaskState.SUCCEEDED and tasks["flaky"].retries == 1
     assert tasks["slow"].state == TaskState.FAILED and "max_wall_time" in (tasks["slow"].error or "")
     assert tasks["after-slow"].state == TaskState.FAILED and "dependency" in (tasks["after-slow"].error or "")
@@ -111,7 +103,7 @@ def test_cancel_kills_the_whole_process_tree(pool_home: dict[str, str], tmp_path
         time.sleep(0.05)
     pids = [int(p) for p in pidfile.read_text().split()]
     assert all(psutil.pid_exists(p) for p in pids)
-    load_backend("ray").cancel_job("sleepy")
+    load_backend("ray").cancel_job(ref("sleepy"))
     info = wait_job("sleepy", timeout=30)
     assert info.state == "cancelled" and info.task_counts == {"cancelled": 3}
     for pid in pids:
@@ -121,8 +113,7 @@ def test_cancel_kills_the_whole_process_tree(pool_home: dict[str, str], tmp_path
 def test_resubmission_is_idempotent(pool_home: dict[str, str]) -> None:
     spec = {"id": "again", "tasks": [{"id": f"t{i}", "command": "true"} for i in range(5)]}
     submit(spec)
-    job = JobSpec.model_validate({"pool": "testpool", **spec})
-    report = load_backend("ray").submit(job, launches(job))
+    report = jobs.submit(POOL, spec)
     assert report.submitted == 0 and report.already_present == 5
     assert wait_job("again").task_counts == {"succeeded": 5}
 
@@ -154,33 +145,29 @@ def test_jobs_add_tail_exit_code_is_the_job_outcome(pool_home: dict[str, str], t
 
 
 def test_workdir_snapshot_makes_relative_paths_work(pool_home: dict[str, str], tmp_path: Path) -> None:
-    from orchestrator import workdir
-
     (tmp_path / "scripts").mkdir()
     (tmp_path / "scripts" / "hello.sh").write_text("echo from-workdir\n")
-    submit({"id": "wd", "tasks": [{"id": "rel", "command": "sh scripts/hello.sh"}]},
-           workdir=workdir.snapshot(tmp_path))
+    submit({"id": "wd", "tasks": [{"id": "rel", "command": "sh scripts/hello.sh"}]}, workdir=tmp_path)
     wait_job("wd")
-    assert load_backend("ray").read_file("wd", "rel", "stdout").data == b"from-workdir\n"
+    assert load_backend("ray").read_file(ref("wd"), "rel", "stdout").data == b"from-workdir\n"
 
 
 def test_pool_delete_refuses_while_busy(pool_home: dict[str, str]) -> None:
     submit({"id": "busy", "tasks": [{"id": "s", "command": "sleep 60"}]})
     wait_state("busy", "s", TaskState.RUNNING)
     with pytest.raises(ConflictError):
-        load_backend("ray").delete_pool("testpool")
-    load_backend("ray").cancel_job("busy")
+        pools.delete_pool("testpool")
+    load_backend("ray").cancel_job(ref("busy"))
     wait_job("busy")
 
 
 def test_unsatisfiable_pool_on_existing_cluster_says_what_is_missing(pool_home: dict[str, str]) -> None:
-    record = pool_records.load("testpool")
-    assert record is not None
+    cluster = ClusterRecord.of(pool_records.require("testpool"))
     spec = PoolSpec.model_validate({"id": "toobig", "nodes": 3, "cpus_per_node": 1,
-                                    "ray": {"address": record.address, "auth_token_file": record.token_file,
+                                    "ray": {"address": cluster.address, "auth_token_file": cluster.token_file,
                                             "startup_timeout": 3}})
     with pytest.raises(CapacityError) as info:
-        load_backend("ray").ensure_pool(spec)
+        pools.create_pool(spec)
     assert "3 distinct node(s)" in str(info.value) and "alive node(s)" in str(info.value)
     assert pool_records.load("toobig") is not None
     pool_records.remove("toobig")
@@ -191,20 +178,19 @@ def test_unreachable_address_fails_fast(tmp_path: Path) -> None:
     spec = PoolSpec.model_validate({"id": "ghost", "ray": {"address": f"127.0.0.1:{port}"}})
     started = time.monotonic()
     with pytest.raises(BackendUnavailableError) as info:
-        load_backend("ray").ensure_pool(spec)
+        pools.create_pool(spec)
     assert time.monotonic() - started < 15
     assert "does not answer" in str(info.value)
+    assert pool_records.load("ghost") is None, "a create that recorded nothing to clean up leaves no record"
 
 
 def test_pool_delete_leaves_no_process(tmp_path: Path) -> None:
-    backend = load_backend("ray")
-    backend.ensure_pool(PoolSpec.model_validate({"id": "shortlived", "nodes": 2}))
-    record = pool_records.load("shortlived")
-    assert record is not None and local_cluster.cluster_processes(record.temp_dir, record.process_groups)
-    submit_spec = JobSpec.model_validate({"id": "bg", "pool": "shortlived", "tasks": [{"command": "sleep 120"}]})
-    backend.submit(submit_spec, launches(submit_spec))
+    pools.create_pool(PoolSpec.model_validate({"id": "shortlived", "nodes": 2}))
+    record = ClusterRecord.of(pool_records.require("shortlived"))
+    assert local_cluster.cluster_processes(record.temp_dir, record.process_groups)
+    jobs.submit("shortlived", {"id": "bg", "tasks": [{"command": "sleep 120"}]})
     time.sleep(1)
-    backend.delete_pool("shortlived", force=True)
+    pools.delete_pool("shortlived", force=True)
     assert local_cluster.cluster_processes(record.temp_dir, record.process_groups) == []
     leftovers = [p for p in psutil.process_iter(["cmdline"])
                  if "sleep 120" in " ".join(p.info["cmdline"] or []) and p.status() != psutil.STATUS_ZOMBIE]
@@ -216,7 +202,7 @@ def test_stop_tasks_marks_them_stopped_not_failed(pool_home: dict[str, str]) -> 
     submit({"id": "stopme", "tasks": [{"id": "run", "command": "sleep 60"}, {"id": "wait", "command": "sleep 60"},
                                       {"id": "later", "command": "sleep 60"}]})
     wait_state("stopme", "run", TaskState.RUNNING)
-    load_backend("ray").stop_tasks("stopme", ["run", "wait", "later"])
+    load_backend("ray").stop_tasks(ref("stopme"), ["run", "wait", "later"])
     info = wait_job("stopme")
     assert info.task_counts == {"stopped": 3} and info.all_succeeded
 
@@ -237,18 +223,15 @@ def test_max_concurrent_trials_caps_tasks_in_flight(pool_home: dict[str, str], t
 
 def test_pool_resize_adds_and_removes_nodes(tmp_path: Path) -> None:
     backend = load_backend("ray")
-    backend.ensure_pool(PoolSpec.model_validate({"id": "elastic", "nodes": 1}))
+    pools.create_pool(PoolSpec.model_validate({"id": "elastic", "nodes": 1}))
     try:
-        assert len(backend.resize_pool("elastic", 2).nodes) == 2
-        job = JobSpec.model_validate({"id": "spread", "pool": "elastic", "tasks": [{"command": "true"}] * 1 +
-                                      [{"id": f"x{i}", "command": "sleep 0.2"} for i in range(6)]})
-        backend.submit(job, launches(job))
-        deadline = time.monotonic() + 60
-        while not backend.get_job("spread").finished and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert {t.node_id for t in backend.list_tasks("spread")} == {"0", "1"}
-        assert len(backend.resize_pool("elastic", 1).nodes) == 1
-        record = pool_records.load("elastic")
-        assert record is not None and len(record.process_groups) == 1
+        assert len(pools.resize_pool("elastic", 2).nodes) == 2
+        assert pool_records.require("elastic").pool_spec().nodes.dedicated == 2
+        jobs.submit("elastic", {"id": "spread", "tasks": [{"command": "true"}] * 1 +
+                                [{"id": f"x{i}", "command": "sleep 0.2"} for i in range(6)]})
+        jobs.wait_job("elastic", "spread")
+        assert {t.node_id for t in backend.list_tasks(JobRef("elastic", "spread"))} == {"0", "1"}
+        assert len(pools.resize_pool("elastic", 1).nodes) == 1
+        assert len(ClusterRecord.of(pool_records.require("elastic")).process_groups) == 1
     finally:
-        backend.delete_pool("elastic", force=True)
+        pools.delete_pool("elastic", force=True)

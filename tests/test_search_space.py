@@ -9,9 +9,13 @@ from typing import Any
 import pytest
 
 from orchestrator.spec.distributions import parse_distribution
-from orchestrator.sweep.search_space import count_search_space, expand_search_space, iter_product
-from orchestrator.sweep.expand import CONFIRM_ABOVE, count, expand
 from orchestrator.spec.sweep import SweepFields
+from orchestrator.sweep.expand import CONFIRM_ABOVE, count, expand
+from orchestrator.sweep.search_space import (
+    count_search_space,
+    expand_search_space,
+    iter_product,
+)
 
 
 def space(**raw: Any) -> dict[str, Any]:

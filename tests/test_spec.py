@@ -6,7 +6,9 @@ from pathlib import Path
 import pytest
 
 from orchestrator.errors import SpecError, SpecErrors
-from orchestrator.spec import JobSpec, PoolSpec, load_any, load_job, load_pool
+from orchestrator.spec.job import JobSpec
+from orchestrator.spec.loader import load_any, load_job, load_pool
+from orchestrator.spec.pool import PoolSpec
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -7,7 +7,14 @@ import sys
 import pytest
 
 from orchestrator.errors import SpecError
-from orchestrator.sweep.substitute import check, env_name, format_value, param_env, placeholders, render
+from orchestrator.sweep.substitute import (
+    check,
+    env_name,
+    format_value,
+    param_env,
+    placeholders,
+    render,
+)
 
 HOSTILE = [
     "x; rm -rf ~",

@@ -58,8 +58,9 @@ def write_spec(tmp_path: Path, text: str) -> Path:
 
 def states(job_id: str) -> dict[str, TaskState]:
     from orchestrator.backend import load_backend
+    from orchestrator.model import JobRef
 
-    return {task.id: task.state for task in load_backend("ray").list_tasks(job_id)}
+    return {task.id: task.state for task in load_backend("ray").list_tasks(JobRef("testpool", job_id))}
 
 
 def test_early_termination_stops_losing_trials_on_the_cluster(pool_home: dict[str, str], tmp_path: Path) -> None:
@@ -155,9 +156,8 @@ def test_killed_controller_resumes_without_duplicates(pool_home: dict[str, str],
 
 
 def test_interrupted_submission_resumes_to_exactly_the_full_sweep(pool_home: dict[str, str], tmp_path: Path) -> None:
-    from orchestrator.backend import load_backend
-    from orchestrator.spec import load_job
-    from orchestrator.sweep_submit import static_launches
+    from orchestrator.spec.loader import load_job
+    from tests.support import jobs
 
     env = cli_env(pool_home)
     spec = write_spec(tmp_path, """id: partial
@@ -172,9 +172,7 @@ tasks:
     objective: {metric: acc, goal: maximize}
     limits: {max_total_trials: 8, timeout: 10m}
 """)
-    job = load_job(spec)
-    first_three = [launch for _, launch in zip(range(3), static_launches(job))]
-    load_backend("ray").submit(job.model_copy(update={"auto_complete": False}), first_three)
+    jobs.submit_first("testpool", load_job(spec), 3)
     resumed = orch(env, "--config-dir", str(tmp_path), "sweep", str(spec), "--resume", "--tail")
     assert resumed.returncode == 0, resumed.stderr
     assert "5 trial(s) added, 3 already present" in resumed.stderr

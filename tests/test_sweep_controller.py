@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.model import FileChunk, JobInfo, TaskInfo, TaskLaunch, TaskState
-from orchestrator.spec import JobSpec
+from orchestrator.spec.job import JobSpec
 from orchestrator.sweep.controller import ControllerSettings, SweepController
 from orchestrator.sweep.metrics_book import TrialMetricsBook
 
@@ -105,11 +105,11 @@ def controller(job: JobSpec, cluster: FakeCluster, clock: float = 0.0) -> SweepC
 
 def static_trials(job: JobSpec, cluster: FakeCluster, count: int) -> list[str]:
     """What the CLI does before starting the controller: submit the trials known up front."""
-    from orchestrator.task_launch import launch_for
     from orchestrator.sweep.trial import Trial, trial_task_id
+    from orchestrator.task_launch import launch_for
 
     task = job.tasks[0]
-    launches = [launch_for(job, task, trial_task_id("trial", i), pool_env={}, gpus_per_node=0, pool_nodes=1,
+    launches = [launch_for(job, task, trial_task_id("trial", i), gpus_per_node=0, pool_nodes=1,
                            trial=Trial(index=i, params={"x": i / 10})) for i in range(count)]
     cluster.submit(launches)
     return [launch.id for launch in launches]

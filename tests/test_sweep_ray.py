@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.model import JobRef
+
 pytestmark = pytest.mark.slow
 
 SWEEP = """id: ID
@@ -62,20 +64,17 @@ def test_placeholder_without_parameter_submits_nothing(pool_home: dict[str, str]
 
 
 def test_interrupted_grid_submission_resumes_without_duplicates(pool_home: dict[str, str], tmp_path: Path) -> None:
-    from orchestrator.backend import load_backend
-    from orchestrator.spec import load_job
-    from orchestrator.sweep_submit import static_launches
+    from orchestrator.spec.loader import load_job
+    from tests.support import jobs
 
     env = {**os.environ, "ORCH_HOME": pool_home["ORCH_HOME"]}
     spec = tmp_path / "sweep.yaml"
     spec.write_text(SWEEP.replace("ID", "halfway"))
-    job = load_job(spec)
-    first_two = [launch for _, launch in zip(range(2), static_launches(job))]
-    load_backend("ray").submit(job.model_copy(update={"auto_complete": False}), first_two)
+    jobs.submit_first("testpool", load_job(spec), 2)
     resumed = orch(env, "sweep", str(spec), "--resume", "--tail")
     assert resumed.returncode == 0, resumed.stderr
     assert "4 trial(s) added, 2 already present" in resumed.stderr
-    tasks = load_backend("ray").list_tasks("halfway")
+    tasks = jobs.backend_of("testpool").list_tasks(JobRef("testpool", "halfway"))
     assert sorted(t.id for t in tasks) == [f"trial-{i:05d}" for i in range(6)]
     assert orch(env, "sweep", "status", "halfway").stdout.count("6/6") == 1
 

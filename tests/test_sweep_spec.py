@@ -6,10 +6,22 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from orchestrator.spec.distributions import Choice, LogUniform, QUniform, RandInt, Uniform, parse_distribution
 from orchestrator.duration import format_duration, parse_duration
-from orchestrator.spec.sweep import EarlyTermination, Objective, SweepFields, SweepLimits
+from orchestrator.spec.distributions import (
+    Choice,
+    LogUniform,
+    QUniform,
+    RandInt,
+    Uniform,
+    parse_distribution,
+)
 from orchestrator.spec.factory import TaskFactory
+from orchestrator.spec.sweep import (
+    EarlyTermination,
+    Objective,
+    SweepFields,
+    SweepLimits,
+)
 
 
 def first_error(model: Any, data: dict[str, Any]) -> tuple[tuple[Any, ...], str]:

@@ -10,12 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from orchestrator.errors import SpecError
-from orchestrator.sweep.expand import count, expand
-from orchestrator.spec.sweep import SweepFields
-from orchestrator.sweep.task_factory import ListedFile, count_task_factory, expand_task_factory, file_params
 from orchestrator.spec.factory import TaskFactory
+from orchestrator.spec.sweep import SweepFields
+from orchestrator.sweep.expand import count, expand
+from orchestrator.sweep.task_factory import (
+    count_task_factory,
+    expand_task_factory,
+)
 from orchestrator.sweep.trial import Trial, trial_index, trial_task_id
 
 
@@ -130,21 +134,11 @@ def test_file_factory_errors(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as missing:
         trials({"file": {"local_path": "nope"}}, base_dir=tmp_path, key_path="tasks[1]")
     assert missing.value.where is not None and missing.value.where.key_path == "tasks[1].task_factory.file.local_path"
-    with pytest.raises(SpecError, match="blob_prefix needs a backend"):
-        trials({"file": {"blob_prefix": "container/dir"}})
 
 
-def test_file_factory_lists_blobs_through_the_given_lister() -> None:
-    asked: list[str] = []
-
-    def lister(prefix: str) -> list[ListedFile]:
-        asked.append(prefix)
-        return [ListedFile(path=p, url=f"https://acct.blob/c/{p}") for p in ["x.csv", "old/y.csv", "z.json"]]
-
-    got = trials({"file": {"blob_prefix": "c/in", "include": ["*.csv"], "recursive": False}}, blob_lister=lister)
-    assert asked == ["c/in"]
-    assert got == [file_params(ListedFile("x.csv", "https://acct.blob/c/x.csv"))]
-    assert got[0]["file_name_no_extension"] == "x"
+def test_file_factory_over_blob_storage_is_refused_at_validation_with_the_alternative() -> None:
+    with pytest.raises(ValidationError, match="blob_prefix.*not supported.*inputs"):
+        TaskFactory.model_validate({"file": {"blob_prefix": "container/dir"}})
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.errors import SpecError
 from orchestrator.backends.azure.vm_sizes import (
     estimate_cost,
     known_sizes,
@@ -12,6 +11,7 @@ from orchestrator.backends.azure.vm_sizes import (
     requires_inter_node_communication,
     table_about,
 )
+from orchestrator.errors import SpecError
 
 REQUIRED = [
     "Standard_NC4as_T4_v3", "Standard_NC8as_T4_v3", "Standard_NC16as_T4_v3", "Standard_NC64as_T4_v3",

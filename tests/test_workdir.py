@@ -26,9 +26,9 @@ def make_tree(root: Path) -> None:
 
 def test_snapshot_is_deterministic_and_skips_environments(tmp_path: Path) -> None:
     make_tree(tmp_path / "a")
-    first, blob = workdir.snapshot(tmp_path / "a")
-    second, _ = workdir.snapshot(tmp_path / "a")
-    assert first == second
+    first = workdir.snapshot(tmp_path / "a")
+    blob = first.data
+    assert workdir.snapshot(tmp_path / "a").digest == first.digest
     target = tmp_path / "unpacked"
     workdir.unpack(blob, target)
     names = sorted(str(p.relative_to(target)) for p in target.rglob("*") if p.is_file())
@@ -44,7 +44,7 @@ def test_snapshot_size_limit_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_link_into_task_dir(tmp_path: Path) -> None:
     make_tree(tmp_path / "src")
-    _, blob = workdir.snapshot(tmp_path / "src")
+    blob = workdir.snapshot(tmp_path / "src").data
     workdir.unpack(blob, tmp_path / "snap")
     task = tmp_path / "task"
     task.mkdir()

@@ -1,4 +1,4 @@
-"""What every command needs: where the spec files are, and which backend holds a pool or job."""
+"""What every command needs: where the spec files are (``--config-dir``, ``--pool``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -6,11 +6,10 @@ from pathlib import Path
 
 import click
 
-from orchestrator.records import job_index, pool_records
-from orchestrator.backend import Backend, load_backend
-from orchestrator.errors import NotFoundError, SpecError
-from orchestrator.model import JobInfo
-from orchestrator.spec import JobSpec, PoolSpec, load_job, load_pool
+from orchestrator.errors import SpecError
+from orchestrator.spec.job import JobSpec
+from orchestrator.spec.loader import load_job, load_pool
+from orchestrator.spec.pool import PoolSpec
 
 
 @dataclass
@@ -36,40 +35,6 @@ def settings() -> Settings:
     return click.get_current_context().find_root().obj  # type: ignore[no-any-return]
 
 
-def backend_for_pool(pool_id: str) -> tuple[Backend, PoolSpec]:
-    """The backend holding ``pool_id`` and the spec it was created with."""
-    record = pool_records.require(pool_id)
-    return load_backend(record.backend, config_dir=settings().config_dir), PoolSpec.model_validate(record.spec)
-
-
-def backend_for_job(job_id: str) -> Backend:
-    entry = job_index.lookup(job_id)
-    if entry is not None:
-        return load_backend(entry.backend, config_dir=settings().config_dir)
-    backends = {r.backend for r in pool_records.all_records()}
-    for name in sorted(backends):
-        backend = load_backend(name, config_dir=settings().config_dir)
-        if backend.get_job(job_id) is not None:
-            return backend
-    raise NotFoundError(f"job {job_id!r} does not exist", hint="see `orch jobs list`")
-
-
-def existing_job(job_id: str) -> tuple[Backend, JobInfo]:
-    """The backend holding ``job_id`` and the job; ``NotFoundError`` if there is none."""
-    backend = backend_for_job(job_id)
-    info = backend.get_job(job_id)
-    if info is None:
-        raise NotFoundError(f"job {job_id!r} does not exist", hint="see `orch jobs list`")
-    return backend, info
-
-
-def latest_job_id() -> str:
-    """The most recently submitted job from this machine."""
-    for entry in job_index.entries():
-        if pool_records.load(entry.pool_id) is not None:
-            return entry.id
-    raise NotFoundError("no jobs yet", hint="submit one with `orch jobs add FILE`")
-
-
-def all_backends() -> list[Backend]:
-    return [load_backend(name, config_dir=settings().config_dir) for name in sorted({r.backend for r in pool_records.all_records()})]
+def config_dir() -> Path:
+    """The ``--config-dir`` in effect (backends look for credentials there first)."""
+    return settings().config_dir

@@ -5,9 +5,15 @@ from pathlib import Path
 
 import click
 
-from orchestrator.cli.context import all_backends, backend_for_job, existing_job, settings
-from orchestrator.cli.render import OUTPUT_OPTION, clock, counts_text, emit_json, emit_table, seconds
-from orchestrator.backend import Backend
+from orchestrator.cli.context import config_dir, settings
+from orchestrator.cli.render import (
+    OUTPUT_OPTION,
+    clock,
+    counts_text,
+    emit_json,
+    emit_table,
+    seconds,
+)
 from orchestrator.errors import JobFailedError, NotFoundError, SpecError
 from orchestrator.model import TaskInfo
 
@@ -26,14 +32,14 @@ def add(file: Path, tail: bool, output: str) -> None:
 
     A job with sweep tasks goes the way of ``orch sweep FILE`` (adaptive sweeps get their controller).
     """
+    from orchestrator.spec.loader import place_error
     from orchestrator.submit import submit_job
-    from orchestrator.sweep_submit import with_place
 
     job = settings().load_job_spec(file)
     try:
-        report = submit_job(job, settings().config_dir, warn=lambda w: click.echo(f"warning: {w}", err=True))
+        report = submit_job(job, config_dir=config_dir(), warn=lambda w: click.echo(f"warning: {w}", err=True))
     except SpecError as error:
-        raise with_place(error, file) from None
+        raise place_error(error, file) from None
     if output == "json" and not tail:
         emit_json(report)
         return
@@ -46,16 +52,17 @@ def add(file: Path, tail: bool, output: str) -> None:
 def follow_and_exit(job_id: str, name: str = "stdout") -> None:
     """Stream every task's output until the job ends; raise ``JobFailedError`` unless all succeeded."""
     from orchestrator.follow import follow_all
+    from orchestrator.jobs import locate
 
-    backend = backend_for_job(job_id)
-    for line in follow_all(backend, job_id, name):
+    handle = locate(job_id, config_dir=config_dir())
+    for line in follow_all(handle.backend, handle.ref, name):
         click.echo(line)
-    info = backend.get_job(job_id)
+    info = handle.backend.get_job(handle.ref)
     if info is None:
         raise NotFoundError(f"job {job_id!r} disappeared while being followed")
     click.echo(f"job {job_id} {info.state}: {counts_text(dict(info.task_counts))}", err=True)
     if not info.all_succeeded:
-        failed = [t for t in backend.list_tasks(job_id) if t.state.value in ("failed", "cancelled")]
+        failed = [t for t in handle.backend.list_tasks(handle.ref) if t.state.value in ("failed", "cancelled")]
         for task in failed[:10]:
             click.echo(f"  {task.id}: {task.state.value}, exit code {task.exit_code}"
                        + (f": {task.error}" if task.error else ""), err=True)
@@ -68,7 +75,9 @@ def follow_and_exit(job_id: str, name: str = "stdout") -> None:
 @OUTPUT_OPTION
 def list_jobs(pool_id: str | None, output: str) -> None:
     """List jobs of every pool."""
-    infos = [j for b in all_backends() for j in b.list_jobs(pool_id)]
+    from orchestrator.jobs import list_jobs as all_jobs
+
+    infos = all_jobs(pool_id, config_dir=config_dir())
     if output == "json":
         emit_json(infos)
         return
@@ -82,8 +91,10 @@ def list_jobs(pool_id: str | None, output: str) -> None:
 @OUTPUT_OPTION
 def show(job_id: str, output: str) -> None:
     """Show a job and its tasks: states, exit codes, nodes, times."""
-    backend, info = existing_job(job_id)
-    tasks = backend.list_tasks(job_id)
+    from orchestrator.jobs import existing_job
+
+    handle, info = existing_job(job_id, config_dir=config_dir())
+    tasks = handle.backend.list_tasks(handle.ref)
     if output == "json":
         emit_json({"job": info, "tasks": tasks})
         return
@@ -97,20 +108,16 @@ def _task_row(task: TaskInfo) -> tuple[object, ...]:
             seconds(task.started_at, task.ended_at) if task.started_at else "", task.error or "")
 
 
-def _confirmed(job_id: str, verb: str, yes: bool) -> Backend:
-    """The job's backend, after the user confirmed ``verb`` (or passed --yes)."""
-    backend = backend_for_job(job_id)
-    if not yes:
-        click.confirm(f"{verb.capitalize()} job {job_id!r}?", abort=True)
-    return backend
-
-
 @jobs.command("cancel")
 @click.argument("job_id")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 def cancel(job_id: str, yes: bool) -> None:
     """Cancel a job: pending tasks never start, running ones are killed with their process trees."""
-    _confirmed(job_id, "cancel", yes).cancel_job(job_id)
+    from orchestrator.jobs import cancel_job, locate
+
+    handle = locate(job_id, config_dir=config_dir())
+    _confirm(job_id, "cancel", yes)
+    cancel_job(handle)
     click.echo(f"job {job_id} cancelled")
 
 
@@ -119,5 +126,14 @@ def cancel(job_id: str, yes: bool) -> None:
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 def delete(job_id: str, yes: bool) -> None:
     """Delete a job and its record (cancels it first if it still runs)."""
-    _confirmed(job_id, "delete", yes).delete_job(job_id)
+    from orchestrator.jobs import delete_job, locate
+
+    handle = locate(job_id, config_dir=config_dir())
+    _confirm(job_id, "delete", yes)
+    delete_job(handle)
     click.echo(f"job {job_id} deleted")
+
+
+def _confirm(job_id: str, verb: str, yes: bool) -> None:
+    if not yes:
+        click.confirm(f"{verb.capitalize()} job {job_id!r}?", abort=True)

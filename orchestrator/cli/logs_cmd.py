@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from orchestrator.cli.context import backend_for_job, latest_job_id
+from orchestrator.cli.context import config_dir
 from orchestrator.errors import NotFoundError
 
 
@@ -18,21 +18,22 @@ def logs(job_id: str | None, task_id: str | None, name: str, tail: bool) -> None
 
     With no JOB, the most recent job. With --tail, follows and ends when the job ends.
     """
-    from orchestrator.follow import follow_all, follow_task
+    from orchestrator.follow import follow_all, follow_task, read_whole
+    from orchestrator.jobs import latest_job_id, locate
 
-    job_id = job_id or latest_job_id()
-    backend = backend_for_job(job_id)
+    handle = locate(job_id or latest_job_id(), config_dir=config_dir())
+    backend, ref = handle.backend, handle.ref
     if tail:
-        stream = follow_task(backend, job_id, task_id, name) if task_id else follow_all(backend, job_id, name)
+        stream = follow_task(backend, ref, task_id, name) if task_id else follow_all(backend, ref, name)
         for text in stream:
             click.echo(text, nl=not task_id)
         return
-    task_ids = [task_id] if task_id else [t.id for t in backend.list_tasks(job_id)]
+    task_ids = [task_id] if task_id else [t.id for t in backend.list_tasks(ref)]
     for tid in task_ids:
-        data = _read_all(backend, job_id, tid, name)
+        data = read_whole(backend, ref, tid, name)
         if data is None:
             if task_id:
-                raise NotFoundError(f"{name} of task {tid!r} in job {job_id!r} does not exist (yet)",
+                raise NotFoundError(f"{name} of task {tid!r} in job {ref.job_id!r} does not exist (yet)",
                                     hint="the task may not have started; try --tail")
             continue
         text = data.decode("utf-8", "replace")
@@ -41,14 +42,3 @@ def logs(job_id: str | None, task_id: str | None, name: str, tail: bool) -> None
         else:
             for line in text.splitlines():
                 click.echo(f"[{tid}] {line}")
-
-
-def _read_all(backend: object, job_id: str, task_id: str, name: str) -> bytes | None:
-    out = bytearray()
-    while True:
-        chunk = backend.read_file(job_id, task_id, name, offset=len(out))  # type: ignore[attr-defined]
-        if chunk is None:
-            return None if not out else bytes(out)
-        out += chunk.data
-        if not chunk.data or len(out) >= chunk.size:
-            return bytes(out)

@@ -5,10 +5,13 @@ from pathlib import Path
 
 import click
 
-from orchestrator.records import pool_records
-from orchestrator.backend import load_backend
-from orchestrator.cli.context import backend_for_pool, settings
-from orchestrator.cli.render import OUTPUT_OPTION, emit_json, emit_table, progress_printer
+from orchestrator.cli.context import config_dir, settings
+from orchestrator.cli.render import (
+    OUTPUT_OPTION,
+    emit_json,
+    emit_table,
+    progress_printer,
+)
 from orchestrator.model import PoolInfo
 
 
@@ -33,17 +36,18 @@ def create(file: Path | None, quiet: bool, dry_run: bool, output: str) -> None:
 
         show_cost(spec, output)
         return
-    backend = load_backend(spec.backend, config_dir=settings().config_dir)
-    info = backend.ensure_pool(spec, progress=progress_printer(quiet))
-    _show(info, output)
+    from orchestrator.pools import create_pool
+
+    _show(create_pool(spec, config_dir=config_dir(), progress=progress_printer(quiet)), output)
 
 
 @pool.command("list")
 @OUTPUT_OPTION
 def list_pools(output: str) -> None:
     """List the pools orch knows."""
-    backends = sorted({r.backend for r in pool_records.all_records()})
-    infos = [info for name in backends for info in load_backend(name, config_dir=settings().config_dir).list_pools()]
+    from orchestrator.pools import list_pools as all_pools
+
+    infos = all_pools(config_dir=config_dir())
     if output == "json":
         emit_json(infos)
         return
@@ -56,11 +60,9 @@ def list_pools(output: str) -> None:
 @OUTPUT_OPTION
 def show(pool_id: str | None, output: str) -> None:
     """Show one pool and its nodes (default: the pool of the pool file)."""
-    pool_id = pool_id or settings().load_pool_spec().id
-    backend, _ = backend_for_pool(pool_id)
-    info = backend.get_pool(pool_id)
-    assert info is not None
-    _show(info, output)
+    from orchestrator.pools import show_pool
+
+    _show(show_pool(pool_id or settings().load_pool_spec().id, config_dir=config_dir()), output)
 
 
 @pool.command("resize")
@@ -70,8 +72,9 @@ def show(pool_id: str | None, output: str) -> None:
 @OUTPUT_OPTION
 def resize(pool_id: str, nodes: int, quiet: bool, output: str) -> None:
     """Change the node count of an idle pool."""
-    backend, _ = backend_for_pool(pool_id)
-    _show(backend.resize_pool(pool_id, nodes, progress=progress_printer(quiet)), output)
+    from orchestrator.pools import resize_pool
+
+    _show(resize_pool(pool_id, nodes, config_dir=config_dir(), progress=progress_printer(quiet)), output)
 
 
 @pool.command("delete")
@@ -81,11 +84,13 @@ def resize(pool_id: str, nodes: int, quiet: bool, output: str) -> None:
 @click.option("--quiet", "-q", is_flag=True)
 def delete(pool_id: str | None, yes: bool, force: bool, quiet: bool) -> None:
     """Delete a pool and everything orch started for it."""
+    from orchestrator.pools import delete_pool, pool_backend
+
     pool_id = pool_id or settings().load_pool_spec().id
-    backend, _ = backend_for_pool(pool_id)
+    pool_backend(pool_id)  # a pool that does not exist is reported before asking
     if not yes:
         click.confirm(f"Delete pool {pool_id!r}{' and kill its running tasks' if force else ''}?", abort=True)
-    backend.delete_pool(pool_id, force=force, progress=progress_printer(quiet))
+    delete_pool(pool_id, force=force, config_dir=config_dir(), progress=progress_printer(quiet))
     click.echo(f"pool {pool_id} deleted")
 
 

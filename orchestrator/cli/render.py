@@ -5,6 +5,7 @@ import dataclasses
 import enum
 import json
 import time
+from collections.abc import Mapping
 from typing import Any, Iterable, Sequence
 
 import click
@@ -19,7 +20,7 @@ def to_plain(value: Any) -> Any:
         return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, enum.Enum):
         return value.value
-    if isinstance(value, dict) or hasattr(value, "items"):
+    if isinstance(value, Mapping):
         return {str(k): to_plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [to_plain(v) for v in value]

@@ -19,7 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "schema": ("orchestrator.cli.spec_cmds:schema", "Print the JSON Schema of pool or job files."),
     "init": ("orchestrator.cli.spec_cmds:init", "Write starter spec files into a directory."),
     "completion": ("orchestrator.cli.spec_cmds:completion", "Print a shell completion script."),
-    "data": ("orchestrator.cli.data_cmds:data", "List, upload and download files in an Azure pool's blob storage."),
+    "data": ("orchestrator.cli.data_cmds:data", "List, upload and download files in the pool's data store."),
     "down": ("orchestrator.cli.down_cmd:down", "Remove everything orch created for this config (jobs, pool, data)."),
 }
 

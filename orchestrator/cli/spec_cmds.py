@@ -17,7 +17,7 @@ TEMPLATE_FILES = {"pool.yaml": "pool.yaml", "jobs/hello.yaml": "hello.yaml"}
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 def validate(files: tuple[Path, ...]) -> None:
     """Check pool and job FILES (told apart by their keys) without touching any backend."""
-    from orchestrator.spec import load_any
+    from orchestrator.spec.loader import load_any
 
     problems: list[OrchError] = []
     for path in files:
@@ -35,7 +35,8 @@ def validate(files: tuple[Path, ...]) -> None:
 @click.option("--kind", type=click.Choice(["pool", "job"]), default="job", show_default=True)
 def schema(kind: str) -> None:
     """Print the JSON Schema of pool or job files (for editors' YAML language servers)."""
-    from orchestrator.spec import JobSpec, PoolSpec
+    from orchestrator.spec.job import JobSpec
+    from orchestrator.spec.pool import PoolSpec
 
     model = PoolSpec if kind == "pool" else JobSpec
     click.echo(json.dumps(model.model_json_schema(), indent=2))

@@ -3,17 +3,25 @@ from __future__ import annotations
 
 import click
 
-from orchestrator.cli.context import all_backends
-from orchestrator.cli.render import OUTPUT_OPTION, clock, counts_text, emit_json, emit_table
+from orchestrator.cli.context import config_dir
+from orchestrator.cli.render import (
+    OUTPUT_OPTION,
+    clock,
+    counts_text,
+    emit_json,
+    emit_table,
+)
 
 
 @click.command()
 @OUTPUT_OPTION
 def status(output: str) -> None:
     """Pools, their nodes and free slots, and jobs with task counts by state."""
-    backends = all_backends()
-    pools = [p for b in backends for p in b.list_pools()]
-    jobs = [j for b in backends for j in b.list_jobs()]
+    from orchestrator.jobs import list_jobs
+    from orchestrator.pools import list_pools
+
+    pools = list_pools(config_dir=config_dir())
+    jobs = list_jobs(config_dir=config_dir())
     if output == "json":
         emit_json({"pools": pools, "jobs": jobs})
         return

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from orchestrator.cli.context import backend_for_job, existing_job, settings
+from orchestrator.cli.context import config_dir, settings
 from orchestrator.cli.render import OUTPUT_OPTION, counts_text, emit_json
 from orchestrator.errors import SpecError
 
@@ -39,27 +39,29 @@ def run(file: Path, dry_run: bool, resume: bool, yes: bool, tail: bool) -> None:
     Bayesian sampling, early termination and a sweep timeout are driven by a controller that
     runs in the cluster: the sweep goes on after this command returns.
     """
-    from orchestrator.sweep import expand as sweep_core
-    from orchestrator import sweep_submit
+    from orchestrator import plan
+    from orchestrator.spec.loader import place_error
+    from orchestrator.submit import submit_job
+    from orchestrator.sweep.adaptive import is_adaptive
+    from orchestrator.sweep.expand import CONFIRM_ABOVE
 
     job = settings().load_job_spec(file)
-    config_dir = settings().config_dir
     try:
-        total = sweep_submit.planned_trials(job)
-        if total > sweep_core.CONFIRM_ABOVE and not yes and not dry_run:
-            raise SpecError(f"the sweep has {total:,} trials (over {sweep_core.CONFIRM_ABOVE:,})",
+        total = plan.planned_trials(job)
+        if total > CONFIRM_ABOVE and not yes and not dry_run:
+            raise SpecError(f"the sweep has {total:,} trials (over {CONFIRM_ABOVE:,})",
                             hint="pass --yes to submit it anyway, or lower limits.max_total_trials")
         if dry_run:
-            for warning in sweep_submit.preflight(job, base_dir=config_dir):
+            for warning in plan.preflight(job, base_dir=config_dir()):
                 click.echo(f"warning: {warning}", err=True)
-            for launch in sweep_submit.dry_run_launches(job, base_dir=config_dir):
+            for launch in plan.dry_run_launches(job, base_dir=config_dir()):
                 click.echo(json.dumps({"id": launch.id, "params": dict(launch.params), "command": launch.command},
                                       default=str))
             return
-        report = sweep_submit.submit_sweep(job, config_dir, warn=lambda w: click.echo(f"warning: {w}", err=True))
+        report = submit_job(job, config_dir=config_dir(), warn=lambda w: click.echo(f"warning: {w}", err=True))
     except SpecError as exc:
-        raise sweep_submit.with_place(exc, file) from None
-    adaptive = sweep_submit.job_is_adaptive(job)
+        raise place_error(exc, file) from None
+    adaptive = any(is_adaptive(task) for task in job.tasks)
     verb = "resumed" if resume else "submitted"
     click.echo(f"sweep {job.id} {verb}: {report.submitted} trial(s) added, {report.already_present} already present"
                + ("; its controller runs in the cluster" if adaptive else ""), err=tail)
@@ -74,9 +76,10 @@ def run(file: Path, dry_run: bool, resume: bool, yes: bool, tail: bool) -> None:
 @OUTPUT_OPTION
 def status(job_id: str, output: str) -> None:
     """Progress bar and trial counts of a sweep (stopped = ended early by its policy)."""
+    from orchestrator.jobs import existing_job, sweep_state
     from orchestrator.records import job_index
 
-    backend, info = existing_job(job_id)
+    handle, info = existing_job(job_id, config_dir=config_dir())
     entry = job_index.lookup(job_id)
     counts = dict(info.task_counts)
     done = sum(n for state, n in counts.items() if state not in ("pending", "running"))
@@ -94,7 +97,7 @@ def status(job_id: str, output: str) -> None:
     console = Console(soft_wrap=True)
     console.print(line)
     console.print(counts_text(counts))
-    controller = backend.sweep_state(job_id) if not info.finished else None
+    controller = sweep_state(handle) if not info.finished else None
     if controller is not None:
         console.print(f"controller: {'running' if controller.get('running') else 'not running'}, "
                       f"{controller.get('passes', 0)} passes"
@@ -113,12 +116,14 @@ def status(job_id: str, output: str) -> None:
               help="Also draw the objective against each parameter, and learning curves, into this PNG.")
 def results(job_id: str, metric: str | None, goal: str | None, output: str, plot_path: Path | None) -> None:
     """Trials sorted by the objective (the best value each reported), best first."""
+    from orchestrator.jobs import locate
     from orchestrator.records import job_index
     from orchestrator.sweep import results as sweep_results
 
+    handle = locate(job_id, config_dir=config_dir())
     entry = job_index.lookup(job_id)
     objective = sweep_results.resolve_objective(metric, goal, entry.objective if entry else None)
-    ranked_results, chosen = sweep_results.collect(backend_for_job(job_id), job_id, objective)
+    ranked_results, chosen = sweep_results.collect(handle.backend, handle.ref, objective)
     ranked = sweep_results.rank(ranked_results, objective.goal)
     rows = sweep_results.rows(ranked, chosen)
     if plot_path is not None:

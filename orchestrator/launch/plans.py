@@ -8,7 +8,7 @@ Pure: no Ray, Azure or click. Two launch styles are expressible, because backend
 * ``"per_node"``: no ssh; the backend starts something on every node itself (Ray).
   ``torchrun`` runs once per node; Horovod ranks are started one by one with Gloo
   rendezvous variables (:func:`rank_plans`, with the server from
-  :mod:`orchestrator.launch.rendezvous`).
+  :mod:`orchestrator.backends.ray.horovod_rendezvous`).
 
 Every plan's ``env`` holds only the variables orch adds; the backend overlays them on the
 environment it would otherwise give the process. All of them carry the orch contract:
@@ -24,13 +24,10 @@ from dataclasses import dataclass
 from typing import Literal, Mapping, Sequence
 
 from orchestrator.errors import CapacityError, SpecError
+from orchestrator.spec.job import DistributedSpec
 
-Launcher = Literal["horovod", "torchrun", "mpi"]
-MpiRuntime = Literal["openmpi", "mpich", "intelmpi"]
 LaunchStyle = Literal["launcher_on_head", "per_node"]
 
-LAUNCHERS: tuple[str, ...] = ("horovod", "torchrun", "mpi")
-MPI_RUNTIMES: tuple[str, ...] = ("openmpi", "mpich", "intelmpi")
 LAUNCH_STYLES: tuple[str, ...] = ("launcher_on_head", "per_node")
 
 SSHD_PORT = 23
@@ -38,38 +35,6 @@ SSHD_PORT = 23
 
 DEFAULT_MASTER_PORT = 29500
 """torchrun's customary rendezvous port; backends may pick another."""
-
-
-@dataclass(frozen=True)
-class DistributedSpec:
-    """The ``distributed:`` block of a task, validated on construction (raises SpecError).
-
-    ``nodes`` is a count or ``"pool"`` (every node of the pool); ``processes_per_node``
-    None means the pool's GPUs per node, else 1. ``mpi_runtime`` None means Open MPI for
-    launcher ``mpi``; for launcher ``horovod`` an mpi block (runtime or options) selects
-    ``horovodrun --mpi`` (which needs an MPI-enabled Horovod build), else Gloo.
-    """
-
-    launcher: Launcher
-    nodes: int | Literal["pool"] = 1
-    processes_per_node: int | None = None
-    mpi_runtime: MpiRuntime | None = None
-    mpi_options: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        if isinstance(self.mpi_options, list):
-            object.__setattr__(self, "mpi_options", tuple(self.mpi_options))
-        validate(self)
-
-    @property
-    def uses_mpi(self) -> bool:
-        """True when the launch goes through an MPI runtime (launcher mpi, or horovod --mpi)."""
-        return self.launcher == "mpi" or self.mpi_runtime is not None or bool(self.mpi_options)
-
-    @property
-    def runtime(self) -> MpiRuntime:
-        """The MPI runtime in effect; Open MPI unless the spec names another."""
-        return self.mpi_runtime or "openmpi"
 
 
 @dataclass(frozen=True)
@@ -94,28 +59,6 @@ class RankPlan:
     node_rank: int
     argv: tuple[str, ...]
     env: Mapping[str, str]
-
-
-def validate(spec: DistributedSpec) -> None:
-    """Raise SpecError for values no launcher can honour."""
-    key = "distributed"
-    if spec.launcher not in LAUNCHERS:
-        raise SpecError(f"unknown launcher {spec.launcher!r}",
-                        hint=f"use one of: {', '.join(LAUNCHERS)}")
-    if spec.nodes != "pool" and (isinstance(spec.nodes, bool) or not isinstance(spec.nodes, int)
-                                 or spec.nodes < 1):
-        raise SpecError(f"{key}.nodes must be a whole number >= 1 or \"pool\", got {spec.nodes!r}")
-    procs = spec.processes_per_node
-    if procs is not None and (isinstance(procs, bool) or not isinstance(procs, int) or procs < 1):
-        raise SpecError(f"{key}.processes_per_node must be a whole number >= 1, got {procs!r}")
-    if spec.mpi_runtime is not None and spec.mpi_runtime not in MPI_RUNTIMES:
-        raise SpecError(f"unknown MPI runtime {spec.mpi_runtime!r}",
-                        hint=f"use one of: {', '.join(MPI_RUNTIMES)}")
-    if spec.launcher == "torchrun" and (spec.mpi_runtime is not None or spec.mpi_options):
-        raise SpecError(f"{key}.mpi applies to launchers mpi and horovod, not torchrun",
-                        hint="remove the mpi block or choose launcher: mpi")
-    if not all(isinstance(option, str) for option in spec.mpi_options):
-        raise SpecError(f"{key}.mpi.options must be a list of strings")
 
 
 def resolve_num_nodes(spec: DistributedSpec, pool_nodes: int) -> int:
@@ -268,7 +211,7 @@ def rank_plans(spec: DistributedSpec, hosts: Sequence[str], procs_per_node: int,
 
     Horovod: the Gloo rendezvous variables horovodrun would set, against a server at
     ``rendezvous_addr:rendezvous_port`` started by
-    :func:`orchestrator.launch.rendezvous.start_rendezvous_server` for the same hosts and
+    :func:`orchestrator.backends.ray.horovod_rendezvous.start_rendezvous_server` for the same hosts and
     k. torchrun: the variables torchrun sets per worker, with the master at the address.
     ``network_interface`` pins Gloo (and NCCL's socket transport) to one interface.
     """

@@ -1,48 +1,45 @@
-"""Which pool each job submitted from this machine went to, and when (``$ORCH_HOME/jobs``).
+"""Which pool each job known on this machine went to, and when (``$ORCH_HOME/jobs``).
 
 Lets ``orch logs`` find the most recent job and route a job id to its pool without asking every
-backend. Backends stay the source of truth for state; this index only routes.
+backend. Backends stay the source of truth for state; this index only routes, and only the
+core writes it (``orchestrator.submit`` before submitting, ``orchestrator.jobs`` for jobs found
+on a pool that the index did not know yet).
 """
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from orchestrator.records.pool_records import orch_home
+from orchestrator.records.home import orch_home
 
 
 @dataclass(frozen=True)
 class JobEntry:
     """``objective`` (``{"metric", "goal"}``) and ``trials`` (how many trials the sweep plans) are
-    set for sweeps; entries written before they existed read back with None."""
+    set for sweeps; entries written before they existed read back with None. ``submitted_at`` is
+    set by ``record``."""
 
     id: str
     pool_id: str
     backend: str
-    submitted_at: float
+    submitted_at: float = 0.0
     kind: str = "job"  # job | sweep
     objective: dict[str, str] | None = None
     trials: int | None = None
 
 
-def record(job_id: str, pool_id: str, backend: str, kind: str | None = None, *,
-           objective: dict[str, str] | None = None, trials: int | None = None) -> JobEntry:
-    """Index a job. Re-recording it on the same pool keeps its first submission time, and keeps
-    ``kind``, ``objective`` and ``trials`` where this call leaves them out (None)."""
-    existing = lookup(job_id)
-    same = existing if existing and existing.pool_id == pool_id else None
-    entry = JobEntry(id=job_id, pool_id=pool_id, backend=backend,
-                     submitted_at=same.submitted_at if same else time.time(),
-                     kind=kind or (same.kind if same else "job"),
-                     objective=objective if objective is not None else (same.objective if same else None),
-                     trials=trials if trials is not None else (same.trials if same else None))
+def record(entry: JobEntry) -> JobEntry:
+    """Index a job. Re-recording it on the same pool keeps its first submission time."""
+    existing = lookup(entry.id)
+    same = existing is not None and existing.pool_id == entry.pool_id
+    entry = replace(entry, submitted_at=existing.submitted_at if same and existing else time.time())
     directory = orch_home() / "jobs"
     directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / f".{job_id}.tmp"
+    tmp = directory / f".{entry.id}.tmp"
     tmp.write_text(json.dumps(asdict(entry)))
-    tmp.replace(directory / f"{job_id}.json")
+    tmp.replace(directory / f"{entry.id}.json")
     return entry
 
 

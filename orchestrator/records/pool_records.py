@@ -1,22 +1,24 @@
 """The pools orch knows on this machine: one JSON record per pool under ``$ORCH_HOME/pools``.
 
-A record says which backend holds the pool and how to reach it (for a local Ray cluster: its
-address, token file and the processes orch started). Writes are atomic (temp file + rename).
+A record says which backend holds the pool, the spec it was made with, where it is in its
+lifecycle, and ``engine``: what its backend needs to reach it again (for a local Ray cluster its
+address, token file and the processes orch started; for Azure the credentials file). The core's
+pool verbs (``orchestrator.pools``) create and remove records and set ``state`` and ``spec``;
+a backend writes only its ``engine`` part, through ``save_engine``. Writes are atomic (temp
+file + rename).
 """
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import NotFoundError
+from orchestrator.records.home import orch_home, pool_state_dir
+from orchestrator.spec.pool import PoolSpec
 
-
-def orch_home() -> Path:
-    """``$ORCH_HOME`` or ``~/.orch``."""
-    return Path(os.environ.get("ORCH_HOME") or Path.home() / ".orch")
+__all__ = ["PoolRecord", "all_records", "load", "pool_state_dir", "remove", "require", "save", "save_engine"]
+_LEGACY_ENGINE_KEYS = ("address", "token_file", "started_cluster", "temp_dir", "process_groups")
 
 
 @dataclass
@@ -26,23 +28,15 @@ class PoolRecord:
     spec: dict[str, Any]
     created_at: float
     state: str = "creating"  # creating | ready | deleting
-    address: str | None = None
-    token_file: str | None = None
-    started_cluster: bool = False
-    temp_dir: str | None = None
-    process_groups: list[int] = field(default_factory=list)
-    pids: list[int] = field(default_factory=list)
-    node_roots: list[str] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
+    engine: dict[str, Any] = field(default_factory=dict)
+
+    def pool_spec(self) -> PoolSpec:
+        """The spec the pool was created (or last resized) with."""
+        return PoolSpec.model_validate(self.spec)
 
 
-def pools_dir() -> Path:
+def pools_dir() -> Any:
     return orch_home() / "pools"
-
-
-def pool_state_dir(pool_id: str) -> Path:
-    """Private folder of one pool: token, local cluster temp dir, node roots."""
-    return orch_home() / "state" / pool_id
 
 
 def save(record: PoolRecord) -> None:
@@ -53,10 +47,16 @@ def save(record: PoolRecord) -> None:
     tmp.replace(directory / f"{record.id}.json")
 
 
+def save_engine(pool_id: str, engine: dict[str, Any]) -> None:
+    """Replace the backend's part of an existing record (``NotFoundError`` if there is none)."""
+    record = require(pool_id)
+    record.engine = dict(engine)
+    save(record)
+
+
 def load(pool_id: str) -> PoolRecord | None:
-    path = pools_dir() / f"{pool_id}.json"
     try:
-        return PoolRecord(**json.loads(path.read_text()))
+        return _from_json(json.loads((pools_dir() / f"{pool_id}.json").read_text()))
     except FileNotFoundError:
         return None
 
@@ -77,11 +77,23 @@ def all_records() -> list[PoolRecord]:
     records = []
     for path in sorted(directory.glob("*.json")):
         try:
-            records.append(PoolRecord(**json.loads(path.read_text())))
-        except (ValueError, TypeError):
+            records.append(_from_json(json.loads(path.read_text())))
+        except (ValueError, TypeError, KeyError):
             continue
     return records
 
 
 def remove(pool_id: str) -> None:
     (pools_dir() / f"{pool_id}.json").unlink(missing_ok=True)
+
+
+def _from_json(data: dict[str, Any]) -> PoolRecord:
+    """A record from its JSON; records of orch 0.1's first layout (engine facts at the top level,
+    ``extra`` for Azure's, every pool with a ``ray:`` block) are read into this one."""
+    engine = dict(data.get("engine") or data.get("extra") or {})
+    engine.update({key: data[key] for key in _LEGACY_ENGINE_KEYS if key in data})
+    spec = dict(data["spec"])
+    if spec.get("backend", "ray") != "ray":
+        spec.pop("ray", None)
+    return PoolRecord(id=data["id"], backend=data["backend"], spec=spec, created_at=data["created_at"],
+                      state=data.get("state", "creating"), engine=engine)

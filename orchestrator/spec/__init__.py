@@ -1,9 +1,4 @@
-"""Typed, strict spec models for pool and job files, and their loader."""
-from orchestrator.spec.job import DistributedSpec, JobSpec, TaskResources, TaskSpec
-from orchestrator.spec.loader import load_any, load_job, load_pool, validate_model
-from orchestrator.spec.pool import NodeCounts, PoolSpec, RayOptions, StartTask
-
-__all__ = [
-    "DistributedSpec", "JobSpec", "TaskResources", "TaskSpec", "NodeCounts", "PoolSpec", "RayOptions",
-    "StartTask", "load_any", "load_job", "load_pool", "validate_model",
-]
+"""Typed, strict spec models for pool and job files (``job``, ``pool``, ``sweep``, …) and their
+loader (``loader``). Import from the modules themselves: this package imports nothing, so a
+backend's block module can build on ``spec.common`` without loading ``spec.pool``, which
+collects every backend's block when it is imported."""

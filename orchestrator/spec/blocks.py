@@ -8,12 +8,9 @@ before anything is created, without naming any backend.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from orchestrator.spec.common import StrictModel
-
-if TYPE_CHECKING:
-    from orchestrator.spec.pool import PoolFields
 
 ALL_LAUNCHERS = frozenset({"horovod", "torchrun", "mpi"})
 
@@ -38,6 +35,6 @@ class BackendBlock(StrictModel):
         VM size); keys the file gives win. Must not raise: the block's own validation reports."""
         return {}
 
-    def spans_nodes(self, pool: PoolFields) -> bool:
-        """Whether a task may span several nodes of ``pool`` (inter-node communication)."""
+    def spans_nodes(self, pool_nodes: int) -> bool:
+        """Whether a task may span several nodes of a pool of ``pool_nodes`` nodes."""
         return True

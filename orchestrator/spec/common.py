@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
@@ -16,6 +17,14 @@ class StrictModel(BaseModel):
     """Every spec model: unknown keys are errors, values are immutable once loaded."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    def exactly_one(self, names: Sequence[str], what: str) -> str:
+        """The one of ``names`` that is set; ValueError naming them all when none or several are."""
+        chosen = [name for name in names if getattr(self, name) is not None]
+        if len(chosen) != 1:
+            got = ", ".join(chosen) if chosen else "none"
+            raise ValueError(f"{what} needs exactly one of: {', '.join(names)} (got {got})")
+        return chosen[0]
 
 
 def _check_id(value: str) -> str:

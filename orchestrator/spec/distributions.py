@@ -29,7 +29,9 @@ from decimal import Decimal
 from statistics import NormalDist
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, PlainSerializer, PlainValidator, ValidationError, model_validator
+from pydantic import PlainSerializer, PlainValidator, ValidationError, model_validator
+
+from orchestrator.spec.common import StrictModel
 
 _EDGE = 1e-12  # keeps u away from 0 and 1 where unbounded inverse CDFs are infinite
 
@@ -64,10 +66,9 @@ def quantize(value: float, q: float) -> int | float:
     return quantize_multiple(round(value / q), q)
 
 
-class DistributionBase(BaseModel):
+class DistributionBase(StrictModel):
     """Common behaviour; subclasses hold typed fields and check their ranges."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     arg_names: ClassVar[tuple[str, ...]] = ()
     usage: ClassVar[str] = ""
 

@@ -11,7 +11,7 @@ A task factory turns one task into many. Exactly one kind per factory:
   exponential {lambda}, gamma {alpha, beta}, gauss {mu, sigma}, lognormal {mu, sigma},
   pareto {alpha}, weibull {alpha, beta}: Python ``random.Random`` semantics); ``seed`` optional.
 - ``repeat: N``: N identical trials.
-- ``file``: one trial per file under ``local_path`` or ``blob_prefix``, filtered by ``include`` /
+- ``file``: one trial per file under ``local_path`` (``blob_prefix`` is refused), filtered by ``include`` /
   ``exclude`` globs (fnmatch on the path relative to the root, ``*`` also crosses ``/``).
 - ``custom``: ``module: "pkg.mod:function"`` (``"pkg.mod"`` means its ``generate``, as in
   Shipyard) called with ``args`` / ``kwargs`` (Shipyard's ``input_args`` / ``input_kwargs`` work).
@@ -27,13 +27,14 @@ from typing import Any
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 
-from orchestrator.spec.parametric import PARAM_NAME, FactoryModel, ParametricSweep
+from orchestrator.spec.common import StrictModel
+from orchestrator.spec.parametric import PARAM_NAME, ParametricSweep
 from orchestrator.spec.random_factory import RandomFactory
 
 __all__ = ["PARAM_NAME", "CustomFactory", "FileFactory", "ParametricSweep", "RandomFactory", "TaskFactory"]
 
 
-class FileFactory(FactoryModel):
+class FileFactory(StrictModel):
     local_path: str | None = None
     blob_prefix: str | None = None
     include: list[str] = Field(default_factory=list)
@@ -42,11 +43,15 @@ class FileFactory(FactoryModel):
 
     @model_validator(mode="after")
     def _one_root(self) -> FileFactory:
-        self._exactly_one(("local_path", "blob_prefix"), "file")
+        self.exactly_one(("local_path", "blob_prefix"), "file")
+        if self.blob_prefix is not None:
+            raise ValueError("a file factory over blob storage (blob_prefix) is not supported: list local files with "
+                             "local_path, or put the blobs in every task's working directory with the job's "
+                             "inputs: [{blob: container/prefix, to: folder}]")
         return self
 
 
-class CustomFactory(FactoryModel):
+class CustomFactory(StrictModel):
     module: str
     args: list[Any] = Field(default_factory=list, validation_alias=AliasChoices("args", "input_args"))
     kwargs: dict[str, Any] = Field(default_factory=dict, validation_alias=AliasChoices("kwargs", "input_kwargs"))
@@ -65,7 +70,7 @@ class CustomFactory(FactoryModel):
         return module, function or "generate"
 
 
-class TaskFactory(FactoryModel):
+class TaskFactory(StrictModel):
     """Exactly one factory kind, plus optional ``names`` for positional parameters."""
 
     parametric_sweep: ParametricSweep | None = None
@@ -77,7 +82,7 @@ class TaskFactory(FactoryModel):
 
     @model_validator(mode="after")
     def _one_kind_and_names(self) -> TaskFactory:
-        kind = self._exactly_one(self.kinds(), "task_factory")
+        kind = self.exactly_one(self.kinds(), "task_factory")
         if self.names is None:
             return self
         if kind in ("repeat", "file"):

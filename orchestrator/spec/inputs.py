@@ -30,15 +30,3 @@ class InputSpec(StrictModel):
         if target.is_absolute() or ".." in target.parts:
             raise ValueError(f"input target {self.to!r} must be a relative path inside the task dir, without '..'")
         return self
-
-    @property
-    def container(self) -> str:
-        """The blob container of a blob input."""
-        assert self.blob is not None
-        return self.blob.strip("/").split("/", 1)[0]
-
-    @property
-    def prefix(self) -> str:
-        """The blob prefix of a blob input (inside its container)."""
-        assert self.blob is not None
-        return self.blob.lstrip("/").split("/", 1)[1]

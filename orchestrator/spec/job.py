@@ -5,7 +5,15 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from orchestrator.spec.common import Command, Duration, Env, Id, Retries, StrictModel, check_command
+from orchestrator.spec.common import (
+    Command,
+    Duration,
+    Env,
+    Id,
+    Retries,
+    StrictModel,
+    check_command,
+)
 from orchestrator.spec.inputs import InputSpec
 from orchestrator.spec.sweep import SweepFields
 
@@ -23,7 +31,14 @@ class MpiOptions(StrictModel):
 
 
 class DistributedSpec(StrictModel):
-    """Run the command as one data-parallel job over several nodes."""
+    """Run the command as one data-parallel job over several nodes.
+
+    ``nodes`` is a count or ``"pool"`` (every node of the pool); ``processes_per_node`` None means
+    the pool's GPUs per node, else 1 (``orchestrator.launch.plans.resolve_*`` resolve both against
+    a pool; a ``TaskLaunch`` carries the resolved copy). An ``mpi`` block selects the MPI runtime
+    for launcher ``mpi`` (Open MPI without one), and for launcher ``horovod`` selects
+    ``horovodrun --mpi`` (an MPI-enabled Horovod build) instead of Gloo.
+    """
 
     launcher: Literal["horovod", "torchrun", "mpi"]
     nodes: int | Literal["pool"] = Field(default=1)
@@ -43,8 +58,23 @@ class DistributedSpec(StrictModel):
             raise ValueError("'mpi' settings apply to launcher horovod or mpi, not torchrun")
         return self
 
+    @property
+    def uses_mpi(self) -> bool:
+        """True when the launch goes through an MPI runtime (launcher mpi, or horovod --mpi)."""
+        return self.launcher == "mpi" or self.mpi is not None
 
-class TaskSpec(StrictModel, SweepFields):
+    @property
+    def runtime(self) -> Literal["openmpi", "mpich", "intelmpi"]:
+        """The MPI runtime in effect; Open MPI unless the spec names another."""
+        return self.mpi.runtime if self.mpi is not None else "openmpi"
+
+    @property
+    def mpi_options(self) -> tuple[str, ...]:
+        """Extra arguments for the MPI launcher, user's order."""
+        return tuple(self.mpi.options) if self.mpi is not None else ()
+
+
+class TaskSpec(SweepFields):
     """One task. Without ``id`` it gets ``task-<index>`` (stable across re-submissions).
 
     With ``search_space`` or ``task_factory`` it expands into trials ``<id>-00000``, … (see

@@ -5,6 +5,7 @@ All errors of a file are collected and reported together. Unknown keys get a "di
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from pathlib import Path
@@ -18,6 +19,7 @@ from orchestrator.spec.pool import PoolSpec
 from orchestrator.spec.yaml_source import KeyPath, Positioned, read_yaml
 
 M = TypeVar("M", bound=BaseModel)
+_KEY_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
 
 def load_pool(path: Path) -> PoolSpec:
@@ -47,6 +49,20 @@ def validate_model(model: type[M], source: Positioned) -> M:
     except ValidationError as exc:
         problems = [_to_spec_error(model, source, err) for err in exc.errors(include_url=False)]
         raise (problems[0] if len(problems) == 1 else SpecErrors(problems)) from None
+
+
+def place_error(error: SpecError, spec_file: Path) -> SpecError:
+    """``error`` with the spec file's line and column for its key path, when it has none yet
+    (errors found after loading, while planning, name only a key path like ``tasks[2].command``)."""
+    where = error.where
+    if where is None or where.file is not None or not where.key_path:
+        return error
+    try:
+        source = read_yaml(spec_file)
+    except SpecError:
+        return error
+    path = tuple(int(index) if index else name for name, index in _KEY_PART.findall(where.key_path))
+    return SpecError(error.message, hint=error.hint, where=source.where(path))
 
 
 def _to_spec_error(model: type[BaseModel], source: Positioned, err: Any) -> SpecError:

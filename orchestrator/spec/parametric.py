@@ -8,27 +8,17 @@ a string where a list is expected is iterated character by character.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from orchestrator.spec.common import StrictModel
 
 PARAM_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 Values = list[Any] | str
 
 
-class FactoryModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    def _exactly_one(self, names: Sequence[str], what: str) -> str:
-        chosen = [name for name in names if getattr(self, name) is not None]
-        if len(chosen) != 1:
-            got = ", ".join(chosen) if chosen else "none"
-            raise ValueError(f"{what} needs exactly one of: {', '.join(names)} (got {got})")
-        return chosen[0]
-
-
-class IntRange(FactoryModel):
+class IntRange(StrictModel):
     """Integers like ``range(start, stop, step)``: stop exclusive, step non-zero (may be negative)."""
 
     start: int
@@ -57,7 +47,7 @@ def _non_empty_lists(value: list[Values], what: str) -> list[Values]:
     return value
 
 
-class Combinations(FactoryModel):
+class Combinations(StrictModel):
     iterable: Values
     length: int = Field(ge=1)
     replacement: bool = False
@@ -70,7 +60,7 @@ class Combinations(FactoryModel):
         return self
 
 
-class Permutations(FactoryModel):
+class Permutations(StrictModel):
     iterable: Values
     length: int | None = Field(default=None, ge=1)
 
@@ -86,7 +76,7 @@ class Permutations(FactoryModel):
         return self.length if self.length is not None else len(self.iterable)
 
 
-class ParametricSweep(FactoryModel):
+class ParametricSweep(StrictModel):
     product: list[IntRange] | None = Field(default=None, min_length=1)
     product_iterables: list[Values] | None = None
     combinations: Combinations | None = None
@@ -109,7 +99,7 @@ class ParametricSweep(FactoryModel):
 
     @model_validator(mode="after")
     def _one_kind(self) -> ParametricSweep:
-        self._exactly_one(self.kinds(), "parametric_sweep")
+        self.exactly_one(self.kinds(), "parametric_sweep")
         return self
 
     @staticmethod

@@ -1,18 +1,33 @@
-"""The pool spec (``pool.yaml``): where tasks run and how many nodes of what size."""
+"""The pool spec (``pool.yaml``): where tasks run and how many nodes of what size.
+
+The common keys live in ``PoolFields``. Each backend registered in ``orchestrator.registry``
+adds one optional key, its block (``ray:``, ``azure:``; a ``BackendBlock``), so ``PoolSpec`` is
+built from the registry when this module is imported. Only the chosen backend's block may be
+given; a backend whose block is not ``required`` gets an all-defaults block. ``backend:`` must
+name a registered backend whose requirements are installed.
+"""
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
-from orchestrator.backends.azure import vm_sizes
+from orchestrator import registry
 from orchestrator.errors import SpecError
-from orchestrator.backends.azure.spec import AzurePoolOptions
+from orchestrator.spec.blocks import BackendBlock
 from orchestrator.spec.common import Command, Env, Id, StrictModel, check_command
+
+B = TypeVar("B", bound=BackendBlock)
 
 
 class NodeCounts(StrictModel):
-    """Node counts. Ray uses ``dedicated`` only; Azure adds low-priority (spot) nodes."""
+    """Node counts: ``dedicated`` and, where the backend has them, ``low_priority`` (Spot) nodes."""
 
     dedicated: int = Field(default=1, ge=0, le=1000)
     low_priority: int = Field(default=0, ge=0, le=1000)
@@ -31,43 +46,41 @@ class StartTask(StrictModel):
     max_retries: int = Field(default=0, ge=0, le=100)
 
 
-class RayOptions(StrictModel):
-    """Ray-specific settings. Without ``address`` orch starts a local cluster itself."""
+def _installed_backend(name: str) -> str:
+    try:
+        registry.entry(name)
+        registry.check_installed(name)
+    except SpecError as exc:
+        raise ValueError(f"{exc.message}; {exc.hint}") from None
+    return name
 
-    address: str | None = None
-    auth_token_file: str | None = None
-    startup_timeout: float = Field(default=120.0, gt=0, le=3600)
 
-
-class PoolSpec(StrictModel):
-    """A compute pool. ``nodes`` is a count or ``{dedicated, low_priority}``.
-
-    ``backend: azure`` pools need an ``azure:`` block (``AzurePoolOptions``); their
-    ``cpus_per_node``/``gpus_per_node`` default to the VM size's vCPUs and GPUs.
-    """
+class PoolFields(StrictModel):
+    """A compute pool's common keys. ``nodes`` is a count or ``{dedicated, low_priority}``."""
 
     id: Id
-    backend: Literal["ray", "azure"] = "ray"
+    backend: Annotated[str, AfterValidator(_installed_backend)] = "ray"
     nodes: NodeCounts = Field(default_factory=NodeCounts)
     cpus_per_node: float = Field(default=1.0, gt=0, le=1024)
     gpus_per_node: int = Field(default=0, ge=0, le=16)
     max_tasks_per_node: int | None = Field(default=None, ge=1, le=1024)
     env: Env = Field(default_factory=dict)
     start_task: StartTask | None = None
-    ray: RayOptions = Field(default_factory=RayOptions)
-    azure: AzurePoolOptions | None = None
 
     @model_validator(mode="before")
     @classmethod
-    def _azure_node_shape(cls, data: object) -> object:
-        """Azure pools take CPUs and GPUs per node from their VM size unless given."""
-        if not isinstance(data, dict) or data.get("backend") != "azure" or not isinstance(data.get("azure"), dict):
+    def _backend_defaults(cls, data: object) -> object:
+        """The chosen backend's block fills in defaults (its own, and common keys it derives)."""
+        if not isinstance(data, dict):
             return data
-        try:
-            size = vm_sizes.lookup(str(data["azure"].get("vm_size", "")))
-        except SpecError:
-            return data  # AzurePoolOptions reports the unknown size at its own key
-        return {"cpus_per_node": float(size.vcpus), "gpus_per_node": size.gpus, **data}
+        backend = data.get("backend", "ray")
+        model = registry.block_models().get(backend) if isinstance(backend, str) else None
+        if model is None:
+            return data
+        block = data.get(backend)
+        if block is None and not model.required:
+            data = {**data, backend: {}}
+        return {**model.pool_defaults(block), **data} if isinstance(block, dict) else data
 
     @field_validator("nodes", mode="before")
     @classmethod
@@ -84,17 +97,55 @@ class PoolSpec(StrictModel):
         return {"command": value} if isinstance(value, (str, list)) else value
 
     @model_validator(mode="after")
-    def _has_nodes(self) -> "PoolSpec":
+    def _one_block_and_nodes(self) -> PoolFields:
         if self.nodes.total < 1:
             raise ValueError("a pool needs at least one node")
-        if self.backend == "ray" and self.nodes.low_priority:
-            raise ValueError("the ray backend has no low-priority nodes: use nodes: N")
-        if (self.backend == "azure") != (self.azure is not None):
-            raise ValueError("backend azure needs an 'azure:' block (vm_size, …)" if self.backend == "azure"
-                             else "the 'azure:' block applies only to backend: azure")
+        for name in registry.block_models():
+            given = getattr(self, name, None) is not None
+            if name == self.backend and not given:
+                raise ValueError(f"backend {name} needs an '{name}:' block (see `orch schema --kind pool`)")
+            if name != self.backend and given:
+                raise ValueError(f"the '{name}:' block applies only to backend: {name}")
+        if self.nodes.low_priority and not self.block.low_priority_nodes:
+            raise ValueError(f"the {self.backend} backend has no low-priority nodes: use nodes: N")
         return self
+
+    @property
+    def block(self) -> BackendBlock:
+        """The chosen backend's block."""
+        value = getattr(self, self.backend)
+        assert isinstance(value, BackendBlock)
+        return value
+
+    def options(self, model: type[B]) -> B:
+        """The backend block as its own type (for the backend that owns ``model``)."""
+        value = self.block
+        if not isinstance(value, model):
+            raise TypeError(f"pool {self.id!r} uses backend {self.backend}, whose block is not a {model.__name__}")
+        return value
 
     @property
     def slots_per_node(self) -> int:
         """Concurrent tasks a node takes: ``max_tasks_per_node`` or one per whole CPU."""
         return self.max_tasks_per_node or max(1, int(self.cpus_per_node))
+
+    def with_node_count(self, nodes: int) -> PoolFields:
+        """The same pool with ``nodes`` nodes: dedicated, unless it has only low-priority ones."""
+        if self.nodes.low_priority and not self.nodes.dedicated:
+            counts = NodeCounts(dedicated=0, low_priority=nodes)
+        else:
+            counts = NodeCounts(dedicated=nodes, low_priority=0)
+        return self.model_copy(update={"nodes": counts})
+
+
+def _with_blocks() -> type[PoolFields]:
+    blocks: dict[str, Any] = {name: (model | None, None) for name, model in registry.block_models().items()}
+    model: type[PoolFields] = create_model("PoolSpec", __base__=PoolFields, __module__=__name__,
+                                           __doc__=PoolFields.__doc__, **blocks)
+    return model
+
+
+if TYPE_CHECKING:
+    PoolSpec = PoolFields
+else:
+    PoolSpec = _with_blocks()

@@ -11,10 +11,11 @@ from collections.abc import Callable
 
 from pydantic import Field, field_validator, model_validator
 
-from orchestrator.spec.parametric import FactoryModel, IntRange
+from orchestrator.spec.common import StrictModel
+from orchestrator.spec.parametric import IntRange
 
 
-class _Positive(FactoryModel):
+class _Positive(StrictModel):
     @model_validator(mode="after")
     def _positive(self) -> _Positive:
         for name in ("alpha", "beta", "sigma"):
@@ -24,7 +25,7 @@ class _Positive(FactoryModel):
         return self
 
 
-class UniformAB(FactoryModel):
+class UniformAB(StrictModel):
     a: float
     b: float
 
@@ -32,7 +33,7 @@ class UniformAB(FactoryModel):
         return rng.uniform(self.a, self.b)
 
 
-class Triangular(FactoryModel):
+class Triangular(StrictModel):
     low: float
     high: float
     mode: float | None = None
@@ -65,7 +66,7 @@ class Weibull(Beta):
         return rng.weibullvariate(self.alpha, self.beta)
 
 
-class Exponential(FactoryModel):
+class Exponential(StrictModel):
     lambd: float = Field(alias="lambda")
 
     @field_validator("lambd")
@@ -99,7 +100,7 @@ class Pareto(_Positive):
         return rng.paretovariate(self.alpha)
 
 
-class RandomDistribution(FactoryModel):
+class RandomDistribution(StrictModel):
     uniform: UniformAB | None = None
     triangular: Triangular | None = None
     beta: Beta | None = None
@@ -112,16 +113,16 @@ class RandomDistribution(FactoryModel):
 
     @model_validator(mode="after")
     def _one_kind(self) -> RandomDistribution:
-        self._exactly_one(tuple(type(self).model_fields), "distribution")
+        self.exactly_one(tuple(type(self).model_fields), "distribution")
         return self
 
     def sampler(self) -> Callable[[random.Random], float]:
         """The chosen distribution's ``draw(rng)``."""
-        chosen = getattr(self, self._exactly_one(tuple(type(self).model_fields), "distribution"))
+        chosen = getattr(self, self.exactly_one(tuple(type(self).model_fields), "distribution"))
         return chosen.draw  # type: ignore[no-any-return]
 
 
-class RandomFactory(FactoryModel):
+class RandomFactory(StrictModel):
     generate: int = Field(ge=1)
     seed: int | None = None
     integer: IntRange | None = None
@@ -129,7 +130,7 @@ class RandomFactory(FactoryModel):
 
     @model_validator(mode="after")
     def _one_source(self) -> RandomFactory:
-        self._exactly_one(("integer", "distribution"), "random")
+        self.exactly_one(("integer", "distribution"), "random")
         return self
 
     def sampler(self) -> Callable[[random.Random], int | float]:

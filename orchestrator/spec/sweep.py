@@ -18,10 +18,11 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from orchestrator.spec.distributions import FINITE_KINDS, Distribution, DistributionBase
 from orchestrator.duration import parse_duration
+from orchestrator.spec.common import StrictModel
+from orchestrator.spec.distributions import FINITE_KINDS, Distribution, DistributionBase
 from orchestrator.spec.factory import PARAM_NAME, TaskFactory
 
 Sampling = Literal["grid", "random", "sobol", "bayesian"]
@@ -29,11 +30,7 @@ SearchSpace = dict[str, DistributionBase]
 RESERVED_METRIC_NAMES = frozenset({"step", "time"})
 
 
-class SweepModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class Objective(SweepModel):
+class Objective(StrictModel):
     """The primary metric the trials report (see ``orchestrator.sweep.metrics``) and its direction."""
 
     metric: str = Field(min_length=1)
@@ -53,7 +50,7 @@ class Objective(SweepModel):
         return value
 
 
-class SweepLimits(SweepModel):
+class SweepLimits(StrictModel):
     """Caps on the sweep; durations are seconds or strings like "10m", "1h30m"."""
 
     max_total_trials: int | None = Field(default=None, ge=1)
@@ -67,7 +64,7 @@ class SweepLimits(SweepModel):
         return None if value is None else parse_duration(value)
 
 
-class EarlyTermination(SweepModel):
+class EarlyTermination(StrictModel):
     """Azure ML's early-termination policies; see ``orchestrator.sweep.early_stop`` for the rules."""
 
     policy: Literal["median_stopping", "truncation_selection", "bandit"]
@@ -95,7 +92,7 @@ class EarlyTermination(SweepModel):
         return self
 
 
-class SweepFields(SweepModel):
+class SweepFields(StrictModel):
     """The sweep keys of a task and their cross-checks (see the module docstring).
 
     Cross-field checks are field validators of the later field, so an error points at the key

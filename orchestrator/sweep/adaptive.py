@@ -27,12 +27,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.sweep.early_stop import trials_to_stop
 from orchestrator.model import TaskInfo, TaskLaunch, TaskState
-from orchestrator.spec import TaskSpec
-from orchestrator.sweep.trial import Trial, trial_index, trial_task_id
+from orchestrator.spec.job import TaskSpec
+from orchestrator.sweep.early_stop import trials_to_stop
 from orchestrator.sweep.metrics_book import TrialMetricsBook
 from orchestrator.sweep.replay import ReplayableSearch
+from orchestrator.sweep.trial import Trial, trial_index, trial_task_id
 
 RenderTrial = Callable[[Trial], TaskLaunch]
 TOLD_STATES = frozenset({TaskState.SUCCEEDED, TaskState.STOPPED})

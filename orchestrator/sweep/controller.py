@@ -26,12 +26,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from orchestrator.sweep.adaptive import AdaptiveSweep, is_adaptive
-from orchestrator.task_launch import launch_for
 from orchestrator.model import FileChunk, JobInfo, TaskInfo, TaskLaunch
-from orchestrator.spec import JobSpec, TaskSpec
-from orchestrator.sweep.trial import Trial, trial_task_id
+from orchestrator.spec.job import JobSpec, TaskSpec
+from orchestrator.sweep.adaptive import AdaptiveSweep, is_adaptive
 from orchestrator.sweep.metrics_book import TrialMetricsBook
+from orchestrator.sweep.trial import Trial, trial_task_id
+from orchestrator.task_launch import launch_for
 
 log = logging.getLogger(__name__)
 MAX_ERROR_PAUSE = 30.0
@@ -88,7 +88,7 @@ class SweepController:
 
     def _renderer(self, task: TaskSpec, task_id: str, position: int) -> Callable[[Trial], TaskLaunch]:
         def render(trial: Trial) -> TaskLaunch:
-            return launch_for(self.job, task, trial_task_id(task_id, trial.index), pool_env={},
+            return launch_for(self.job, task, trial_task_id(task_id, trial.index),
                               gpus_per_node=self.settings.gpus_per_node, pool_nodes=self.settings.pool_nodes,
                               trial=trial, key_path=f"tasks[{position}].command")
         return render

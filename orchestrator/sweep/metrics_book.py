@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from orchestrator.sweep.metrics import MetricRecord, MetricsReader, metric_history
 from orchestrator.model import FileChunk, TaskInfo, TaskState
+from orchestrator.sweep.metrics import MetricRecord, MetricsReader, metric_history
 
 ReadAt = Callable[[str, int], "FileChunk | None"]
 MAX_READS_PER_REFRESH = 64

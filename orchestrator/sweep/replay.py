@@ -13,8 +13,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from orchestrator.sweep.bayes import BayesianSearch
 from orchestrator.spec.distributions import Choice, DistributionBase, QUniform, RandInt
+from orchestrator.sweep.bayes import BayesianSearch
 from orchestrator.sweep.trial import Trial
 
 BISECTION_STEPS = 60

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.backend import Backend
+from orchestrator.model import JobRef, TaskInfo
 from orchestrator.sweep.metrics import MetricRecord, MetricsReader, metric_history
-from orchestrator.model import TaskInfo
 
 DEFAULT_GOAL = "maximize"
 
@@ -45,12 +45,12 @@ def resolve_objective(metric: str | None, goal: str | None, recorded: Mapping[st
     return Objective(metric=metric, goal=goal or DEFAULT_GOAL)
 
 
-def read_records(backend: Backend, job_id: str, task_id: str) -> list[MetricRecord]:
+def read_records(backend: Backend, job: JobRef, task_id: str) -> list[MetricRecord]:
     """Every metric line the task reported so far."""
     reader = MetricsReader()
     records: list[MetricRecord] = []
     while True:
-        chunk = backend.read_file(job_id, task_id, "metrics", offset=reader.offset)
+        chunk = backend.read_file(job, task_id, "metrics", offset=reader.offset)
         if chunk is None or not chunk.data:
             break
         records += reader.feed(chunk.data)
@@ -59,11 +59,11 @@ def read_records(backend: Backend, job_id: str, task_id: str) -> list[MetricReco
     return records + reader.finish()
 
 
-def collect(backend: Backend, job_id: str, objective: Objective) -> tuple[list[TrialResult], str | None]:
+def collect(backend: Backend, job: JobRef, objective: Objective) -> tuple[list[TrialResult], str | None]:
     """Every task of the job with its metrics, and the metric used (``objective.metric`` or the
     first numeric metric any trial reported)."""
-    tasks = backend.list_tasks(job_id)
-    reports = {task.id: read_records(backend, job_id, task.id) for task in tasks}
+    tasks = backend.list_tasks(job)
+    reports = {task.id: read_records(backend, job, task.id) for task in tasks}
     metric = objective.metric or next((name for records in reports.values() for record in records
                                        for name, value in record.values.items()
                                        if isinstance(value, (int, float)) and not isinstance(value, bool)), None)

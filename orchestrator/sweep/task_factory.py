@@ -2,8 +2,8 @@
 
 ``expand_task_factory`` is a generator: trials are made one at a time, so a million-trial
 factory costs no more memory than a ten-trial one. Order is deterministic: the order of
-``itertools`` for parametric sweeps, draw order for random, sorted paths for local files, the
-lister's order for blobs and the generator's order for custom factories.
+``itertools`` for parametric sweeps, draw order for random, sorted paths for local files and the
+generator's order for custom factories.
 """
 from __future__ import annotations
 
@@ -21,8 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import SpecError, Where
+from orchestrator.spec.factory import (
+    PARAM_NAME,
+    CustomFactory,
+    FileFactory,
+    ParametricSweep,
+    TaskFactory,
+)
 from orchestrator.sweep.search_space import iter_product
-from orchestrator.spec.factory import PARAM_NAME, CustomFactory, FileFactory, ParametricSweep, TaskFactory
 from orchestrator.sweep.trial import Trial
 
 
@@ -32,10 +38,6 @@ class ListedFile:
 
     path: str
     url: str
-
-
-BlobLister = Callable[[str], Iterable[ListedFile]]
-"""Lists the blobs under a ``blob_prefix``, paths relative to the prefix (the Azure backend's)."""
 
 
 def count_task_factory(factory: TaskFactory, *, limit: int | None) -> int | None:
@@ -68,7 +70,7 @@ def _count_parametric(sweep: ParametricSweep) -> int:
 
 
 def expand_task_factory(factory: TaskFactory, *, seed: int, limit: int | None, key_path: str = "",
-                        base_dir: Path | None = None, blob_lister: BlobLister | None = None) -> Iterator[Trial]:
+                        base_dir: Path | None = None) -> Iterator[Trial]:
     """Stream the factory's trials (at most ``limit``).
 
     ``seed`` is used by a random factory without its own seed. ``base_dir`` resolves a relative
@@ -88,7 +90,7 @@ def expand_task_factory(factory: TaskFactory, *, seed: int, limit: int | None, k
     elif factory.repeat is not None:
         source = ({} for _ in range(factory.repeat))
     elif factory.file is not None:
-        source = _file_params(factory.file, f"{where}.file", base_dir, blob_lister)
+        source = _file_params(factory.file, f"{where}.file", base_dir)
     else:
         assert factory.custom is not None
         source = _custom_params(factory.custom, names, f"{where}.custom", base_dir)
@@ -114,21 +116,15 @@ def _parametric_values(sweep: ParametricSweep) -> Iterator[Sequence[Any]]:
     return zip(*(sweep.zip or []), strict=True)
 
 
-def _file_params(spec: FileFactory, where: str, base_dir: Path | None,
-                 blob_lister: BlobLister | None) -> Iterator[dict[str, Any]]:
-    if spec.local_path is not None:
-        root = Path(spec.local_path).expanduser()
-        if not root.is_absolute() and base_dir is not None:
-            root = base_dir / root
-        if not root.is_dir():
-            raise SpecError(f"local_path {str(root)!r} is not a directory", where=Where(key_path=f"{where}.local_path"),
-                            hint="give a directory that exists (relative paths start at the job file's folder)")
-        listed: Iterable[ListedFile] = list_local_files(root, recursive=spec.recursive)
-    else:
-        if blob_lister is None:
-            raise SpecError("blob_prefix needs a backend that can list blobs (azure)",
-                            where=Where(key_path=f"{where}.blob_prefix"), hint="use local_path with this backend")
-        listed = blob_lister(spec.blob_prefix or "")
+def _file_params(spec: FileFactory, where: str, base_dir: Path | None) -> Iterator[dict[str, Any]]:
+    assert spec.local_path is not None, "FileFactory refuses blob_prefix"
+    root = Path(spec.local_path).expanduser()
+    if not root.is_absolute() and base_dir is not None:
+        root = base_dir / root
+    if not root.is_dir():
+        raise SpecError(f"local_path {str(root)!r} is not a directory", where=Where(key_path=f"{where}.local_path"),
+                        hint="give a directory that exists (relative paths start at the job file's folder)")
+    listed: Iterable[ListedFile] = list_local_files(root, recursive=spec.recursive)
     for entry in listed:
         if not spec.recursive and "/" in entry.path:
             continue

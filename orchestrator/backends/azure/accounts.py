@@ -6,13 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.records import job_index, pool_records
+from orchestrator.backends.azure import credentials as credential_files
 from orchestrator.backends.azure.batch_client import BatchApi
 from orchestrator.backends.azure.blob_store import BlobStore
-from orchestrator.backends.azure.retries import RetryPolicy
-from orchestrator.errors import AuthError, NotFoundError
-from orchestrator.backends.azure import credentials as credential_files
 from orchestrator.backends.azure.credentials import Credentials
+from orchestrator.backends.azure.retries import RetryPolicy
+from orchestrator.errors import AuthError
+from orchestrator.records import pool_records
 
 ENVIRONMENT = "environment"
 
@@ -52,17 +52,10 @@ class Accounts:
 
     def for_pool(self, pool_id: str) -> Account:
         record = pool_records.load(pool_id)
-        path = record.extra.get("credentials_file") if record is not None else None
+        path = record.engine.get("credentials_file") if record is not None else None
         if self.given is None and path and Path(path).is_file():
             return self._account(credential_files.load_file(Path(path)))
         return self.default()
-
-    def for_job(self, job_id: str) -> tuple[Account, str]:
-        """The account and pool of a job submitted from this machine."""
-        entry = job_index.lookup(job_id)
-        if entry is None or entry.backend != "azure":
-            raise NotFoundError(f"job {job_id!r} is not known on this machine", hint="see `orch jobs list`")
-        return self.for_pool(entry.pool_id), entry.pool_id
 
     def _account(self, credentials: Credentials) -> Account:
         key = f"{credentials.source}|{credentials.batch.url}|{credentials.batch.account}"

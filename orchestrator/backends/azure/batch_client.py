@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterator, TypeVar
 
+from orchestrator.backends.azure.credentials import BatchAccount
 from orchestrator.backends.azure.retries import RetryPolicy, code_of, with_retries
 from orchestrator.errors import NotFoundError
-from orchestrator.backends.azure.credentials import BatchAccount
 
 T = TypeVar("T")
 POLL_SECONDS = 1.0
@@ -58,7 +58,9 @@ class BatchApi:
 
     def terminate_job(self, job_id: str, reason: str) -> None:
         """Terminate a job (running tasks are killed); an already finished job is left as it is."""
-        from azure.batch.models._models import BatchJobTerminateOptions  # not exported in 15.1.0
+        from azure.batch.models._models import (
+            BatchJobTerminateOptions,  # not exported in 15.1.0
+        )
 
         options = BatchJobTerminateOptions(termination_reason=reason)
         try:

@@ -8,25 +8,18 @@ time. With a SAS credential orch cannot mint SAS URLs and passes the given token
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import quote
 
+from orchestrator.backends.azure.credentials import StorageAccount
 from orchestrator.backends.azure.retries import map_errors
 from orchestrator.errors import AuthError, NotFoundError
-from orchestrator.model import FileChunk
-from orchestrator.backends.azure.credentials import StorageAccount
+from orchestrator.model import FileChunk, StoredFile
 
 HASH_KEY = "orchsha256"
 READ_LIMIT = 4 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class BlobEntry:
-    name: str
-    size: int
 
 
 def sha256_of(data: bytes) -> str:
@@ -110,13 +103,13 @@ class BlobStore:
         except ResourceNotFoundError:
             return None
 
-    def list(self, container: str, prefix: str = "") -> list[BlobEntry]:
+    def list(self, container: str, prefix: str = "") -> list[StoredFile]:
         from azure.core.exceptions import ResourceNotFoundError
 
         with map_errors(f"listing {container}/{prefix}"):
             try:
                 client = self.service.get_container_client(container)
-                return [BlobEntry(b.name, int(b.size)) for b in client.list_blobs(name_starts_with=prefix or None)]
+                return [StoredFile(b.name, int(b.size)) for b in client.list_blobs(name_starts_with=prefix or None)]
             except ResourceNotFoundError:
                 return []
 

@@ -18,38 +18,36 @@ from datetime import datetime
 from pathlib import Path
 
 from azure.batch import models as m
-
 from orchestrator.backends.azure import naming
 from orchestrator.backends.azure.blob_store import BlobStore, walk_files
 from orchestrator.errors import NotFoundError
-from orchestrator.spec.inputs import InputSpec
+from orchestrator.model import JobInput, Snapshot
 from orchestrator.workdir import EXCLUDED_FILES
 
 FILES_PREFIX = f"{naming.INPUTS_PREFIX}files/"
 HASH_CHUNK = 1024 * 1024
 
 
-def upload_workdir(store: BlobStore, container: str, snapshot: tuple[str, bytes], expiry: datetime) -> str:
+def upload_workdir(store: BlobStore, container: str, snapshot: Snapshot, expiry: datetime) -> str:
     """Upload the snapshot if storage lacks it; a read-only URL of it valid until ``expiry``."""
-    digest, data = snapshot
-    blob = naming.input_blob(digest)
-    store.put(container, blob, data)
+    blob = naming.input_blob(snapshot.digest)
+    store.put(container, blob, snapshot.data)
     return store.blob_read_url(container, blob, expiry)
 
 
-def input_resource_files(store: BlobStore, container: str, inputs: Sequence[InputSpec], base_dir: Path,
+def input_resource_files(store: BlobStore, container: str, inputs: Sequence[JobInput],
                          expiry: datetime) -> list[m.ResourceFile]:
     """Upload the local inputs storage lacks; the resource files of every input (see the module docstring)."""
     present: set[str] | None = None
     files: list[m.ResourceFile] = []
     for spec in inputs:
         if spec.blob is not None:
-            url = store.container_url(spec.container, expiry, write=False)
-            files.append(m.ResourceFile(storage_container_url=url, blob_prefix=spec.prefix, file_path=spec.to))
+            url = store.container_url(spec.blob_container, expiry, write=False)
+            files.append(m.ResourceFile(storage_container_url=url, blob_prefix=spec.blob_prefix, file_path=spec.to))
             continue
         if present is None:
             present = {entry.name for entry in store.list(container, FILES_PREFIX)}
-        for path, target in local_files(spec, base_dir):
+        for path, target in local_files(spec):
             blob = FILES_PREFIX + file_digest(path)
             if blob not in present:
                 store.put(container, blob, path.read_bytes(), skip_same=False)
@@ -58,13 +56,12 @@ def input_resource_files(store: BlobStore, container: str, inputs: Sequence[Inpu
     return files
 
 
-def local_files(spec: InputSpec, base_dir: Path) -> Iterator[tuple[Path, str]]:
+def local_files(spec: JobInput) -> Iterator[tuple[Path, str]]:
     """Each file of a local input and where it goes in the task dir."""
     assert spec.path is not None
-    source = (base_dir / spec.path).resolve()
+    source = spec.path
     if not source.exists():
-        raise NotFoundError(f"input {spec.path!r} does not exist (looked in {base_dir})",
-                            hint="paths in inputs: are relative to the config dir")
+        raise NotFoundError(f"input {str(source)!r} does not exist", hint="paths in inputs: are relative to the config dir")
     target = spec.to.strip("/")
     if source.is_file():
         yield source, target

@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from azure.batch import models as m
-
 from orchestrator.backends.azure import naming
 from orchestrator.backends.azure.batch_client import BatchApi, text
 from orchestrator.backends.azure.retries import redact

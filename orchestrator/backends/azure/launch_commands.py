@@ -160,4 +160,4 @@ def _torchrun_parts(nodes: int, procs_per_node: int, user_argv: Sequence[str],
     for name in env:
         launcher += ["-x", name]
     launcher += ["/bin/sh", "-c", node_script]
-    return {**env, **mpi_runtime_env(DistributedSpec("mpi"))}, launcher
+    return {**env, **mpi_runtime_env(DistributedSpec(launcher="mpi"))}, launcher

@@ -34,10 +34,6 @@ def task_prefix(job_id: str, task_id: str) -> str:
     return f"jobs/{job_id}/{task_id}/"
 
 
-def job_prefix(job_id: str) -> str:
-    return f"jobs/{job_id}/"
-
-
 def input_blob(digest: str, suffix: str = ".zip") -> str:
     """Content-addressed blob of an input (the workdir snapshot is one)."""
     return f"{INPUTS_PREFIX}{digest}{suffix}"

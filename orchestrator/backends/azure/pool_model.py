@@ -8,14 +8,12 @@ from datetime import timedelta
 from typing import Any
 
 from azure.batch import models as m
-
-from orchestrator.backends.azure import vm_sizes
 from orchestrator.backends.azure import naming
+from orchestrator.backends.azure.credentials import Credentials
+from orchestrator.backends.azure.spec import AzurePoolOptions, ContainerOptions
 from orchestrator.backends.azure.task_model import environment, shell_command
 from orchestrator.errors import AuthError
-from orchestrator.spec import PoolSpec
-from orchestrator.backends.azure.spec import AzurePoolOptions, ContainerOptions
-from orchestrator.backends.azure.credentials import Credentials
+from orchestrator.spec.pool import PoolSpec
 
 MIN_RESIZE_TIMEOUT = 300.0
 
@@ -23,22 +21,17 @@ MIN_RESIZE_TIMEOUT = 300.0
 def fingerprint(spec: PoolSpec) -> str:
     """A short hash of the spec without node counts (those change by resizing), kept in the
     pool's metadata to recognise "same pool" later."""
-    text = json.dumps(spec.model_dump(mode="json", exclude={"nodes"}), sort_keys=True)
+    text = json.dumps(spec.model_dump(mode="json", exclude={"nodes"}, exclude_none=True), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def azure_options(spec: PoolSpec) -> AzurePoolOptions:
-    assert spec.azure is not None, "an azure pool always has its azure block (PoolSpec checks)"
-    return spec.azure
+    return spec.options(AzurePoolOptions)
 
 
 def inter_node_communication(spec: PoolSpec) -> bool:
     """On when asked, or (``auto``) when a task may span nodes: the pool can have several."""
-    options = azure_options(spec)
-    if options.inter_node_communication != "auto":
-        return bool(options.inter_node_communication)
-    most = (options.autoscale.max_nodes or 0) if options.autoscale else spec.nodes.total
-    return vm_sizes.requires_inter_node_communication(options.vm_size, max(1, most))
+    return azure_options(spec).spans_nodes(spec.nodes.total)
 
 
 def autoscale_formula(spec: PoolSpec) -> str | None:

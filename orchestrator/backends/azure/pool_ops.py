@@ -12,9 +12,7 @@ from collections import Counter
 from typing import Any, Callable
 
 from azure.batch import models as m
-
-from orchestrator.backends.azure import vm_sizes
-from orchestrator.backends.azure import naming
+from orchestrator.backends.azure import naming, vm_sizes
 from orchestrator.backends.azure.batch_client import BatchApi, text
 from orchestrator.backends.azure.pool_model import fingerprint
 from orchestrator.errors import (
@@ -26,7 +24,7 @@ from orchestrator.errors import (
     WaitTimeoutError,
 )
 from orchestrator.model import NodeInfo, PoolInfo
-from orchestrator.spec import PoolSpec
+from orchestrator.spec.pool import PoolSpec
 
 ProgressFn = Callable[[str], None]
 STDERR_TAIL = 2000

@@ -20,7 +20,6 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
-
 from orchestrator.errors import (
     AuthError,
     BackendError,

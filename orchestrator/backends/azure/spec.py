@@ -8,12 +8,14 @@ autoscale, inter-node communication, and the lifetime of the SAS URLs orch hands
 from __future__ import annotations
 
 import re
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from orchestrator.backends.azure import vm_sizes
 from orchestrator.errors import SpecError
+from orchestrator.spec.blocks import BackendBlock
 from orchestrator.spec.common import Duration, StrictModel
 
 GPU_IMAGE = ("microsoft-dsvm", "ubuntu-hpc", "2204", "latest", "batch.node.ubuntu 22.04")
@@ -87,8 +89,12 @@ class Autoscale(StrictModel):
         return self
 
 
-class AzurePoolOptions(StrictModel):
+class AzurePoolOptions(BackendBlock):
     """Settings of an Azure Batch pool (see the module docstring)."""
+
+    required: ClassVar[bool] = True
+    low_priority_nodes: ClassVar[bool] = True
+    blob_inputs: ClassVar[bool] = True
 
     vm_size: str
     image: MarketplaceImage | None = None
@@ -127,6 +133,22 @@ class AzurePoolOptions(StrictModel):
         if not 3600 <= self.job_lifetime <= 7 * 86400:
             raise ValueError("job_lifetime must be between 1h and 7d: it bounds the SAS URLs given to tasks")
         return self
+
+    @classmethod
+    def pool_defaults(cls, block: Mapping[str, Any]) -> dict[str, Any]:
+        """CPUs and GPUs per node default to the VM size's (an unknown size is reported at its key)."""
+        try:
+            size = vm_sizes.lookup(str(block.get("vm_size", "")))
+        except SpecError:
+            return {}
+        return {"cpus_per_node": float(size.vcpus), "gpus_per_node": size.gpus}
+
+    def spans_nodes(self, pool_nodes: int) -> bool:
+        """Inter-node communication: as asked, or (``auto``) on when the pool can have several nodes."""
+        if self.inter_node_communication != "auto":
+            return bool(self.inter_node_communication)
+        most = (self.autoscale.max_nodes or 0) if self.autoscale else pool_nodes
+        return vm_sizes.requires_inter_node_communication(self.vm_size, max(1, most))
 
     @property
     def has_gpu(self) -> bool:

@@ -22,9 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.backends.azure.batch_client import BatchApi
-from orchestrator.backends.azure.sweep_cluster import BatchSweepCluster, StoppedMarkers
-from orchestrator.backends.azure.sweep_setup import PAYLOAD_URL_ENV, STATE_FILE, ManagerPayload
 from orchestrator.backends.azure.credentials import BatchAccount
+from orchestrator.backends.azure.sweep_cluster import BatchSweepCluster, StoppedMarkers
+from orchestrator.backends.azure.sweep_setup import (
+    PAYLOAD_URL_ENV,
+    STATE_FILE,
+    ManagerPayload,
+)
 from orchestrator.sweep.controller import SweepController
 
 log = logging.getLogger("orch.sweep_manager")

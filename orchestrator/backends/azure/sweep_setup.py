@@ -18,16 +18,15 @@ unless the pool's ``env`` sets ``ORCH_PYTHON``.
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from dataclasses import asdict, dataclass, fields
+from datetime import datetime
 from typing import Any
 
 from azure.batch import models as m
-
 from orchestrator.backends.azure import naming
 from orchestrator.backends.azure.blob_store import BlobStore
 from orchestrator.backends.azure.task_model import TaskContext, environment
-from orchestrator.spec import JobSpec, PoolSpec
+from orchestrator.spec.job import JobSpec
 from orchestrator.sweep.controller import ControllerSettings
 
 PAYLOAD_URL_ENV = "ORCH_SWEEP_PAYLOAD_URL"
@@ -74,13 +73,6 @@ class ManagerPayload:
                    context=TaskContext(**context, container=m.BatchTaskContainerSettings(container)
                                        if container else None, input_files=inputs),
                    stopped_url=raw.get("stopped_url"))
-
-
-def controller_settings(pool: PoolSpec) -> ControllerSettings:
-    """The controller settings of a job on ``pool``: as many trials at once as the pool has slots."""
-    slots = pool.slots_per_node * pool.nodes.total
-    return ControllerSettings(gpus_per_node=pool.gpus_per_node, pool_nodes=pool.nodes.total,
-                              default_concurrency=max(1, slots), poll_seconds=1.0)
 
 
 def payload_url(store: BlobStore, container: str, job_id: str, expiry: datetime) -> str:

@@ -16,9 +16,11 @@ from datetime import timedelta
 from typing import Mapping, Sequence
 
 from azure.batch import models as m
-
 from orchestrator.backends.azure import vm_sizes
-from orchestrator.backends.azure.launch_commands import coordination_command, multi_instance_command
+from orchestrator.backends.azure.launch_commands import (
+    coordination_command,
+    multi_instance_command,
+)
 from orchestrator.model import TaskLaunch
 
 WORKDIR_ZIP = ".orch-workdir.zip"

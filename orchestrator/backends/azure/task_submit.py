@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
 from azure.batch import models as m
-
 from orchestrator.backends.azure.batch_client import BatchApi, text
 from orchestrator.backends.azure.retries import (
     error_code,

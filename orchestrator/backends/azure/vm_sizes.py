@@ -16,6 +16,7 @@ from importlib import resources
 from typing import Any, Mapping
 
 from orchestrator.errors import SpecError
+from orchestrator.model import CostEstimate
 
 _PREFIX = "standard_"
 
@@ -47,41 +48,6 @@ class VmSize:
     def has_gpu(self) -> bool:
         """True when the VM sees at least one GPU device."""
         return self.gpus > 0
-
-
-@dataclass(frozen=True)
-class CostEstimate:
-    """Hourly cost of a pool; a part is None when its price is not in the table."""
-
-    size: str
-    dedicated_nodes: int
-    low_priority_nodes: int
-    dedicated_per_hour: float | None
-    low_priority_per_hour: float | None
-    region: str
-    currency: str
-
-    @property
-    def total_per_hour(self) -> float | None:
-        """Sum of both parts, or None when a part with nodes has no known price."""
-        parts = [(self.dedicated_nodes, self.dedicated_per_hour),
-                 (self.low_priority_nodes, self.low_priority_per_hour)]
-        if any(nodes and price is None for nodes, price in parts):
-            return None
-        return round(sum(price or 0.0 for _, price in parts), 6)
-
-    def total_for(self, hours: float) -> float | None:
-        """Cost of running the pool for ``hours``; None when a needed price is unknown."""
-        total = self.total_per_hour
-        return None if total is None else round(total * hours, 4)
-
-    def describe(self) -> str:
-        """One line for humans, saying which prices are missing."""
-        total = self.total_per_hour
-        nodes = f"{self.dedicated_nodes} dedicated + {self.low_priority_nodes} spot × {self.size}"
-        if total is None:
-            return f"{nodes}: price unknown (not in orch's price table)"
-        return f"{nodes}: about {total:.2f} {self.currency}/hour ({self.region} list price)"
 
 
 @lru_cache(maxsize=1)

@@ -18,10 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import ray
-
 from orchestrator import workdir
-from orchestrator.backends.ray import process_tree
-from orchestrator.backends.ray import task_files
+from orchestrator.backends.ray import process_tree, task_files
 from orchestrator.backends.ray.gang import GangMixin
 from orchestrator.backends.ray.messages import AgentFacts, TaskEvent, TaskRun, coalesce
 from orchestrator.model import FileChunk

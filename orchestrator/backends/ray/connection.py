@@ -12,7 +12,6 @@ from contextlib import contextmanager
 from typing import Iterator
 
 import ray
-
 from orchestrator.backends.ray.local_cluster import auth_env
 from orchestrator.errors import AuthError, BackendError, BackendUnavailableError
 

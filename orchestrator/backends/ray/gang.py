@@ -18,9 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import ray
-
-from orchestrator.backends.ray import process_tree
-from orchestrator.backends.ray import task_files
+from orchestrator.backends.ray import process_tree, task_files
 from orchestrator.backends.ray.local_cluster import free_port
 from orchestrator.backends.ray.messages import TaskRun
 from orchestrator.launch.plans import DistributedSpec, RankPlan, rank_plans
@@ -89,7 +87,9 @@ class GangMixin:
         procs = int(spec.processes_per_node or 1)
         rendezvous, port = None, free_port()
         if spec.launcher == "horovod":
-            from orchestrator.launch.rendezvous import start_rendezvous_server
+            from orchestrator.backends.ray.horovod_rendezvous import (
+                start_rendezvous_server,
+            )
 
             rendezvous = start_rendezvous_server(list(gang.hosts), procs)
             port = rendezvous.port

@@ -39,7 +39,6 @@ class JobRecord:
     id: str
     pool_id: str
     created_at: float
-    max_retries: int = 0
     max_running: int | None = None
     sealed: bool = False
     cancelled: bool = False
@@ -130,9 +129,6 @@ class JobRecord:
             else:
                 running.append(task_id)
         return running
-
-    def running_count(self) -> int:
-        return self.counts[TaskState.RUNNING.value]
 
     def cancel_pending(self) -> list[str]:
         """Cancel every task not yet running; returns the ids still running."""

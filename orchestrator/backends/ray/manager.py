@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import ray
-
 from orchestrator.backends.ray.gang import GangRun
 from orchestrator.backends.ray.job_state import JobRecord, TaskRecord
 from orchestrator.backends.ray.messages import AgentFacts, RunInput, TaskEvent, TaskRun
@@ -67,7 +66,7 @@ class PoolManager:
             return len(self.nodes)
 
     # -- jobs ----------------------------------------------------------------------------
-    def add_tasks(self, job_id: str, launches: list[TaskLaunch], *, max_retries: int = 0,
+    def add_tasks(self, job_id: str, launches: list[TaskLaunch], *,
                   workdir: tuple[str, bytes] | None = None, seal: bool = False,
                   max_running: int | None = None,
                   inputs: list[tuple[str, str, bytes, str | None]] | None = None) -> tuple[int, int]:
@@ -83,32 +82,40 @@ class PoolManager:
                 packed = tuple(RunInput(to=to, digest=digest, ref=ray.put(data), file_name=name)
                                for to, digest, data, name in inputs or ())
                 job = self.jobs[job_id] = JobRecord(id=job_id, pool_id=self.pool_id, created_at=time.time(),
-                                                    max_retries=max_retries, workdir=owned, max_running=max_running,
-                                                    inputs=packed)
+                                                    workdir=owned, max_running=max_running, inputs=packed)
             result = job.add(launches)
             job.sealed = job.sealed or seal
             self._dispatch()
             return result
 
-    def seal(self, job_id: str) -> None:
-        """Every task is in: the job completes when its tasks are all done."""
+    def seal(self, job_id: str) -> bool | None:
+        """Every task is in: the job completes when its tasks are all done. None for an unknown job."""
         with self.lock:
-            self._job(job_id).sealed = True
+            job = self.jobs.get(job_id)
+            if job is None:
+                return None
+            job.sealed = True
+            return True
 
-    def cancel_job(self, job_id: str) -> int:
-        """Cancel pending tasks and kill running ones. Returns how many were running."""
+    def cancel_job(self, job_id: str) -> int | None:
+        """Cancel pending tasks and kill running ones. Returns how many were running (None: unknown job)."""
         with self.lock:
-            job = self._job(job_id)
+            job = self.jobs.get(job_id)
+            if job is None:
+                return None
             running = job.cancel_pending()
             for node in self.nodes:
                 if any(key[0] == job_id for key in node.assigned):
                     node.handle.cancel.remote(job_id)
             return len(running)
 
-    def stop_tasks(self, job_id: str, task_ids: list[str]) -> int:
-        """Stop tasks early (a sweep policy): they end as ``stopped``, not failed."""
+    def stop_tasks(self, job_id: str, task_ids: list[str]) -> int | None:
+        """Stop tasks early (a sweep policy): they end as ``stopped``, not failed. None: unknown job."""
         with self.lock:
-            running = self._job(job_id).stop(task_ids)
+            job = self.jobs.get(job_id)
+            if job is None:
+                return None
+            running = job.stop(task_ids)
             for node in self.nodes:
                 mine = [t for t in running if (job_id, t) in node.assigned]
                 if mine:
@@ -116,11 +123,11 @@ class PoolManager:
             self._dispatch()
             return len(running)
 
-    def delete_job(self, job_id: str) -> bool:
-        """Forget a finished job (cancel it first if needed). False if unknown."""
+    def delete_job(self, job_id: str) -> bool | None:
+        """Forget a job (cancel it first if needed). None if unknown."""
         with self.lock:
             if job_id not in self.jobs:
-                return False
+                return None
             if not self.jobs[job_id].finished:
                 self.cancel_job(job_id)
             del self.jobs[job_id]
@@ -251,12 +258,3 @@ class PoolManager:
                        wall_time=launch.max_wall_time, output_files=launch.output_files,
                        workdir_hash=workdir_hash, workdir_ref=workdir_ref,
                        inputs=job.inputs)  # type: ignore[arg-type]
-
-    def _job(self, job_id: str) -> JobRecord:
-        job = self.jobs.get(job_id)
-        if job is None:
-            raise KeyError(job_id)
-        return job
-
-    def ping(self) -> str:
-        return self.pool_id

@@ -6,9 +6,12 @@ and then says what the cluster lacks, node by node.
 from __future__ import annotations
 
 import ray
-from ray.util.placement_group import PlacementGroup, placement_group, remove_placement_group
-
 from orchestrator.errors import CapacityError
+from ray.util.placement_group import (
+    PlacementGroup,
+    placement_group,
+    remove_placement_group,
+)
 
 PG_PREFIX = "orch-pool-"
 

@@ -10,18 +10,18 @@ import time
 from typing import Any
 
 import ray
-from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
-
-from orchestrator.records import pool_records
 from orchestrator.backend import ProgressFn
 from orchestrator.backends.ray import local_cluster, placement
 from orchestrator.backends.ray.agent import NodeAgent
+from orchestrator.backends.ray.cluster_record import ClusterRecord
 from orchestrator.backends.ray.connection import NAMESPACE, connect, ray_errors
 from orchestrator.backends.ray.manager import PoolManager
 from orchestrator.backends.ray.messages import AgentFacts
+from orchestrator.backends.ray.spec import RayOptions
 from orchestrator.errors import BackendError, ConflictError
-from orchestrator.records.pool_records import PoolRecord
-from orchestrator.spec import PoolSpec
+from orchestrator.records import pool_records
+from orchestrator.spec.pool import PoolSpec
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 
 def manager_name(pool_id: str) -> str:
@@ -37,39 +37,40 @@ def _say(progress: ProgressFn | None, text: str) -> None:
         progress(text)
 
 
-def create(spec: PoolSpec, progress: ProgressFn | None) -> PoolRecord:
+def create(spec: PoolSpec, progress: ProgressFn | None) -> ClusterRecord:
     """Bring the pool up (see module docstring). On failure, removes what this call started."""
-    record = pool_records.load(spec.id) or PoolRecord(id=spec.id, backend="ray", spec=spec.model_dump(mode="json"),
-                                                      created_at=time.time())
-    state_dir = pool_records.pool_state_dir(spec.id)
+    cluster = ClusterRecord.of(pool_records.require(spec.id))
+    options = spec.options(RayOptions)
     started_now = False
-    if spec.ray.address:
-        record.address, record.token_file = spec.ray.address, spec.ray.auth_token_file
-    elif not record.started_cluster or not local_cluster.cluster_processes(record.temp_dir, record.process_groups):
+    if options.address:
+        cluster.address, cluster.token_file = options.address, options.auth_token_file
+    elif not cluster.started_cluster or not local_cluster.cluster_processes(cluster.temp_dir, cluster.process_groups):
         _say(progress, f"starting a local Ray cluster of {spec.nodes.dedicated} node(s)")
-        cluster = local_cluster.start(state_dir, spec.nodes.dedicated, spec.cpus_per_node, spec.gpus_per_node,
-                                      timeout=spec.ray.startup_timeout)
-        record.address, record.token_file, record.temp_dir = cluster.address, cluster.token_file, cluster.temp_dir
-        record.process_groups, record.started_cluster, started_now = list(cluster.process_groups), True, True
-    pool_records.save(record)
+        local = local_cluster.start(pool_records.pool_state_dir(spec.id), spec.nodes.dedicated, spec.cpus_per_node,
+                                    spec.gpus_per_node, timeout=options.startup_timeout)
+        cluster.address, cluster.token_file, cluster.temp_dir = local.address, local.token_file, local.temp_dir
+        cluster.process_groups, cluster.started_cluster, started_now = list(local.process_groups), True, True
+    cluster.save()
+    connected = False
     try:
-        connect(record.address or "auto", record.token_file, pool_id=spec.id)
-        _wait_for_nodes(spec, record, spec.ray.startup_timeout)
+        connect(cluster.address or "auto", cluster.token_file, pool_id=spec.id)
+        connected = True
+        _wait_for_nodes(spec, cluster, options.startup_timeout)
         _say(progress, "reserving nodes")
-        facts = start_agents(spec, record, progress)
+        facts = start_agents(spec, cluster, progress)
         _say(progress, "starting the pool manager")
         start_manager(spec.id, facts)
     except BaseException:
         if started_now:
-            teardown(record)
+            teardown(cluster, spec)
+        if started_now or not (connected or cluster.started_cluster):
+            cluster.clear()  # nothing of this pool runs: nothing to clean up later
         raise
-    record.state = "ready"
-    pool_records.save(record)
-    return record
+    return cluster
 
 
-def _wait_for_nodes(spec: PoolSpec, record: PoolRecord, timeout: float) -> None:
-    if not record.started_cluster:
+def _wait_for_nodes(spec: PoolSpec, cluster: ClusterRecord, timeout: float) -> None:
+    if not cluster.started_cluster:
         return
     deadline = time.monotonic() + timeout
     while sum(1 for n in ray.nodes() if n.get("Alive")) < spec.nodes.dedicated:
@@ -78,14 +79,14 @@ def _wait_for_nodes(spec: PoolSpec, record: PoolRecord, timeout: float) -> None:
         time.sleep(0.2)
 
 
-def start_agents(spec: PoolSpec, record: PoolRecord, progress: ProgressFn | None) -> list[AgentFacts]:
+def start_agents(spec: PoolSpec, cluster: ClusterRecord, progress: ProgressFn | None) -> list[AgentFacts]:
     """One agent per bundle of the pool's strict-spread placement group; runs the start task."""
     group = placement.reserve(spec.id, spec.nodes.dedicated, spec.cpus_per_node, spec.gpus_per_node,
-                              timeout=min(60.0, spec.ray.startup_timeout))
+                              timeout=min(60.0, spec.options(RayOptions).startup_timeout))
     remote_agent = ray.remote(NodeAgent)
     handles = []
     for index in range(spec.nodes.dedicated):
-        root = str(pool_records.pool_state_dir(spec.id) / "nodes" / str(index)) if record.started_cluster \
+        root = str(pool_records.pool_state_dir(spec.id) / "nodes" / str(index)) if cluster.started_cluster \
             else f"/tmp/orch-nodes/{spec.id}/{index}"
         strategy = PlacementGroupSchedulingStrategy(placement_group=group, placement_group_bundle_index=index)
         handles.append(remote_agent.options(
@@ -128,40 +129,40 @@ def get_manager(pool_id: str) -> Any | None:
         return None
 
 
-def resize(spec: PoolSpec, record: PoolRecord, nodes: int, progress: ProgressFn | None) -> PoolRecord:
-    """Change the node count of an idle pool; jobs and their history stay with the manager."""
+def resize(spec: PoolSpec, old_nodes: int, progress: ProgressFn | None) -> ClusterRecord:
+    """Bring an idle pool to ``spec.nodes.dedicated`` nodes; jobs and their history stay with the manager."""
     manager = get_manager(spec.id)
     if manager is not None and ray.get(manager.busy.remote(), timeout=30):
         raise ConflictError(f"pool {spec.id!r} has pending or running tasks", hint="wait for them, or cancel the jobs")
-    old = spec.nodes.dedicated
-    new_spec = spec.model_copy(update={"nodes": spec.nodes.model_copy(update={"dedicated": nodes})})
-    _kill_agents(spec.id, old)
+    cluster = ClusterRecord.of(pool_records.require(spec.id))
+    _kill_agents(spec.id, old_nodes)
     placement.release(spec.id)
-    if record.started_cluster:
-        _resize_local_cluster(record, old, nodes, spec, progress)
-    record.spec = new_spec.model_dump(mode="json")
-    pool_records.save(record)
-    _wait_for_nodes(new_spec, record, spec.ray.startup_timeout)
-    facts = start_agents(new_spec, record, progress)
+    if cluster.started_cluster:
+        _resize_local_cluster(cluster, old_nodes, spec, progress)
+    _wait_for_nodes(spec, cluster, spec.options(RayOptions).startup_timeout)
+    facts = start_agents(spec, cluster, progress)
     start_manager(spec.id, facts)
-    return record
+    return cluster
 
 
-def _resize_local_cluster(record: PoolRecord, old: int, new: int, spec: PoolSpec, progress: ProgressFn | None) -> None:
+def _resize_local_cluster(cluster: ClusterRecord, old: int, spec: PoolSpec, progress: ProgressFn | None) -> None:
+    new = spec.nodes.dedicated
     if new > old:
         _say(progress, f"adding {new - old} node(s)")
-        state_dir = pool_records.pool_state_dir(record.id)
+        state_dir = pool_records.pool_state_dir(cluster.pool_id)
         for index in range(old, new):
-            args = local_cluster._node_args(index, record.address or "", 0, spec.cpus_per_node,
-                                            spec.gpus_per_node, record.temp_dir or "")
-            record.process_groups.append(local_cluster._ray_start(args, record.token_file or "",
-                                                                  state_dir / f"ray-start-{index}.log",
-                                                                  spec.ray.startup_timeout))
+            args = local_cluster._node_args(index, cluster.address or "", 0, spec.cpus_per_node,
+                                            spec.gpus_per_node, cluster.temp_dir or "")
+            cluster.process_groups.append(local_cluster._ray_start(args, cluster.token_file or "",
+                                                                   state_dir / f"ray-start-{index}.log",
+                                                                   spec.options(RayOptions).startup_timeout))
+            cluster.save()
     elif new < old:
         _say(progress, f"removing {old - new} node(s)")
-        for group in record.process_groups[new:]:
+        for group in cluster.process_groups[new:]:
             local_cluster.stop(None, [group])
-        record.process_groups = record.process_groups[:new]
+        cluster.process_groups = cluster.process_groups[:new]
+        cluster.save()
 
 
 def _kill_agents(pool_id: str, count: int) -> None:
@@ -179,17 +180,15 @@ def _kill_agents(pool_id: str, count: int) -> None:
         ray.kill(handle, no_restart=True)
 
 
-def teardown(record: PoolRecord) -> None:
+def teardown(cluster: ClusterRecord, spec: PoolSpec) -> None:
     """Kill agents (and their tasks), the manager and the placement group; stop a local cluster."""
-    spec_nodes = int(record.spec.get("nodes", {}).get("dedicated", 1))
     if ray.is_initialized():
-        _kill_agents(record.id, spec_nodes)
-        manager = get_manager(record.id)
+        _kill_agents(cluster.pool_id, spec.nodes.dedicated)
+        manager = get_manager(cluster.pool_id)
         if manager is not None:
             ray.kill(manager, no_restart=True)
-        placement.release(record.id)
-    if record.started_cluster:
+        placement.release(cluster.pool_id)
+    if cluster.started_cluster:
         if ray.is_initialized():
             ray.shutdown()
-        local_cluster.stop(record.temp_dir, record.process_groups)
-
+        local_cluster.stop(cluster.temp_dir, cluster.process_groups)

@@ -56,14 +56,6 @@ def kill_tree(pid: int, *, grace: float = 5.0) -> None:
     psutil.wait_procs(alive, timeout=grace)
 
 
-def is_gone(pid: int) -> bool:
-    """True when ``pid`` no longer runs (a zombie counts as gone)."""
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return True
-
-
 def _signal_group(pid: int, sig: int) -> None:
     try:
         os.killpg(pid, sig)

@@ -12,12 +12,11 @@ import threading
 from typing import Any
 
 import ray
-
 from orchestrator.backends.ray.connection import NAMESPACE
 from orchestrator.backends.ray.pool_ops import agent_name, manager_name
 from orchestrator.errors import BackendError
 from orchestrator.model import FileChunk, JobInfo, TaskInfo, TaskLaunch
-from orchestrator.spec import JobSpec, PoolSpec
+from orchestrator.spec.job import JobSpec
 from orchestrator.sweep.controller import ControllerSettings, SweepController
 
 CALL_TIMEOUT = 60.0
@@ -31,8 +30,8 @@ def sweep_actor_name(job_id: str) -> str:
 class RaySweepCluster:
     """``SweepCluster`` for one job of one pool, through the pool's manager and agents."""
 
-    def __init__(self, pool_id: str, job_id: str, max_retries: int) -> None:
-        self.pool_id, self.job_id, self.max_retries = pool_id, job_id, max_retries
+    def __init__(self, pool_id: str, job_id: str) -> None:
+        self.pool_id, self.job_id = pool_id, job_id
         self._manager: Any = None
         self._agents: dict[int, Any] = {}
 
@@ -65,7 +64,7 @@ class RaySweepCluster:
         return self._call("list_tasks", self.job_id) or []
 
     def submit(self, launches: list[TaskLaunch]) -> None:
-        self._call("add_tasks", self.job_id, launches, max_retries=self.max_retries)
+        self._call("add_tasks", self.job_id, launches)
 
     def read_metrics(self, task_id: str, offset: int) -> FileChunk | None:
         node = self._call("task_node", self.job_id, task_id)
@@ -87,13 +86,13 @@ class RaySweepCluster:
 class SweepActor:
     """Runs one job's ``SweepController`` in a thread; see the module docstring."""
 
-    def __init__(self, job: JobSpec, pool_id: str, settings: ControllerSettings) -> None:
+    def __init__(self, job: JobSpec, settings: ControllerSettings) -> None:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self._run, name=f"sweep-{job.id}", daemon=True)
         self.setup_error: str | None = None
         try:
-            self.controller = SweepController(job, RaySweepCluster(pool_id, job.id, job.max_retries), settings)
+            self.controller = SweepController(job, RaySweepCluster(job.pool, job.id), settings)
         except Exception as exc:  # reported by state(); start() turns it into an OrchError
             self.setup_error = f"{type(exc).__name__}: {exc}"
             return
@@ -115,18 +114,15 @@ class SweepActor:
         self.stop_event.set()
 
 
-def start(job: JobSpec, pool: PoolSpec) -> Any | None:
+def start(job: JobSpec, settings: ControllerSettings) -> Any | None:
     """Start the job's controller actor, or keep the one already running (idempotent).
 
     Returns its handle, or None when it ended at once (the sweep had nothing left to do).
     ``BackendError`` when the controller cannot be set up."""
-    slots = pool.slots_per_node * pool.nodes.total
-    settings = ControllerSettings(gpus_per_node=pool.gpus_per_node, pool_nodes=pool.nodes.total,
-                                  default_concurrency=max(1, slots))
     actor = ray.remote(SweepActor).options(
         name=sweep_actor_name(job.id), namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
         num_cpus=0, max_restarts=-1, max_concurrency=4,
-    ).remote(job, pool.id, settings)
+    ).remote(job, settings)
     try:
         state = ray.get(actor.state.remote(), timeout=START_TIMEOUT)
     except ray.exceptions.RayActorError:

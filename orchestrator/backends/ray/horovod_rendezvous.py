@@ -3,11 +3,11 @@
 ``horovodrun`` starts an HTTP rendezvous server, tells it the host allocation and starts
 every rank with ``HOROVOD_GLOO_RENDEZVOUS_ADDR``/``_PORT`` plus its ranks. A backend
 without ssh (Ray) does the same in two halves: it calls :func:`start_rendezvous_server`
-on the head node, then starts each rank from :func:`orchestrator.launch.rank_plans`
+on the head node, then starts each rank from :func:`orchestrator.launch.plans.rank_plans`
 with the server's port. The server runs in a daemon thread of the calling process, so
 that process must live until the job ends; :meth:`HorovodRendezvous.stop` ends it.
 
-This is the one launch module that imports Horovod (lazily, inside the function).
+It imports Horovod lazily, inside the function, so only a head that runs Horovod ranks needs it.
 """
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Sweep submission without a cluster: which sweeps are adaptive, what is sent up front, dry-run of
-Bayesian sweeps, error places, the job index's sweep fields, ranking and the plot."""
+"""Planning without a cluster: capacity checks, which sweeps are adaptive, what is sent up front,
+dry-run of Bayesian sweeps, error places, the job index's sweep fields, ranking and the plot."""
 from __future__ import annotations
 
 import json
@@ -9,13 +9,21 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.records import job_index
-from orchestrator.sweep.adaptive import is_adaptive
-from orchestrator.errors import SpecError, Where
+from orchestrator.errors import CapacityError, SpecError, UnsupportedError, Where
 from orchestrator.model import TaskInfo, TaskState
-from orchestrator.spec import JobSpec, load_job
+from orchestrator.plan import (
+    check_fits,
+    dry_run_launches,
+    planned_trials,
+    static_launches,
+)
+from orchestrator.records import job_index
+from orchestrator.records.job_index import JobEntry
+from orchestrator.spec.job import JobSpec
+from orchestrator.spec.loader import load_job, place_error
+from orchestrator.spec.pool import PoolSpec
+from orchestrator.sweep.adaptive import is_adaptive
 from orchestrator.sweep.results import TrialResult, rank, resolve_objective, rows
-from orchestrator.sweep_submit import dry_run_launches, planned_trials, static_launches, with_place
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -64,15 +72,17 @@ def test_expansion_errors_get_the_spec_files_line_and_column(tmp_path: Path) -> 
     spec.write_text("id: j\npool: p\ntasks:\n  - command: echo {{0}}\n    task_factory:\n"
                     "      custom: {module: 'nowhere_xyz:make'}\n")
     error = SpecError("cannot import", where=Where(key_path="tasks[0].task_factory.custom.module"), hint="fix it")
-    placed = with_place(error, spec)
+    placed = place_error(error, spec)
     assert str(placed).startswith(f"{spec}:6:") and "tasks[0].task_factory.custom.module" in str(placed)
     assert placed.hint == "fix it" and placed.exit_code == 2
-    assert with_place(SpecError("no key path"), spec).where is None
+    assert place_error(SpecError("no key path"), spec).where is None
 
 
 def test_job_index_keeps_sweep_fields_and_reads_old_entries(orch_home: Path) -> None:
-    job_index.record("s", "p", "ray", kind="sweep", objective={"metric": "acc", "goal": "minimize"}, trials=12)
-    job_index.record("s", "p", "ray")  # a backend re-indexing the job keeps what the sweep recorded
+    sweep = JobEntry(id="s", pool_id="p", backend="ray", kind="sweep", objective={"metric": "acc", "goal": "minimize"},
+                     trials=12)
+    first = job_index.record(sweep)
+    assert job_index.record(sweep).submitted_at == first.submitted_at > 0  # re-submission keeps the first time
     entry = job_index.lookup("s")
     assert entry is not None and entry.kind == "sweep" and entry.trials == 12
     assert entry.objective == {"metric": "acc", "goal": "minimize"}
@@ -124,3 +134,45 @@ def test_the_example_sweep_loads_and_expands() -> None:
     launches = list(static_launches(job))
     assert len(launches) == 12 and len({launch.params["lr"] for launch in launches}) == 12
     assert all("--lr" in str(launch.command) for launch in launches)
+
+
+RAY_POOL = {"id": "p", "nodes": 2, "cpus_per_node": 2, "gpus_per_node": 1}
+
+
+@pytest.mark.parametrize("task,error,message", [
+    ({"command": "x", "resources": {"cpus": 3}}, CapacityError, "tasks[0] needs 3 CPUs but pool 'p' nodes have 2"),
+    ({"command": "x", "resources": {"gpus": 2}}, CapacityError, "tasks[0] needs 2 GPUs"),
+    ({"command": "x", "distributed": {"launcher": "horovod", "nodes": 3}}, CapacityError,
+     "tasks[0].distributed asks 3 nodes but pool 'p' has 2"),
+    ({"command": "x", "distributed": {"launcher": "mpi", "nodes": 2}}, UnsupportedError,
+     "the ray backend cannot start launcher mpi"),
+])
+def test_check_fits_refuses_what_the_pool_cannot_run(task: dict[str, object], error: type[Exception],
+                                                     message: str) -> None:
+    job = JobSpec.model_validate({"id": "j", "pool": "p", "tasks": [{"command": "fine"}, task]})
+    with pytest.raises(error) as raised:
+        check_fits(job, PoolSpec.model_validate(RAY_POOL))
+    assert message.replace("tasks[0]", "tasks[1]") in str(raised.value)
+
+
+def test_check_fits_accepts_what_fits_and_explains_backend_limits() -> None:
+    fits = JobSpec.model_validate({"id": "j", "pool": "p", "tasks": [
+        {"command": "x", "resources": {"cpus": 2, "gpus": 1}},
+        {"command": "y", "distributed": {"launcher": "torchrun", "nodes": "pool"}}]})
+    check_fits(fits, PoolSpec.model_validate(RAY_POOL))
+    mpi = JobSpec.model_validate({"id": "j", "pool": "p", "tasks": [
+        {"command": "x", "distributed": {"launcher": "mpi", "nodes": 2}}]})
+    with pytest.raises(UnsupportedError) as raised:
+        check_fits(mpi, PoolSpec.model_validate(RAY_POOL))
+    assert raised.value.exit_code == 2 and "ssh" in (raised.value.hint or "")
+    lonely = PoolSpec.model_validate({"id": "p", "backend": "azure", "nodes": 2,
+                                      "azure": {"vm_size": "D2s_v5", "inter_node_communication": False}})
+    with pytest.raises(CapacityError, match="inter-node communication"):
+        check_fits(mpi, lonely)
+    check_fits(mpi, lonely.model_copy(update={"azure": lonely.azure.model_copy(  # type: ignore[attr-defined]
+        update={"inter_node_communication": "auto"})}))
+    blob = JobSpec.model_validate({"id": "j", "pool": "p", "inputs": [{"blob": "c/x", "to": "x"}],
+                                  "tasks": [{"command": "x"}]})
+    with pytest.raises(UnsupportedError, match="cannot read blob inputs"):
+        check_fits(blob, PoolSpec.model_validate(RAY_POOL))
+    check_fits(blob, lonely)

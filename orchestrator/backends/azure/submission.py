@@ -1,0 +1,129 @@
+"""Submitting to Azure Batch: a ``JobLaunch`` and its tasks become a Batch job and task
+collections, and an adaptive sweep's controller gets its payload.
+
+The job is created before its tasks (``noaction`` when all tasks complete) and sealed
+(``terminatejob``) only after every task is in, so it never completes half-submitted. A
+``controlled`` job is created with the sweep manager task (``sweep_setup``), which waits for the
+payload ``start_sweep`` uploads once the tasks known up front are in. Every task shares one
+``TaskContext``: the workdir snapshot and inputs (uploaded once, by content hash), the outputs
+container URL and the pool's container settings; both calls derive it the same way from what
+they are given, so nothing is carried between them.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from orchestrator.backends.azure import (
+    job_ops,
+    naming,
+    pool_model,
+    sweep_setup,
+    task_model,
+)
+from orchestrator.backends.azure.accounts import Account
+from orchestrator.backends.azure.inputs import input_resource_files, upload_workdir
+from orchestrator.backends.azure.retries import code_of
+from orchestrator.backends.azure.task_submit import add_tasks
+from orchestrator.errors import ConflictError, InterruptedByUser, NotFoundError
+from orchestrator.model import JobLaunch, SubmitReport, TaskLaunch
+from orchestrator.spec.job import JobSpec
+from orchestrator.spec.pool import PoolSpec
+from orchestrator.sweep.controller import ControllerSettings
+
+OUTPUT_MARGIN = 3600.0
+MANAGER_POLL_SECONDS = 1.0
+
+
+def submit(account: Account, pool: PoolSpec, container: str, job: JobLaunch,
+           tasks: Iterable[TaskLaunch]) -> SubmitReport:
+    """Create the job if new and add the tasks Batch does not have yet (see the module docstring)."""
+    options = pool_model.azure_options(pool)
+    manager = _manager_task(account, pool, container, job.id) if job.controlled else None
+    batch_job, created = job_ops.ensure(account.batch, job.id, job.pool_id, lifetime=options.job_lifetime,
+                                        uses_dependencies=job.uses_dependencies, max_parallel=job.max_in_flight,
+                                        manager=manager)
+    ctx = task_context(account, pool, container, job, batch_job)
+    present = set() if created else job_ops.existing_task_ids(account.batch, job.id)
+    skipped = [0]
+
+    def missing() -> Iterable[Any]:
+        for launch in tasks:
+            if launch.id in present:
+                skipped[0] += 1
+                continue
+            yield task_model.task_options(launch, ctx, naming.task_prefix(job.id, launch.id))
+
+    try:
+        tally = add_tasks(account.batch, job.id, missing())
+    except KeyboardInterrupt:
+        raise InterruptedByUser(f"stopped submitting job {job.id!r}; the tasks already added stay",
+                                hint="submit the same file again: tasks already in are skipped") from None
+    if job.seal and not tally.failed:
+        seal(account, job.id)
+    return SubmitReport(job_id=job.id, submitted=tally.submitted, already_present=tally.already_present + skipped[0],
+                        failed=dict(tally.failed))
+
+
+def start_sweep(account: Account, pool: PoolSpec, container: str, job: JobLaunch, spec: JobSpec,
+                settings: ControllerSettings) -> None:
+    """Hand the job's sweep manager task its payload: the spec, settings and the trials' context."""
+    batch_job = job_ops.get(account.batch, job.id)
+    if batch_job is None:
+        raise NotFoundError(f"job {job.id!r} does not exist", hint="run `orch sweep` with the spec again")
+    if not job_ops.has_sweep_manager(batch_job):
+        raise ConflictError(f"job {job.id!r} exists without a sweep controller task",
+                            hint="`orch jobs delete` it and run `orch sweep` again")
+    store = account.require_store(f"the sweep controller of job {job.id!r}")
+    ctx = task_context(account, pool, container, job, batch_job)
+    payload = sweep_setup.ManagerPayload(
+        job=spec, settings=replace(settings, poll_seconds=MANAGER_POLL_SECONDS), context=ctx,
+        stopped_url=store.container_url(container, _expiry(batch_job, pool), write=True, listing=True))
+    sweep_setup.upload_payload(store, container, payload)
+
+
+def task_context(account: Account, pool: PoolSpec, container: str, job: JobLaunch,
+                 batch_job: Any) -> task_model.TaskContext:
+    """What every task of the job shares; uploads the snapshot and inputs storage lacks."""
+    options = pool_model.azure_options(pool)
+    expiry = _expiry(batch_job, pool)
+    workdir_url = outputs_url = None
+    input_files: list[Any] = []
+    if job.workdir is not None or job.inputs or account.store is not None:
+        store = account.require_store(f"job {job.id!r} (its workdir snapshot and inputs)")
+        store.ensure_container(container)
+        outputs_url = store.container_url(container, expiry, write=True)
+        if job.workdir is not None:
+            workdir_url = upload_workdir(store, container, job.workdir, expiry)
+        input_files = input_resource_files(store, container, job.inputs, expiry)
+    return task_model.TaskContext(
+        pool_id=pool.id, job_id=job.id, vm_size=options.vm_size, cpus_per_node=pool.cpus_per_node,
+        gpus_per_node=pool.gpus_per_node, slots_per_node=pool.slots_per_node, pool_env=dict(pool.env),
+        workdir_url=workdir_url, outputs_url=outputs_url, output_condition=options.output_upload,
+        container=pool_model.task_container_settings(pool, account.credentials), input_files=tuple(input_files))
+
+
+def seal(account: Account, job_id: str) -> None:
+    """Let the job complete once its tasks have (a job that completed already is fine)."""
+    try:
+        job_ops.seal(account.batch, job_id)
+    except ConflictError as exc:
+        if code_of(exc) not in ("JobCompleted", "JobBeingTerminated"):
+            raise
+
+
+def _manager_task(account: Account, pool: PoolSpec, container: str, job_id: str) -> Any:
+    store = account.require_store(f"the sweep controller of job {job_id!r}")
+    store.ensure_container(container)
+    lifetime = pool_model.azure_options(pool).job_lifetime
+    expiry = datetime.now(timezone.utc) + timedelta(seconds=lifetime + OUTPUT_MARGIN)
+    return sweep_setup.manager_task(sweep_setup.payload_url(store, container, job_id, expiry), dict(pool.env))
+
+
+def _expiry(batch_job: Any, pool: PoolSpec) -> datetime:
+    """When the job's SAS URLs expire: its lifetime after creation, plus time to upload outputs."""
+    lifetime = pool_model.azure_options(pool).job_lifetime
+    expiry: datetime = batch_job.creation_time + timedelta(seconds=lifetime + OUTPUT_MARGIN)
+    return expiry

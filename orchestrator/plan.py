@@ -1,0 +1,197 @@
+"""Planning: a job spec and its pool's spec become a ``Plan`` that any backend can run.
+
+Pure: no backend is called (a file or custom task factory is expanded once, reading local files
+or importing the generator, so a failing one submits nothing). Everything that can be checked is
+checked here, before the first call that creates anything:
+
+- **Capacity**: every task fits one node of the pool (CPUs, GPUs); a distributed task's launcher
+  is one the backend can start, its nodes exist and may talk to each other; blob inputs need a
+  backend that reads blob storage.
+- **Sweeps**: placeholders (each sweep's first trial is rendered) and factories without a known
+  count (expanded in full).
+- **Adaptive sweeps** (``sweep.adaptive.is_adaptive``: Bayesian sampling, early termination or a
+  sweep timeout) need a **sweep controller** in the cluster: the job is submitted unsealed with
+  every trial known up front (all but the Bayesian ones), and the controller adds trials, stops
+  them and seals the job. Other jobs are submitted sealed.
+
+Task ids are deterministic (spec ids, trial ids), so a plan run again submits only what is missing.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator.errors import CapacityError, SpecError, UnsupportedError, Where
+from orchestrator.launch.plans import resolve_num_nodes
+from orchestrator.model import JobInput, JobLaunch, TaskLaunch
+from orchestrator.records.job_index import JobEntry
+from orchestrator.spec.job import JobSpec, TaskSpec
+from orchestrator.spec.pool import PoolSpec
+from orchestrator.sweep import expand, substitute
+from orchestrator.sweep.adaptive import is_adaptive
+from orchestrator.sweep.bayes import BayesianSearch
+from orchestrator.sweep.controller import ControllerSettings
+from orchestrator.sweep.trial import Trial, trial_task_id
+from orchestrator.task_launch import launch_for
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What submitting ``spec`` to ``pool`` means (see the module docstring).
+
+    ``job`` is the job as backends receive it (the workdir snapshot is added at submission);
+    ``controller`` is set when the job needs a sweep controller; ``index`` is the entry the
+    local job index records; ``warnings`` are for the user (e.g. unused sweep parameters).
+    """
+
+    spec: JobSpec
+    pool: PoolSpec
+    job: JobLaunch
+    index: JobEntry
+    controller: ControllerSettings | None
+    warnings: tuple[str, ...]
+    base_dir: Path
+
+    def launches(self) -> Iterator[TaskLaunch]:
+        """Every task known up front, streamed in spec order (a sweep's trials; Bayesian ones none)."""
+        return static_launches(self.spec, gpus_per_node=self.pool.gpus_per_node,
+                               pool_nodes=self.pool.nodes.total, base_dir=self.base_dir)
+
+
+def make_plan(job: JobSpec, pool: PoolSpec, *, base_dir: Path) -> Plan:
+    """Check ``job`` against ``pool`` and plan its submission (see the module docstring)."""
+    check_fits(job, pool)
+    warnings = tuple(preflight(job, base_dir=base_dir))
+    adaptive = any(is_adaptive(task) for task in job.tasks)
+    launch = JobLaunch(id=job.id, pool_id=job.pool, seal=job.auto_complete and not adaptive, controlled=adaptive,
+                       max_in_flight=job_concurrency(job),
+                       uses_dependencies=any(task.depends_on for task in job.tasks),
+                       inputs=check_inputs(job, base_dir))
+    sweeps = [task for task in job.tasks if task.is_sweep()]
+    objective = next((task.objective for task in sweeps if task.objective), None)
+    index = JobEntry(id=job.id, pool_id=job.pool, backend=pool.backend, kind="sweep" if sweeps else "job",
+                     objective=objective.model_dump() if objective else None,
+                     trials=planned_trials(job) if sweeps else None)
+    return Plan(spec=job, pool=pool, job=launch, index=index,
+                controller=controller_settings(pool) if adaptive else None, warnings=warnings, base_dir=base_dir)
+
+
+def check_fits(job: JobSpec, pool: PoolSpec) -> None:
+    """Every task fits one node of the pool, and distributed tasks the pool's nodes and backend."""
+    block = pool.block
+    for index, task in enumerate(job.tasks):
+        where = f"tasks[{index}]"
+        if task.resources.cpus > pool.cpus_per_node:
+            raise CapacityError(f"{where} needs {task.resources.cpus:g} CPUs but pool {pool.id!r} nodes have "
+                                f"{pool.cpus_per_node:g}", hint="lower resources.cpus or use a bigger pool")
+        if task.resources.gpus > pool.gpus_per_node:
+            raise CapacityError(f"{where} needs {task.resources.gpus:g} GPUs but pool {pool.id!r} nodes have "
+                                f"{pool.gpus_per_node}", hint="lower resources.gpus or use a GPU pool")
+        dist = task.distributed
+        if dist is None:
+            continue
+        if dist.launcher not in block.launchers:
+            raise UnsupportedError(f"{where}.distributed: the {pool.backend} backend cannot start launcher "
+                                   f"{dist.launcher}", hint=block.launcher_note or
+                                   f"use one of: {', '.join(sorted(block.launchers))}")
+        try:
+            nodes = resolve_num_nodes(dist, pool.nodes.total)
+        except CapacityError as exc:
+            raise CapacityError(f"{where}.distributed asks {dist.nodes} nodes but pool {pool.id!r} has "
+                                f"{pool.nodes.total}", hint=exc.hint) from None
+        if nodes > 1 and not block.spans_nodes(pool.nodes.total):
+            raise CapacityError(f"{where} spans several nodes but pool {pool.id!r} was created without "
+                                "inter-node communication",
+                                hint=f"set {pool.backend}.inter_node_communication: true in the pool file "
+                                     "and create it again")
+    for index, item in enumerate(job.inputs):
+        if item.blob is not None and not block.blob_inputs:
+            raise UnsupportedError(f"inputs[{index}]: the {pool.backend} backend cannot read blob inputs",
+                                   hint="download the data in the task, or use a local path")
+
+
+def check_inputs(job: JobSpec, base_dir: Path) -> tuple[JobInput, ...]:
+    """The job's inputs with local paths made absolute; ``SpecError`` for one that does not exist."""
+    inputs = []
+    for index, item in enumerate(job.inputs):
+        path = (base_dir / item.path).resolve() if item.path is not None else None
+        if path is not None and not path.exists():
+            raise SpecError(f"input {item.path!r} does not exist (looked in {base_dir})",
+                            where=Where(key_path=f"inputs[{index}].path"),
+                            hint="paths in inputs: are relative to the config dir")
+        inputs.append(JobInput(to=item.to, blob=item.blob, path=path))
+    return tuple(inputs)
+
+
+def preflight(job: JobSpec, *, base_dir: Path | None = None) -> list[str]:
+    """Check every sweep before submitting (see the module docstring); returns warnings."""
+    warnings: list[str] = []
+    for index, task in enumerate(job.tasks):
+        if not task.is_sweep():
+            continue
+        where = f"tasks[{index}]"
+        if task.sampling == "bayesian":
+            first: Trial | None = first_proposals(task, 1)[0]
+        else:
+            first = next(iter(expand.expand(task, key_path=where, base_dir=base_dir, limit=1)), None)
+            if expand.count(task) is None:
+                for _ in expand.expand(task, key_path=where, base_dir=base_dir):
+                    pass
+        if first is not None:
+            warnings += substitute.check([task.command], first.params, key_path=f"{where}.command")
+            launch_for(job, task, "preflight", gpus_per_node=0, pool_nodes=None, trial=first,
+                       key_path=f"{where}.command")
+    return warnings
+
+
+def static_launches(job: JobSpec, *, gpus_per_node: int = 0, pool_nodes: int | None = None,
+                    base_dir: Path | None = None) -> Iterator[TaskLaunch]:
+    """Every task known up front, in spec order, streamed: sweeps their trials, Bayesian ones none."""
+    for index, (task_id, task) in enumerate(zip(job.task_ids(), job.tasks)):
+        if task.is_sweep() and task.sampling == "bayesian":
+            continue
+        trials = expand.expand(task, key_path=f"tasks[{index}]", base_dir=base_dir) if task.is_sweep() else [None]
+        for trial in trials:
+            yield launch_for(job, task, trial_task_id(task_id, trial.index) if trial else task_id,
+                             gpus_per_node=gpus_per_node, pool_nodes=pool_nodes, trial=trial,
+                             key_path=f"tasks[{index}].command")
+
+
+def dry_run_launches(job: JobSpec, *, base_dir: Path | None = None) -> Iterator[TaskLaunch]:
+    """What ``--dry-run`` shows (no pool needed): the static launches, then each Bayesian sweep's
+    first proposals (as many as run at once; later ones depend on results)."""
+    yield from static_launches(job, base_dir=base_dir)
+    for index, (task_id, task) in enumerate(zip(job.task_ids(), job.tasks)):
+        if task.is_sweep() and task.sampling == "bayesian":
+            limits = task.limits
+            first = min(limits.max_total_trials or 1, limits.max_concurrent_trials or 1) if limits else 1
+            for trial in first_proposals(task, first):
+                yield launch_for(job, task, trial_task_id(task_id, trial.index), gpus_per_node=0, pool_nodes=None,
+                                 trial=trial, key_path=f"tasks[{index}].command")
+
+
+def first_proposals(task: TaskSpec, count: int) -> list[Trial]:
+    """The Bayesian trials a fresh controller asks first (before any result), in order."""
+    if task.search_space is None or task.objective is None:
+        raise SpecError("bayesian sampling needs a search_space and an objective")
+    search = BayesianSearch(task.search_space, task.objective, seed=task.effective_seed())
+    return [search.ask() for _ in range(count)]
+
+
+def planned_trials(job: JobSpec) -> int:
+    """Tasks the job will have: each sweep's trial count (Bayesian: ``max_total_trials``), 1 per plain task."""
+    return sum(expand.count(task) or 0 for task in job.tasks)
+
+
+def job_concurrency(job: JobSpec) -> int | None:
+    """The job's cap on tasks in flight: the smallest ``limits.max_concurrent_trials`` of its sweeps."""
+    caps = [t.limits.max_concurrent_trials for t in job.tasks if t.limits and t.limits.max_concurrent_trials]
+    return min(caps) if caps else None
+
+
+def controller_settings(pool: PoolSpec) -> ControllerSettings:
+    """How a controller renders trials on ``pool``: as many at once, by default, as it has slots."""
+    slots = pool.slots_per_node * pool.nodes.total
+    return ControllerSettings(gpus_per_node=pool.gpus_per_node, pool_nodes=pool.nodes.total,
+                              default_concurrency=max(1, slots))
