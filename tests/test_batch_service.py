@@ -21,6 +21,7 @@ from azure.batch import models as m
 from azure.batch.models._models import (
     BatchJobTerminateOptions,  # not exported by azure.batch.models in 15.1.0
 )
+from azure.core import MatchConditions
 from azure.core.credentials import AzureNamedKeyCredential
 from azure.core.exceptions import (
     HttpResponseError,
@@ -115,9 +116,6 @@ def test_pool_lifecycle_with_start_task_resize_and_delete(client: BatchClient) -
         "standard_d2s_v3", 3, m.BatchNodeFillType.PACK)
     assert (pool.current_dedicated_nodes, pool.current_low_priority_nodes) == (1, 1)
     assert pool.virtual_machine_configuration.node_agent_sku_id == "batch.node.ubuntu 24.04"
-    assert client.pool_exists("lifecycle")
-    with pytest.raises(ResourceNotFoundError):
-        client.pool_exists("no-such-pool")
     client.begin_resize_pool("lifecycle", m.BatchPoolResizeOptions(target_dedicated_nodes=2),
                              polling_interval=POLL).result()
     resized = client.get_pool("lifecycle")
@@ -162,8 +160,8 @@ def test_create_tasks_adds_250_tasks_in_chunks_and_all_run(service: BatchService
     listed = wait_for(all_done, "250 tasks to complete", timeout=60)
     assert len(listed) == 250
     assert {task.id: task.execution_info.exit_code for task in listed} == {f"t{i:03d}": i % 3 for i in range(250)}
-    counts = client.get_job_task_counts(job_id).task_counts
-    assert (counts.completed, counts.succeeded, counts.failed) == (250, 84, 166)
+    results = [task.execution_info.result for task in listed]
+    assert results.count(m.BatchTaskExecutionResult.SUCCESS) == 84
 
 
 def test_collection_of_more_than_100_tasks_is_rejected(client: BatchClient, pool: str) -> None:
@@ -193,7 +191,7 @@ def test_oversized_collection_gets_413_and_the_sdk_splits_it(service: BatchServi
     assert len(service.requests(method="POST", path="/jobs/bigbody/addtaskcollection$")) > 2
 
 
-def test_task_files_support_ranges_properties_and_listing(client: BatchClient, pool: str) -> None:
+def test_task_files_support_ranges_and_properties(client: BatchClient, pool: str) -> None:
     job_id = new_job(client, "files", pool)
     client.create_task(job_id, m.BatchTaskCreateOptions(id="digits", **shell("printf 0123456789 > digits.txt")))
     assert completed(client, job_id, "digits").execution_info.exit_code == 0
@@ -202,8 +200,7 @@ def test_task_files_support_ranges_properties_and_listing(client: BatchClient, p
     assert task_file(client, job_id, "digits", "wd/digits.txt") == b"0123456789"
     properties = client.get_task_file_properties(job_id, "digits", "wd/digits.txt")
     assert int(properties.content_length) == 10 and not properties.is_directory
-    names = {f.name for f in client.list_task_files(job_id, "digits", recursive=True)}
-    assert {"stdout.txt", "stderr.txt", "wd", "wd/digits.txt"} <= names
+    assert client.get_task_file_properties(job_id, "digits", "wd").is_directory
     with pytest.raises(HttpResponseError) as bad_range:
         task_file(client, job_id, "digits", "wd/digits.txt", ocp_range="bytes=20-30")
     assert bad_range.value.status_code == 416
@@ -271,8 +268,7 @@ def test_dependencies_wait_for_success_and_block_on_failure(client: BatchClient,
     assert error_code(refused.value) == "TaskDependenciesNotSpecifiedOnJob"
     job_id = new_job(client, "deps", pool, uses_task_dependencies=True)
     client.create_tasks(job_id, [
-        m.BatchTaskCreateOptions(id="last", depends_on=m.BatchTaskDependencies(task_id_ranges=[
-            m.BatchTaskIdRange(start=1, end=2)]), command_line="true"),
+        m.BatchTaskCreateOptions(id="last", depends_on=after("1", "2"), command_line="true"),
         m.BatchTaskCreateOptions(id="2", depends_on=after("1"), **shell("sleep 0.2")),
         m.BatchTaskCreateOptions(id="1", **shell("sleep 0.2")),
         m.BatchTaskCreateOptions(id="broken", command_line="false"),
@@ -285,20 +281,22 @@ def test_dependencies_wait_for_success_and_block_on_failure(client: BatchClient,
     assert client.get_task(job_id, "blocked").state == m.BatchTaskState.ACTIVE
 
 
-def test_exit_conditions_drive_dependencies_and_the_job_action(client: BatchClient, pool: str) -> None:
-    tolerated = m.ExitConditions(exit_codes=[m.ExitCodeMapping(code=3, exit_options=m.ExitOptions(
-        job_action=m.BatchJobActionKind.NONE, dependency_action=m.DependencyAction.SATISFY))])
-    job_id = new_job(client, "exits", pool, uses_task_dependencies=True,
-                     task_failure_mode=m.BatchTaskFailureMode.PERFORM_EXIT_OPTIONS_JOB_ACTION)
-    client.create_tasks(job_id, [
-        m.BatchTaskCreateOptions(id="soft-fail", exit_conditions=tolerated, command_line="/bin/sh -c 'exit 3'"),
-        m.BatchTaskCreateOptions(id="next", depends_on=after("soft-fail"), command_line="true"),
-    ])
-    assert completed(client, job_id, "next").execution_info.exit_code == 0
-    assert client.get_job(job_id).state == m.BatchJobState.ACTIVE
-    client.create_task(job_id, m.BatchTaskCreateOptions(id="hard-fail", command_line="/bin/sh -c 'exit 4'"))
-    job = job_in_state(client, job_id, m.BatchJobState.COMPLETED)
-    assert job.execution_info.termination_reason == "TaskFailed"
+def test_properties_whose_behaviour_is_not_modelled_are_refused(client: BatchClient, pool: str) -> None:
+    with pytest.raises(HttpResponseError) as on_failure:
+        new_job(client, "exits", pool, task_failure_mode=m.BatchTaskFailureMode.PERFORM_EXIT_OPTIONS_JOB_ACTION)
+    job_id = new_job(client, "refusals", pool, uses_task_dependencies=True)
+    exits = m.ExitConditions(exit_codes=[m.ExitCodeMapping(code=3, exit_options=m.ExitOptions(
+        dependency_action=m.DependencyAction.SATISFY))])
+    ranges = m.BatchTaskDependencies(task_id_ranges=[m.BatchTaskIdRange(start=1, end=2)])
+    result = client.create_task_collection(job_id, m.BatchTaskGroup(task_values=[
+        m.BatchTaskCreateOptions(id="exits", command_line="true", exit_conditions=exits),
+        m.BatchTaskCreateOptions(id="ranges", command_line="true", depends_on=ranges),
+        m.BatchTaskCreateOptions(id="fine", command_line="true")]))
+    codes = {r.task_id: (r.status, r.error.code if r.error else None) for r in result.result_values}
+    assert codes == {"exits": (m.BatchTaskAddStatus.CLIENT_ERROR, "UnsupportedProperty"),
+                     "ranges": (m.BatchTaskAddStatus.CLIENT_ERROR, "UnsupportedProperty"),
+                     "fine": (m.BatchTaskAddStatus.SUCCESS, None)}
+    assert on_failure.value.status_code == 400 and error_code(on_failure.value) == "UnsupportedProperty"
 
 
 def test_job_manager_completion_ends_the_job(client: BatchClient, pool: str) -> None:
@@ -324,13 +322,10 @@ def test_multi_instance_task_runs_coordination_on_every_node(client: BatchClient
     hosts, master, primary_node = task_file(client, job_id, "allreduce", "stdout.txt").decode().split()
     assert len(set(hosts.split(","))) == 2 and master == "true"
     assert primary_node == task.node_info.node_id
-    subtasks = list(client.list_subtasks(job_id, "allreduce"))
-    assert [subtask.id for subtask in subtasks] == [1]
-    sub = subtasks[0]
-    assert sub.node_info.node_id != primary_node and sub.exit_code == 0
-    coordinated = b"".join(client.download_node_file(pool, sub.node_info.node_id,
-                                                     f"{sub.node_info.task_root_directory}/coordinated.txt"))
-    assert coordinated.decode().strip() == sub.node_info.node_id
+    other = next(node.id for node in client.list_nodes(pool) if node.id != primary_node)
+    coordinated = b"".join(client.download_node_file(pool, other, f"{task.node_info.task_root_directory}/"
+                                                                  "coordinated.txt"))
+    assert coordinated.decode().strip() == other
 
 
 def test_terminating_a_job_kills_its_task_process_tree(client: BatchClient, pool: str) -> None:
@@ -375,21 +370,6 @@ def test_job_terminates_once_switched_to_terminatejob(client: BatchClient, pool:
     assert error_code(closed.value) == "JobCompleted"
 
 
-def test_disabling_a_job_requeues_running_tasks_until_enabled(client: BatchClient, pool: str) -> None:
-    job_id = new_job(client, "pausable", pool)
-    client.create_task(job_id, m.BatchTaskCreateOptions(id="long", command_line="sleep 300"))
-    wait_for(lambda: client.get_task(job_id, "long").state == m.BatchTaskState.RUNNING, "the task to run")
-    client.begin_disable_job(job_id, m.BatchJobDisableOptions(disable_tasks="requeue"), polling_interval=POLL).result()
-    assert client.get_job(job_id).state == m.BatchJobState.DISABLED
-    requeued = wait_for(lambda: (t := client.get_task(job_id, "long")).state == m.BatchTaskState.ACTIVE and t,
-                        "the task to be requeued")
-    assert requeued.execution_info.requeue_count == 1 and requeued.node_info is None
-    client.begin_enable_job(job_id, polling_interval=POLL).result()
-    wait_for(lambda: client.get_task(job_id, "long").state == m.BatchTaskState.RUNNING, "the task to run again")
-    client.begin_terminate_job(job_id, BatchJobTerminateOptions(termination_reason="cleanup"),
-                              polling_interval=POLL).result()
-
-
 def test_job_wall_clock_limit_terminates_the_job(client: BatchClient, pool: str) -> None:
     limit = m.BatchJobConstraints(max_wall_clock_time=timedelta(seconds=1))
     job_id = new_job(client, "deadline", pool, constraints=limit)
@@ -399,39 +379,59 @@ def test_job_wall_clock_limit_terminates_the_job(client: BatchClient, pool: str)
     assert completed(client, job_id, "forever").execution_info.failure_info.code == "TaskEnded"
 
 
-def test_task_terminate_delete_and_job_delete(client: BatchClient, pool: str) -> None:
+def test_task_terminate_and_job_delete(client: BatchClient, pool: str) -> None:
     job_id = new_job(client, "cleanup", pool)
     client.create_tasks(job_id, [m.BatchTaskCreateOptions(id=name, command_line="sleep 300") for name in ("a", "b")])
     wait_for(lambda: client.get_task(job_id, "a").state == m.BatchTaskState.RUNNING, "task a to run")
     client.terminate_task(job_id, "a")
     assert completed(client, job_id, "a").execution_info.failure_info.code == "TaskEnded"
-    client.delete_task(job_id, "a")
-    with pytest.raises(ResourceNotFoundError) as gone:
-        client.get_task(job_id, "a")
-    assert error_code(gone.value) == "TaskNotFound"
+    with pytest.raises(HttpResponseError) as again:
+        client.terminate_task(job_id, "a")
+    assert again.value.status_code == 409 and error_code(again.value) == "TaskCompleted"
     client.begin_delete_job(job_id, polling_interval=POLL).result()
     with pytest.raises(ResourceNotFoundError) as deleted:
         client.get_job(job_id)
     assert error_code(deleted.value) == "JobNotFound"
 
 
-def test_lists_page_with_next_links_and_apply_filter_and_select(client: BatchClient, pool: str) -> None:
+def test_lists_page_with_next_links_and_apply_select(service: BatchService, client: BatchClient,
+                                                     pool: str) -> None:
     job_id = new_job(client, "paging", pool)
     client.create_tasks(job_id, [m.BatchTaskCreateOptions(id=f"p{i}", command_line="true") for i in range(5)])
-    client.create_task(job_id, m.BatchTaskCreateOptions(id="waiting", command_line="true",
-                                                        constraints=m.BatchTaskConstraints(max_task_retry_count=0)))
-    for i in range(5):
-        completed(client, job_id, f"p{i}")
-    completed(client, job_id, "waiting")
-    paged = [task.id for task in client.list_tasks(job_id, max_results=2)]
-    assert paged == [f"p{i}" for i in range(5)] + ["waiting"]
-    selected = list(client.list_tasks(job_id, filter="startswith(id, 'p') and state eq 'completed'",
-                                      select=["id", "state"], max_results=4))
+    service.settings.max_page_size = 2
+    service.clear_requests()
+    try:
+        selected = list(client.list_tasks(job_id, select=["id", "state"]))
+    finally:
+        service.settings.max_page_size = 1000
     assert [task.id for task in selected] == [f"p{i}" for i in range(5)]
-    assert selected[0].command_line is None
-    with pytest.raises(HttpResponseError) as bad:
-        list(client.list_tasks(job_id, filter="state eq"))
-    assert error_code(bad.value) == "InvalidQueryParameterValue"
+    assert selected[0].command_line is None and selected[0].state is not None
+    assert len(service.requests(method="GET", path=f"^/jobs/{job_id}/tasks$")) == 3
+
+
+def test_operations_orch_never_uses_answer_with_batch_errors(service: BatchService, client: BatchClient,
+                                                             pool: str) -> None:
+    job_id = new_job(client, "unsupported", pool)
+    attempts = {
+        "filter": (lambda: list(client.list_tasks(job_id, filter="state eq 'active'")), 400,
+                   "UnsupportedQueryParameter"),
+        "maxresults": (lambda: list(client.list_jobs(max_results=2)), 400, "UnsupportedQueryParameter"),
+        "if-match": (lambda: client.get_job(job_id, etag="0x1", match_condition=MatchConditions.IfNotModified), 400,
+                     "UnsupportedHeader"),
+        "task counts": (lambda: client.get_job_task_counts(job_id), 400, "InvalidUri"),
+        "job disable": (lambda: client.begin_disable_job(job_id, m.BatchJobDisableOptions(disable_tasks="requeue")),
+                        400, "InvalidUri"),
+        "task delete": (lambda: client.delete_task(job_id, "none"), 405, "UnsupportedHttpVerb"),
+    }
+    for name, (attempt, status, code) in attempts.items():
+        with pytest.raises(HttpResponseError) as refused:
+            attempt()
+        body = refused.value.response.json()
+        assert (refused.value.status_code, body["code"]) == (status, code), name
+        assert set(body) == {"odata.metadata", "code", "message", "values"} and body["message"]["lang"] == "en-US"
+    with pytest.raises(HttpResponseError) as head:  # a HEAD answer has no body to carry the error
+        client.pool_exists(pool)
+    assert head.value.status_code == 405
 
 
 def test_pack_fill_type_fills_one_node_first(client: BatchClient) -> None:
@@ -442,32 +442,41 @@ def test_pack_fill_type_fills_one_node_first(client: BatchClient) -> None:
     client.create_tasks(job_id, [m.BatchTaskCreateOptions(id=f"s{i}", command_line="sleep 300") for i in range(3)])
 
     def placed() -> list[m.BatchTask] | None:
-        tasks = list(client.list_tasks(job_id, filter="state eq 'running'"))
+        tasks = [task for task in client.list_tasks(job_id) if task.state == m.BatchTaskState.RUNNING]
         return tasks if len(tasks) == 3 else None
 
     nodes = [task.node_info.node_id for task in wait_for(placed, "three running tasks")]
     assert sorted(nodes.count(node) for node in set(nodes)) == [1, 2]
-    slots = client.get_job_task_counts(job_id).task_slot_counts
-    assert (slots.running, slots.active) == (3, 0)
+    assert sorted(node.running_task_slots_count for node in client.list_nodes("packed")) == [1, 2]
     client.begin_delete_job(job_id, polling_interval=POLL).result()
     client.begin_delete_pool("packed", polling_interval=POLL).result()
 
 
-def test_autoscale_formula_sets_targets(client: BatchClient) -> None:
-    client.create_pool(m.BatchPoolCreateOptions(
-        id="scaled", vm_size="standard_d2s_v3", virtual_machine_configuration=vm_config(), enable_auto_scale=True,
-        auto_scale_formula="$TargetDedicatedNodes = 1;", auto_scale_evaluation_interval="PT5M"))
-    idle_nodes(client, "scaled", 1)
-    run = client.evaluate_pool_auto_scale("scaled", m.BatchPoolEvaluateAutoScaleOptions(
-        auto_scale_formula="busy = $PendingTasks; $TargetDedicatedNodes = max(2, busy);"))
-    assert "$TargetDedicatedNodes=2" in run.results
-    client.enable_pool_auto_scale("scaled", m.BatchPoolEnableAutoScaleOptions(
-        auto_scale_formula="$TargetDedicatedNodes = min(2, 5);"))
-    idle_nodes(client, "scaled", 2)
-    pool = client.get_pool("scaled")
-    assert pool.enable_auto_scale and pool.target_dedicated_nodes == 2
-    client.disable_pool_auto_scale("scaled")
-    assert not client.get_pool("scaled").enable_auto_scale
+def test_autoscale_formula_follows_pending_tasks(service: BatchService, client: BatchClient) -> None:
+    def scaled_pool(pool_id: str, formula: str) -> m.BatchPoolCreateOptions:
+        return m.BatchPoolCreateOptions(id=pool_id, vm_size="standard_d2s_v3", enable_auto_scale=True,
+                                        virtual_machine_configuration=vm_config(), auto_scale_formula=formula,
+                                        auto_scale_evaluation_interval=timedelta(minutes=5))
+
+    with pytest.raises(HttpResponseError) as bad:
+        client.create_pool(scaled_pool("broken", "$TargetDedicatedNodes = ;"))
+    assert bad.value.status_code == 400 and error_code(bad.value) == "AutoScalingFormulaSyntaxError"
+    service.settings.autoscale_interval_s = 0.1
+    try:
+        client.create_pool(scaled_pool("scaled", "$TargetDedicatedNodes = min(2, $PendingTasks.GetSample(1));"))
+        assert client.get_pool("scaled").target_dedicated_nodes == 0
+        with pytest.raises(HttpResponseError) as manual:
+            client.begin_resize_pool("scaled", m.BatchPoolResizeOptions(target_dedicated_nodes=1))
+        assert manual.value.status_code == 409 and error_code(manual.value) == "OperationInvalidForCurrentState"
+        job_id = new_job(client, "scaling", "scaled")
+        client.create_tasks(job_id, [m.BatchTaskCreateOptions(id=f"w{i}", command_line="sleep 300") for i in range(3)])
+        wait_for(lambda: len(list(client.list_nodes("scaled"))) == 2, "the pool to grow to two nodes")
+        pool = client.get_pool("scaled")
+        assert pool.enable_auto_scale and pool.target_dedicated_nodes == 2
+        assert "$TargetDedicatedNodes=2" in pool.auto_scale_run.results
+        client.begin_delete_job(job_id, polling_interval=POLL).result()
+    finally:
+        service.settings.autoscale_interval_s = None
     client.begin_delete_pool("scaled", polling_interval=POLL).result()
 
 

@@ -1,6 +1,7 @@
-"""A local Azure Batch REST service for tests: Batch's HTTP API (api-version 2025-06-01,
-Shared Key auth, or the job-scoped bearer tokens job manager tasks get; HTTPS with ``tls``),
-with pools of simulated nodes whose tasks run as local processes.
+"""A local Azure Batch REST service for tests: the part of Batch's HTTP API (api-version
+2025-06-01) that orch calls, with Shared Key auth or the job-scoped bearer tokens job manager
+tasks get (HTTPS with ``tls``), and pools of simulated nodes whose tasks run as local processes.
+Other operations, query options and conditional headers get Batch's 4xx errors (see ``routing``).
 
     with start_batch_service(tmp_path) as batch:
         client = BatchClient(batch.url, AzureNamedKeyCredential(batch.account, batch.key))
@@ -11,9 +12,9 @@ and limits, and ``python -m tests.batch_service --help`` for a standalone server
 from __future__ import annotations
 
 from .faults import FaultRule, RequestRecord
+from .server import TlsFiles, self_signed_cert
 from .service import BatchService, start_batch_service
 from .settings import AutoStorage, ServiceSettings
-from .tls import TlsFiles, self_signed_cert
 
 __all__ = ["AutoStorage", "BatchService", "FaultRule", "RequestRecord", "ServiceSettings", "TlsFiles",
            "self_signed_cert", "start_batch_service"]

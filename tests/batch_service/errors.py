@@ -1,6 +1,4 @@
-"""Batch error responses: the exception routes raise and the JSON body Batch sends.
-
-The body has Batch's shape::
+"""Batch error responses: the exception handlers raise and the JSON body Batch sends::
 
     {"odata.metadata": ".../$metadata#Microsoft.Azure.Batch.Protocol.Entities.Container.errors/@Element",
      "code": "PoolNotFound",
@@ -11,23 +9,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from .times import format_timestamp, utc_now
+from .timekeeping import format_timestamp, utc_now
 
 # code -> (HTTP status, message), from the Batch status and error code reference.
 ERROR_CATALOG: dict[str, tuple[int, str]] = {
     "MissingRequiredHeader": (400, "A required HTTP header was not specified."),
     "MissingRequiredProperty": (400, "A required property was not specified in the request body."),
+    "MissingRequiredQueryParameter": (400, "A required query parameter was not specified for this request."),
+    "UnsupportedHeader": (400, "One of the HTTP headers specified in the request is not supported."),
+    "UnsupportedProperty": (400, "One of the properties specified in the request body is not supported."),
+    "UnsupportedQueryParameter": (400, "One of the query parameters specified in the request URI is not "
+                                       "supported."),
+    "UnsupportedRequestVersion": (400, "The specified request version is not supported."),
     "InvalidHeaderValue": (400, "The value provided for one of the HTTP headers was not in the correct format."),
     "InvalidPropertyValue": (400, "The value provided for one of the properties in the request body is invalid."),
-    "MissingRequiredQueryParameter": (400, "A required query parameter was not specified for this request."),
     "InvalidQueryParameterValue": (400, "Value for one of the query parameters specified in the request URI "
                                         "is invalid."),
-    "UnsupportedRequestVersion": (400, "The specified request version is not supported."),
     "InvalidUri": (400, "The requested URI does not represent any resource on the server."),
     "InvalidRequestBody": (400, "The specified Request Body is not syntactically valid."),
     "InvalidAuthenticationInfo": (400, "The authentication information was not provided in the correct format. "
                                        "Verify the value of Authorization header."),
-    "InvalidAutoScalingSettings": (400, "The specified auto-scaling settings are not valid."),
     "AutoScalingFormulaSyntaxError": (400, "The specified auto-scaling formula has a syntax error."),
     "TaskDependenciesNotSpecifiedOnJob": (400, "A task was specified as depending on other tasks, but the job "
                                                "did not specify that it would use task dependencies."),
@@ -51,7 +52,6 @@ ERROR_CATALOG: dict[str, tuple[int, str]] = {
     "TaskExists": (409, "The specified task already exists."),
     "TaskCompleted": (409, "The specified task is already in a completed state."),
     "TaskFilesUnavailable": (409, "The files of the specified task are unavailable."),
-    "ConditionNotMet": (412, "The condition specified using HTTP conditional header(s) is not met."),
     "RequestBodyTooLarge": (413, "The request body is too large and exceeds the maximum permissible limit."),
     "InvalidRange": (416, "The range specified is invalid for the current size of the resource."),
     "TooManyRequests": (429, "The request rate is too high. Please retry the request after the indicated time."),
@@ -61,17 +61,10 @@ ERROR_CATALOG: dict[str, tuple[int, str]] = {
 
 
 class BatchApiError(Exception):
-    """An error response: HTTP status, Batch error code, message and key/value details."""
+    """An error response: HTTP status (the catalog's unless given), code, message, key/value details."""
 
-    def __init__(
-        self,
-        code: str,
-        message: str | None = None,
-        *,
-        status: int | None = None,
-        values: list[tuple[str, str]] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
+    def __init__(self, code: str, message: str | None = None, *, status: int | None = None,
+                 values: list[tuple[str, str]] | None = None, headers: dict[str, str] | None = None) -> None:
         catalog_status, catalog_message = ERROR_CATALOG.get(code, (500, code))
         self.code = code
         self.status = status if status is not None else catalog_status
@@ -82,13 +75,8 @@ class BatchApiError(Exception):
 
     def error_json(self, request_id: str) -> dict[str, Any]:
         """The ``BatchError`` object (no odata.metadata), as nested in task-add results."""
-        body: dict[str, Any] = {
-            "code": self.code,
-            "message": {
-                "lang": "en-US",
-                "value": f"{self.message}\nRequestId:{request_id}\nTime:{format_timestamp(utc_now())}",
-            },
-        }
+        text = f"{self.message}\nRequestId:{request_id}\nTime:{format_timestamp(utc_now())}"
+        body: dict[str, Any] = {"code": self.code, "message": {"lang": "en-US", "value": text}}
         if self.values:
             body["values"] = [{"key": key, "value": value} for key, value in self.values]
         return body
@@ -109,9 +97,6 @@ def invalid_property(name: str, reason: str) -> BatchApiError:
     return BatchApiError("InvalidPropertyValue", values=[("PropertyName", name), ("Reason", reason)])
 
 
-def invalid_query(name: str, value: str, reason: str) -> BatchApiError:
-    """400 InvalidQueryParameterValue naming the parameter, its value and why."""
-    return BatchApiError(
-        "InvalidQueryParameterValue",
-        values=[("QueryParameterName", name), ("QueryParameterValue", value), ("Reason", reason)],
-    )
+def unsupported_property(name: str, reason: str) -> BatchApiError:
+    """400 UnsupportedProperty: a property this local service does not model."""
+    return BatchApiError("UnsupportedProperty", values=[("PropertyName", name), ("Reason", reason)])

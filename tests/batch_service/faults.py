@@ -1,12 +1,10 @@
 """Fault injection and the request log.
 
-A fault rule matches requests by HTTP method and a regular expression searched in the raw
-path (no query). It fires for the next ``count`` matching requests, or with ``probability``
-drawn from its own ``random.Random(seed)`` (at most ``count`` times when both are given), or on
-every match when neither is given. Kinds: ``"429"`` (with ``Retry-After``), ``"500"``,
-``"503"`` (``ServerBusy``) and ``"drop"`` (close the connection without a response).
-``timing="before"`` answers instead of handling the request; ``"after"`` handles it (so it
-takes effect) and then sends the fault instead of the real response.
+A fault rule matches a method and a regex searched in the raw path. It fires for the next
+``count`` matches, or with ``probability`` from its own ``random.Random(seed)`` (at most ``count``
+times when both are given), or always. Kinds: ``"429"`` (with ``Retry-After``), ``"500"``,
+``"503"`` (``ServerBusy``), ``"drop"`` (close the connection without an answer). ``timing="before"``
+answers instead of handling the request; ``"after"`` handles it, then answers with the fault.
 """
 from __future__ import annotations
 
@@ -14,30 +12,31 @@ import itertools
 import random
 import re
 import threading
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 from .errors import BatchApiError
-from .times import format_timestamp, utc_now
+from .timekeeping import format_timestamp, utc_now
 
 FaultKind = Literal["429", "500", "503", "drop"]
 FaultTiming = Literal["before", "after"]
 FAULT_KINDS: tuple[str, ...] = ("429", "500", "503", "drop")
+FAULT_OPTIONS = ("path", "method", "count", "probability", "seed", "retry_after", "timing")
 _ERROR_CODES = {"429": "TooManyRequests", "500": "InternalError", "503": "ServerBusy"}
 
 
 @dataclass
 class FaultRule:
-    """One injected fault; ``fired`` counts how often it has been applied."""
+    """One injected fault; ``fired`` counts how often it has been applied. ValueError when invalid."""
 
     id: int
     kind: FaultKind
-    path_pattern: str = ".*"
+    path: str = ".*"
     method: str | None = None
     count: int | None = None
     probability: float | None = None
     seed: int | None = None
-    retry_after_s: int = 1
+    retry_after: int = 1
     timing: FaultTiming = "before"
     fired: int = 0
     _rng: random.Random = field(default_factory=random.Random, repr=False)
@@ -51,14 +50,14 @@ class FaultRule:
             raise ValueError("fault probability must be within [0, 1]")
         if self.count is not None and self.count < 0:
             raise ValueError("fault count must be >= 0")
-        re.compile(self.path_pattern)
+        re.compile(self.path)
         self._rng = random.Random(self.seed)
 
     def matches(self, method: str, path: str) -> bool:
         """Whether this rule applies to the request (ignoring count and probability)."""
         if self.method and self.method.upper() != method.upper():
             return False
-        return re.search(self.path_pattern, path) is not None
+        return re.search(self.path, path) is not None
 
     def try_fire(self) -> bool:
         """Consume one firing if the count and the probability draw allow it."""
@@ -71,16 +70,12 @@ class FaultRule:
 
     def error(self) -> BatchApiError:
         """The Batch error this fault answers with (not for ``drop``)."""
-        headers = {"Retry-After": str(self.retry_after_s)} if self.kind == "429" else {}
+        headers = {"Retry-After": str(self.retry_after)} if self.kind == "429" else {}
         return BatchApiError(_ERROR_CODES[self.kind], status=int(self.kind), headers=headers)
 
     def describe(self) -> dict[str, Any]:
         """JSON view of the rule."""
-        return {
-            "id": self.id, "kind": self.kind, "path": self.path_pattern, "method": self.method,
-            "count": self.count, "probability": self.probability, "seed": self.seed,
-            "retry_after": self.retry_after_s, "timing": self.timing, "fired": self.fired,
-        }
+        return {item.name: getattr(self, item.name) for item in fields(self) if item.name != "_rng"}
 
 
 class FaultInjector:
@@ -106,10 +101,8 @@ class FaultInjector:
     def pick(self, method: str, path: str, timing: FaultTiming) -> FaultRule | None:
         """The first rule with this timing that matches and fires, if any."""
         with self._lock:
-            for rule in self._rules:
-                if rule.timing == timing and rule.matches(method, path) and rule.try_fire():
-                    return rule
-        return None
+            return next((rule for rule in self._rules
+                         if rule.timing == timing and rule.matches(method, path) and rule.try_fire()), None)
 
     def describe(self) -> list[dict[str, Any]]:
         """JSON view of all rules."""
@@ -128,7 +121,7 @@ class RequestRecord:
     time: str
 
     def as_json(self) -> dict[str, Any]:
-        return {"method": self.method, "path": self.path, "status": self.status, "fault": self.fault, "time": self.time}
+        return asdict(self)
 
 
 class RequestLog:
@@ -146,11 +139,8 @@ class RequestLog:
         """Records, optionally only those with ``method`` and a path matching ``path_pattern``."""
         with self._lock:
             records = list(self._records)
-        return [
-            record for record in records
-            if (method is None or record.method == method.upper())
-            and (path_pattern is None or re.search(path_pattern, record.path))
-        ]
+        return [record for record in records if (method is None or record.method == method.upper())
+                and (path_pattern is None or re.search(path_pattern, record.path))]
 
     def clear(self) -> None:
         with self._lock:

@@ -1,15 +1,26 @@
-"""On-disk layout of a compute node and the environment Batch gives its processes.
+"""A compute node on disk: its directories, the environment Batch gives its processes, and
+reading its files.
 
 Node root ``<root>/nodes/<node-id>/`` holds ``startup/`` (start task: ``wd/``, ``stdout.txt``,
 ``stderr.txt``), ``shared/`` and ``workitems/<job>/job-1/<task>/`` (``wd/``, ``stdout.txt``,
-``stderr.txt``), as on a Linux Batch node under ``/mnt/batch/tasks``.
+``stderr.txt``), as on a Linux Batch node under ``/mnt/batch/tasks``. File names are relative
+to a root (the task directory or the node root) with forward slashes. Reads honour
+``ocp-range: bytes=START-END`` (END inclusive, optional); as on Batch, the answer is 200 with
+just those bytes (the SDK accepts nothing else).
 """
 from __future__ import annotations
 
 import os
+import re
+import stat
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
+
+from .errors import BatchApiError
+from .timekeeping import format_http_date
 
 # Where a multi-instance primary listens, as in AZ_BATCH_MASTER_NODE on Batch.
 MASTER_NODE_PORT = 6000
@@ -65,19 +76,11 @@ def node_environment(account: str, account_url: str, node: NodeIdentity, task_di
     """The host environment plus the ``AZ_BATCH_*`` variables every process on ``node`` gets."""
     dirs = NodeDirs(node.root_dir)
     env = dict(os.environ)
-    env.update(
-        AZ_BATCH_ACCOUNT_NAME=account,
-        AZ_BATCH_ACCOUNT_URL=account_url,
-        AZ_BATCH_POOL_ID=node.pool_id,
-        AZ_BATCH_NODE_ID=node.node_id,
-        AZ_BATCH_NODE_IS_DEDICATED="true" if node.is_dedicated else "false",
-        AZ_BATCH_NODE_ROOT_DIR=str(dirs.root),
-        AZ_BATCH_NODE_SHARED_DIR=str(dirs.shared),
-        AZ_BATCH_NODE_STARTUP_DIR=str(dirs.startup),
-        AZ_BATCH_TASK_DIR=str(task_dir),
-        AZ_BATCH_TASK_WORKING_DIR=str(task_dir / "wd"),
-        AZ_BATCH_TASK_USER="_azbatch",
-    )
+    env.update(AZ_BATCH_ACCOUNT_NAME=account, AZ_BATCH_ACCOUNT_URL=account_url, AZ_BATCH_POOL_ID=node.pool_id,
+               AZ_BATCH_NODE_ID=node.node_id, AZ_BATCH_NODE_IS_DEDICATED="true" if node.is_dedicated else "false",
+               AZ_BATCH_NODE_ROOT_DIR=str(dirs.root), AZ_BATCH_NODE_SHARED_DIR=str(dirs.shared),
+               AZ_BATCH_NODE_STARTUP_DIR=str(dirs.startup), AZ_BATCH_TASK_DIR=str(task_dir),
+               AZ_BATCH_TASK_WORKING_DIR=str(task_dir / "wd"), AZ_BATCH_TASK_USER="_azbatch")
     return env
 
 
@@ -97,3 +100,67 @@ def multi_instance_environment(ip_addresses: list[str], is_primary: bool, task_d
         "AZ_BATCH_IS_CURRENT_NODE_MASTER": "true" if is_primary else "false",
         "AZ_BATCH_TASK_SHARED_DIR": str(task_dir),
     }
+
+
+_RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One existing file or directory under a root."""
+
+    name: str
+    path: Path
+    is_directory: bool
+    size: int
+    created: datetime
+    modified: datetime
+    mode: str
+
+    def headers(self, files_url: str) -> dict[str, str]:
+        """The file property headers of HEAD and GET responses (``files_url``: the ``.../files`` URL)."""
+        return {
+            "ocp-creation-time": format_http_date(self.created),
+            "ocp-batch-file-isdirectory": "true" if self.is_directory else "false",
+            "ocp-batch-file-url": f"{files_url}/{quote(self.name, safe='')}",
+            "ocp-batch-file-mode": self.mode,
+            "Last-Modified": format_http_date(self.modified),
+            "Content-Type": "application/octet-stream",
+        }
+
+
+def find_entry(root: Path, name: str) -> FileEntry:
+    """The entry ``name`` under ``root``; 404 FileNotFound when missing or outside ``root``."""
+    root = root.resolve()
+    path = (root / name.lstrip("/")).resolve()
+    try:
+        if not path.is_relative_to(root):
+            raise FileNotFoundError(name)
+        info = path.stat()
+    except FileNotFoundError:
+        raise BatchApiError("FileNotFound", values=[("FilePath", name)]) from None
+    is_directory = stat.S_ISDIR(info.st_mode)
+    return FileEntry(name=path.relative_to(root).as_posix(), path=path, is_directory=is_directory,
+                     size=0 if is_directory else info.st_size,
+                     created=datetime.fromtimestamp(info.st_ctime, timezone.utc),
+                     modified=datetime.fromtimestamp(info.st_mtime, timezone.utc),
+                     mode=f"{stat.S_IMODE(info.st_mode):04o}")
+
+
+def read_range(entry: FileEntry, range_header: str | None) -> bytes:
+    """The file's bytes, or the ``ocp-range`` slice; 400 for a malformed range, 416 InvalidRange
+    when unsatisfiable, 409 for a directory."""
+    if entry.is_directory:
+        raise BatchApiError("OperationInvalidForCurrentState", f"'{entry.name}' is a directory.")
+    data = entry.path.read_bytes()
+    if not range_header:
+        return data
+    match = _RANGE.match(range_header.strip())
+    values = [("HeaderName", "ocp-range"), ("HeaderValue", range_header)]
+    if not match:
+        raise BatchApiError("InvalidHeaderValue", values=values)
+    start = int(match.group(1))
+    end = int(match.group(2)) if match.group(2) else len(data) - 1
+    if start >= len(data) or end < start:
+        raise BatchApiError("InvalidRange", values=values)
+    return data[start : end + 1]

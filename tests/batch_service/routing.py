@@ -1,49 +1,56 @@
-"""Route table: maps a method and a percent-encoded path to a handler and its path parameters.
+"""From a parsed request to a response (``/_admin`` requests skip all but routing).
 
-Templates look like ``/pools/{poolId}/nodes/{nodeId}``; ``{filePath*}`` takes the rest of the
-path, so file paths work whether the client encoded their slashes as ``%2F`` or not. Segments
-are split on the raw path before decoding, so an encoded slash stays inside its segment.
+Per Batch API request: a ``before`` fault answers at once; a body over ``max_body_bytes`` gets
+413; then authentication (Shared Key, or a job token as ``Bearer``), the api-version, the route
+(400 ``InvalidUri`` when no operation serves the path, 405 ``UnsupportedHttpVerb`` for another
+method) and its options: a query parameter the operation does not take (``$filter``,
+``maxresults``...) gets 400 ``UnsupportedQueryParameter``, a conditional header (``If-Match``...)
+400 ``UnsupportedHeader``. An ``after`` fault replaces the response once the request took
+effect. Every Batch API request is logged. In templates (``/pools/{poolId}``) ``{filePath*}``
+takes the rest of the path, so clients may encode its slashes as ``%2F`` or not.
 """
 from __future__ import annotations
 
+import re
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from .auth import JobTokens, SharedKeyVerifier
 from .errors import BatchApiError
-from .http_messages import Request, Response
+from .faults import FaultInjector, FaultRule, RequestLog
+from .http_messages import Request, Response, error_response
+from .settings import ServiceSettings
 
 Handler = Callable[[Request], Response]
+ADMIN_PREFIX = "/_admin"
+ALWAYS_ACCEPTED = ("api-version", "timeout")  # ``timeOut``: this service always answers within it
+UNSUPPORTED_HEADERS = ("if-match", "if-none-match", "if-modified-since", "if-unmodified-since")
+_NOT_OFFERED = ("Reason", "Not offered by this local Batch service.")
 
 
 @dataclass(frozen=True)
 class Route:
-    """One method + template and its handler."""
+    """One method, path pattern (from the template), handler, and the query options it takes."""
 
     method: str
-    segments: tuple[str, ...]
+    pattern: re.Pattern[str]
     handler: Handler
+    query: tuple[str, ...] = ()
 
-    def match(self, raw_segments: list[str]) -> dict[str, str] | None:
-        """The decoded path parameters when ``raw_segments`` fit this template, else None."""
-        params: dict[str, str] = {}
-        for index, template in enumerate(self.segments):
-            if template.startswith("{") and template.endswith("*}"):
-                rest = raw_segments[index:]
-                if not rest or not all(rest):
-                    return None
-                params[template[1:-2]] = unquote("/".join(rest))
-                return params
-            if index >= len(raw_segments):
-                return None
-            segment = raw_segments[index]
-            if template.startswith("{"):
-                if not segment:
-                    return None
-                params[template[1:-1]] = unquote(segment)
-            elif template.lower() != unquote(segment).lower():
-                return None
-        return params if len(raw_segments) == len(self.segments) else None
+
+def _pattern(template: str) -> re.Pattern[str]:
+    """``{name}`` matches one raw segment, ``{name*}`` one or more; literals match case-insensitively."""
+    parts = []
+    for segment in template.strip("/").split("/"):
+        if segment.endswith("*}"):
+            parts.append(f"(?P<{segment[1:-2]}>[^/]+(?:/[^/]+)*)")
+        elif segment.startswith("{"):
+            parts.append(f"(?P<{segment[1:-1]}>[^/]+)")
+        else:
+            parts.append(f"(?i:{re.escape(segment)})")
+    return re.compile("/".join(parts))
 
 
 class Router:
@@ -52,22 +59,101 @@ class Router:
     def __init__(self) -> None:
         self._routes: list[Route] = []
 
-    def add(self, method: str, template: str, handler: Handler) -> None:
-        """Register ``handler`` for ``method`` on ``template``."""
-        segments = tuple(part for part in template.strip("/").split("/"))
-        self._routes.append(Route(method.upper(), segments, handler))
+    def add(self, method: str, template: str, handler: Handler, query: tuple[str, ...] = ()) -> None:
+        """Serve ``method`` on ``template`` with ``handler``, which takes the ``query`` options."""
+        self._routes.append(Route(method.upper(), _pattern(template), handler, query))
 
-    def resolve(self, method: str, raw_path: str) -> tuple[Handler, dict[str, str]]:
-        """Handler and path parameters; 405 when only other methods fit, 400 InvalidUri when none."""
-        raw_segments = raw_path.strip("/").split("/") if raw_path.strip("/") else []
+    def resolve(self, method: str, raw_path: str) -> tuple[Route, dict[str, str]]:
+        """The route and its decoded path parameters; 405 when only other methods fit, 400 InvalidUri
+        when none. Segments are split on the raw path, so an encoded slash stays inside its segment."""
         path_fits = False
         for route in self._routes:
-            params = route.match(raw_segments)
-            if params is None:
-                continue
-            if route.method == method.upper():
-                return route.handler, params
-            path_fits = True
+            match = route.pattern.fullmatch(raw_path.strip("/"))
+            if match and route.method == method.upper():
+                return route, {name: unquote(value) for name, value in match.groupdict().items()}
+            path_fits = path_fits or match is not None
         if path_fits:
             raise BatchApiError("UnsupportedHttpVerb", values=[("HttpVerb", method)])
         raise BatchApiError("InvalidUri", values=[("RequestUri", raw_path)])
+
+
+class RequestDispatcher:
+    """Answers Batch API and admin requests (see the module docstring)."""
+
+    def __init__(self, settings: ServiceSettings, verifier: SharedKeyVerifier, tokens: JobTokens,
+                 faults: FaultInjector, log: RequestLog, batch_routes: Router, admin_routes: Router) -> None:
+        self.settings, self.verifier, self.tokens = settings, verifier, tokens
+        self.faults, self.log = faults, log
+        self.batch_routes, self.admin_routes = batch_routes, admin_routes
+
+    def dispatch(self, request: Request, *, body_too_large: bool) -> Response | None:
+        """The response to send, or None to drop the connection."""
+        if request.raw_path == ADMIN_PREFIX or request.raw_path.startswith(ADMIN_PREFIX + "/"):
+            try:
+                route, request.path_params = self.admin_routes.resolve(request.method, request.raw_path)
+            except BatchApiError as error:
+                return error_response(error, request)
+            return _run(route.handler, request)
+        before = self.faults.pick(request.method, request.raw_path, "before")
+        if before is not None:
+            return self._logged(request, _fault_response(before, request), before)
+        if body_too_large:
+            error = BatchApiError("RequestBodyTooLarge", values=[("MaxLimit", str(self.settings.max_body_bytes))])
+            return self._logged(request, error_response(error, request), None)
+        response = self._batch(request)
+        after = self.faults.pick(request.method, request.raw_path, "after")
+        if after is not None:
+            return self._logged(request, _fault_response(after, request), after)
+        return self._logged(request, response, None)
+
+    def _batch(self, request: Request) -> Response:
+        try:
+            authorization = request.headers.get("authorization", "")
+            if authorization.startswith("Bearer "):
+                self.tokens.verify(request.raw_path, authorization)
+            else:
+                self.verifier.verify(request.method, request.raw_path, request.raw_query, request.headers)
+            self._check_api_version(request)
+            route, request.path_params = self.batch_routes.resolve(request.method, request.raw_path)
+            _check_options(request, route)
+        except BatchApiError as error:
+            return error_response(error, request)
+        return _run(route.handler, request)
+
+    def _check_api_version(self, request: Request) -> None:
+        version = request.param("api-version")
+        if not version:
+            raise BatchApiError("MissingRequiredQueryParameter", values=[("QueryParameterName", "api-version")])
+        if version not in self.settings.supported_api_versions:
+            raise BatchApiError("UnsupportedRequestVersion",
+                                values=[("QueryParameterName", "api-version"), ("QueryParameterValue", version)])
+
+    def _logged(self, request: Request, response: Response | None, fault: FaultRule | None) -> Response | None:
+        self.log.record(request.method, request.raw_path, response.status if response else 0,
+                        fault.kind if fault else None)
+        return response
+
+
+def _check_options(request: Request, route: Route) -> None:
+    """400 for a query parameter the operation does not take, or a conditional header."""
+    for name, values in request.query.items():
+        if name.lower() not in ALWAYS_ACCEPTED + route.query:
+            raise BatchApiError("UnsupportedQueryParameter", values=[
+                ("QueryParameterName", name), ("QueryParameterValue", values[0] if values else ""), _NOT_OFFERED])
+    for name in UNSUPPORTED_HEADERS:
+        if name in request.headers:
+            raise BatchApiError("UnsupportedHeader", values=[("HeaderName", name), _NOT_OFFERED])
+
+
+def _run(handler: Handler, request: Request) -> Response:
+    try:
+        return handler(request)
+    except BatchApiError as error:
+        return error_response(error, request)
+    except Exception as exc:  # a bug answers like Batch's internal error, and is shown
+        traceback.print_exc()
+        return error_response(BatchApiError("InternalError", f"Unexpected error: {exc!r}"), request)
+
+
+def _fault_response(rule: FaultRule, request: Request) -> Response | None:
+    return None if rule.kind == "drop" else error_response(rule.error(), request)

@@ -1,39 +1,38 @@
-"""The scheduling loop: places active tasks on free node slots.
+"""The scheduling loop: places active tasks on free node slots and launches their executions.
 
 Runs in one thread, under the state lock, whenever state changes (and at least every
-``PASS_INTERVAL_S``). Jobs go by descending priority, tasks in the order they were added.
-A task is placed when its dependencies are satisfied, its job is under ``maxParallelTasks``,
-and enough schedulable nodes have ``requiredSlots`` free (one node per instance for
-multi-instance tasks). ``nodeFillType`` ``pack`` fills the busiest fitting node first,
-``spread`` the least busy. Housekeeping duties (pool resizes, job completion) run first.
+``PASS_INTERVAL_S``); housekeeping duties (pool resizes, job completion) run first. Jobs go by
+descending priority, tasks in the order they were added. A task is placed when every task in
+its ``dependsOn.taskIds`` has succeeded, its job is under ``maxParallelTasks``, and enough
+schedulable nodes have ``requiredSlots`` free (one node per instance for multi-instance tasks).
+``nodeFillType`` ``pack`` fills the busiest fitting node first, ``spread`` the least busy.
 """
 from __future__ import annotations
 
 import threading
 import traceback
 from collections.abc import Callable
+from urllib.parse import quote
 
-from .exit_conditions import dependency_action, dependency_ids
-from .job_entities import JobRecord, TaskRecord
-from .launcher import TaskLauncher
-from .pool_entities import NodeRecord, PoolRecord
+from .entities import JobRecord, NodeRecord, PoolRecord, TaskRecord
+from .execution import Placement, TaskExecution, TaskFinishedCallback, build_plan
+from .layout import NodeDirs, NodeIdentity
+from .runner import ExecutionHandle
 from .state import BatchState
-from .task_completion import TaskFinishedCallback
-from .times import format_timestamp, utc_now
+from .timekeeping import format_timestamp, utc_now
 
 PASS_INTERVAL_S = 0.1
 UNSCHEDULABLE = {
-    "category": "usererror",
-    "code": "TaskSchedulingConstraintFailed",
+    "category": "usererror", "code": "TaskSchedulingConstraintFailed",
     "message": "Task cannot be scheduled on the pool associated with the job: requiredSlots exceeds taskSlotsPerNode.",
 }
 
 
 def dependencies_satisfied(job: JobRecord, task: TaskRecord) -> bool:
-    """Every task this one depends on has completed with a ``satisfy`` dependency action."""
-    for dependency_id in dependency_ids(task):
-        dependency = job.tasks.get(dependency_id.lower())
-        if dependency is None or dependency.state != "completed" or dependency_action(dependency) != "satisfy":
+    """Every task this one depends on has completed successfully."""
+    for dependency_id in (task.spec.get("dependsOn") or {}).get("taskIds") or []:
+        dependency = job.tasks.get(str(dependency_id).lower())
+        if dependency is None or not dependency.succeeded():
             return False
     return True
 
@@ -44,37 +43,35 @@ def pick_nodes(pool: PoolRecord, slots: int, count: int) -> list[NodeRecord] | N
     fitting = [node for node in pool.nodes.values() if node.schedulable() and capacity - node.used_slots >= slots]
     if len(fitting) < count:
         return None
-    if pool.node_fill_type == "pack":
-        fitting.sort(key=lambda node: -node.used_slots)
-    else:
-        fitting.sort(key=lambda node: node.used_slots)
+    fitting.sort(key=lambda node: -node.used_slots if pool.node_fill_type == "pack" else node.used_slots)
     return fitting[:count]
 
 
-def _has_free_slot(pool: PoolRecord) -> bool:
-    return any(node.schedulable() and node.used_slots < pool.task_slots_per_node for node in pool.nodes.values())
-
-
 class TaskScheduler:
-    """Owns the scheduling thread."""
+    """Owns the scheduling thread and the execution threads it starts."""
 
-    def __init__(self, state: BatchState, launcher: TaskLauncher, on_finished: TaskFinishedCallback,
+    def __init__(self, state: BatchState, on_finished: TaskFinishedCallback,
                  housekeeping: list[Callable[[], None]]) -> None:
         self.state = state
-        self.launcher = launcher
         self.on_finished = on_finished
         self.housekeeping = housekeeping
         self._thread = threading.Thread(target=self._loop, name="batch-scheduler", daemon=True)
+        self._executions: list[threading.Thread] = []
 
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self) -> None:
-        """End the loop (sets ``state.stopping``) and wait for the thread."""
+    def stop(self, timeout_s: float = 10) -> None:
+        """End the loop (sets ``state.stopping``) and wait (bounded) for its thread."""
         with self.state.lock:
             self.state.stopping = True
             self.state.wake()
-        self._thread.join(timeout=10)
+        self._thread.join(timeout=timeout_s)
+
+    def join_executions(self, timeout_s: float) -> None:
+        """Wait (bounded, per thread) for execution threads to end."""
+        for thread in list(self._executions):
+            thread.join(timeout_s)
 
     def _loop(self) -> None:
         with self.state.lock:
@@ -88,34 +85,56 @@ class TaskScheduler:
                 self.state.changed.wait(timeout=PASS_INTERVAL_S)
 
     def schedule_pass(self) -> None:
-        """Place every task that can start now; call with the state lock held."""
-        jobs = sorted(self.state.jobs.values(), key=lambda job: -int(job.spec.get("priority") or 0))
-        for job in jobs:
+        """Place every task that can start now; lock held."""
+        for job in sorted(self.state.jobs.values(), key=lambda job: -int(job.spec.get("priority") or 0)):
             pool = self.state.pools.get(job.pool_id.lower())
             if job.state == "active" and pool is not None and pool.lifecycle.state == "active":
                 self._schedule_job(job, pool)
 
     def _schedule_job(self, job: JobRecord, pool: PoolRecord) -> None:
         limit = int(job.spec.get("maxParallelTasks", -1))
-        running = sum(1 for task in job.tasks.values() if task.state in ("preparing", "running"))
+        running = len(job.running_tasks())
         for task in list(job.tasks.values()):
-            if not _has_free_slot(pool):
+            if not any(n.schedulable() and n.used_slots < pool.task_slots_per_node for n in pool.nodes.values()):
                 return
             if limit != -1 and running >= limit:
                 return
             if task.state != "active" or not dependencies_satisfied(job, task):
                 continue
             if task.required_slots > pool.task_slots_per_node:
-                self._fail_unschedulable(job, task)
+                now = format_timestamp(utc_now())
+                task.execution.update(startTime=now, endTime=now, result="failure", failureInfo=dict(UNSCHEDULABLE))
+                task.move("completed")
+                self.on_finished(job, task)
                 continue
             nodes = pick_nodes(pool, task.required_slots, task.instances)
             if nodes is not None:
-                self.launcher.launch(job, task, pool, nodes)
+                self._launch(job, task, pool, nodes)
                 running += 1
 
-    def _fail_unschedulable(self, job: JobRecord, task: TaskRecord) -> None:
-        now = format_timestamp(utc_now())
-        task.execution.update(startTime=now, endTime=now, result="failure", failureInfo=dict(UNSCHEDULABLE))
-        task.failure_kind = "preprocessing"
-        task.move("completed")
-        self.on_finished(job, task)
+    def _launch(self, job: JobRecord, task: TaskRecord, pool: PoolRecord, nodes: list[NodeRecord]) -> None:
+        """Reserve slots on ``nodes`` (primary first), fill in node info, start the execution thread."""
+        handle = ExecutionHandle()
+        placements = []
+        for index, node in enumerate(nodes):
+            key = task.key if index == 0 else f"{task.key}#{index}"
+            node.running[key] = task.required_slots
+            node.total_tasks_run += 1
+            node.lifecycle.move("running")
+            identity = NodeIdentity(pool.id, node.id, node.root_dir, node.ip_address, node.is_dedicated)
+            placements.append(Placement(identity, key))
+        primary, dirs = nodes[0], NodeDirs(nodes[0].root_dir)
+        task.task_dir = dirs.task_dir(job.id, task.id)
+        node_url = primary.url(self.state.base_url)
+        task_root = dirs.relative(task.task_dir)
+        task.node_info = {"affinityId": f"TVM:{primary.id}", "nodeUrl": node_url, "poolId": pool.id,
+                          "nodeId": primary.id, "taskRootDirectory": task_root,
+                          "taskRootDirectoryUrl": f"{node_url}/files/{quote(task_root, safe='')}"}
+        task.handle = handle
+        task.execution["startTime"] = format_timestamp(utc_now())
+        task.move("preparing")
+        plan = build_plan(self.state, job, task, placements, handle)
+        thread = threading.Thread(target=TaskExecution(self.state, plan, self.on_finished).run,
+                                  name=f"task-{job.id}-{task.id}", daemon=True)
+        self._executions = [t for t in self._executions if t.is_alive()] + [thread]
+        thread.start()

@@ -10,26 +10,15 @@ from types import TracebackType
 from typing import Any
 
 from .auth import SharedKeyVerifier
-from .context import ServiceContext
-from .dispatcher import RequestDispatcher
 from .faults import FaultInjector, FaultKind, FaultRule, FaultTiming, RequestLog, RequestRecord
-from .job_engine import JobEngine
-from .launcher import TaskLauncher
-from .node_boot import NodeBooter
-from .pool_engine import PoolEngine
-from .pool_scaling import PoolScaling
-from .routes_admin import AdminRoutes
-from .routes_files import FileRoutes
-from .routes_jobs import JobRoutes
-from .routes_nodes import NodeRoutes
-from .routes_pools import PoolRoutes
-from .routes_tasks import TaskRoutes
-from .routing import Router
+from .jobs import JobEngine
+from .pools import PoolEngine
+from .routes import AdminRoutes, BatchRoutes
+from .routing import RequestDispatcher, Router
 from .scheduler import TaskScheduler
-from .server import BatchHttpServer
+from .server import BatchHttpServer, TlsFiles, server_context
 from .settings import ServiceSettings
 from .state import BatchState
-from .tls import TlsFiles, server_context
 
 
 class BatchService:
@@ -50,18 +39,14 @@ class BatchService:
         self.faults = FaultInjector()
         self.request_log = RequestLog()
         jobs = JobEngine(self.state)
-        pools = PoolEngine(self.state, NodeBooter(self.state))
-        scaling = PoolScaling(self.state, pools)
-        self._ctx = ServiceContext(self.state, pools, scaling, jobs, self.faults, self.request_log)
-        self._launcher = TaskLauncher(self.state, jobs.on_task_finished)
-        self._scheduler = TaskScheduler(self.state, self._launcher, jobs.on_task_finished,
-                                        [pools.housekeeping, scaling.housekeeping, jobs.housekeeping])
+        self._pools = PoolEngine(self.state)
+        self._scheduler = TaskScheduler(self.state, jobs.on_task_finished,
+                                        [self._pools.housekeeping, jobs.housekeeping])
         batch_routes, admin_routes = Router(), Router()
-        for routes in (PoolRoutes(self._ctx), NodeRoutes(self._ctx), JobRoutes(self._ctx),
-                       TaskRoutes(self._ctx), FileRoutes(self._ctx)):
-            routes.register(batch_routes)
-        AdminRoutes(self._ctx).register(admin_routes)
-        dispatcher = RequestDispatcher(self._ctx, SharedKeyVerifier(account, key), batch_routes, admin_routes)
+        BatchRoutes(self.state, self._pools, jobs).register(batch_routes)
+        AdminRoutes(self.faults, self.request_log, settings).register(admin_routes)
+        dispatcher = RequestDispatcher(settings, SharedKeyVerifier(account, key), self.state.job_tokens, self.faults,
+                                       self.request_log, batch_routes, admin_routes)
         self._server = BatchHttpServer((host, port), dispatcher, settings,
                                        server_context(tls) if tls is not None else None)
         self.url = f"{self._server.scheme}://{self._server.authority}"
@@ -86,12 +71,13 @@ class BatchService:
         self._server.shutdown()
         self._server.server_close()
         self._scheduler.stop()
-        self._ctx.pools.shutdown()
         with self.state.lock:
             handles = [task.handle for job in self.state.jobs.values() for task in job.tasks.values() if task.handle]
+            handles += [node.start_task_handle for pool in self.state.pools.values() for node in pool.nodes.values()
+                        if node.start_task_handle]
         for handle in handles:
             handle.cancel("delete")
-        self._launcher.join(timeout_s=10)
+        self._scheduler.join_executions(timeout_s=10)
 
     def __enter__(self) -> BatchService:
         return self
@@ -103,8 +89,8 @@ class BatchService:
                      probability: float | None = None, seed: int | None = None, retry_after: int = 1,
                      timing: FaultTiming = "before") -> FaultRule:
         """Add a fault rule (see ``faults``): e.g. ``inject_fault("503", path="/addtaskcollection$", count=2)``."""
-        return self.faults.add(kind, path_pattern=path, method=method, count=count, probability=probability,
-                               seed=seed, retry_after_s=retry_after, timing=timing)
+        return self.faults.add(kind, path=path, method=method, count=count, probability=probability, seed=seed,
+                               retry_after=retry_after, timing=timing)
 
     def clear_faults(self) -> None:
         """Remove every fault rule."""
@@ -123,17 +109,13 @@ class BatchService:
         return {"url": self.url, "account": self.account, "key": self.key, "root": str(self.root_dir)}
 
 
-def new_account_key() -> str:
-    """A random base64 account key like Batch's (64 bytes)."""
-    return base64.b64encode(secrets.token_bytes(64)).decode("ascii")
-
-
 def start_batch_service(root_dir: Path, *, account: str = "orchtest", key: str | None = None, port: int = 0,
                         host: str = "127.0.0.1", settings: ServiceSettings | None = None,
                         tls: TlsFiles | None = None) -> BatchService:
-    """Start a local Batch service on ``host`` (a free port unless ``port`` is given; HTTPS with ``tls``)."""
+    """Start a local Batch service on ``host`` (a free port unless ``port`` is given; HTTPS with ``tls``);
+    without ``key``, a random 64-byte base64 key like Batch's."""
     root_dir = Path(root_dir)
     root_dir.mkdir(parents=True, exist_ok=True)
-    service = BatchService(root_dir, account=account, key=key or new_account_key(), host=host, port=port,
-                           settings=settings or ServiceSettings(), tls=tls)
-    return service.start()
+    key = key or base64.b64encode(secrets.token_bytes(64)).decode("ascii")
+    return BatchService(root_dir, account=account, key=key, host=host, port=port,
+                        settings=settings or ServiceSettings(), tls=tls).start()

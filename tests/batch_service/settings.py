@@ -1,17 +1,12 @@
 """Tunable behaviour of the local Batch service (timings, limits, auto-storage)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 from urllib.parse import quote
 
-SUPPORTED_API_VERSIONS = (
-    "2025-06-01",
-    "2024-07-01.20.0",
-    "2024-02-01.19.0",
-    "2023-11-01.18.0",
-    "2023-05-01.17.0",
-)
+# The REST API version this service models (azure-batch 15.1.0 sends it); older versions differ in bodies.
+SUPPORTED_API_VERSIONS = ("2025-06-01",)
 
 
 @dataclass
@@ -34,7 +29,8 @@ class AutoStorage:
 class ServiceSettings:
     """Knobs tests may change at any time (from Python or ``POST /_admin/settings``).
 
-    Delays are in seconds. ``max_body_bytes`` is Batch's request size limit (1 MiB);
+    Delays are in seconds. ``max_body_bytes`` is Batch's request size limit (1 MiB),
+    ``max_tasks_per_collection`` its task collection limit, ``max_page_size`` its list page size;
     ``autoscale_interval_s`` overrides every pool's ``autoScaleEvaluationInterval`` when set.
     """
 
@@ -66,12 +62,4 @@ class ServiceSettings:
 
     def as_json(self) -> dict[str, Any]:
         """The settings as JSON-ready values."""
-        result: dict[str, Any] = {}
-        for item in fields(self):
-            value = getattr(self, item.name)
-            if isinstance(value, AutoStorage):
-                value = {"blob_endpoint": value.blob_endpoint, "sas_token": value.sas_token}
-            elif isinstance(value, tuple):
-                value = list(value)
-            result[item.name] = value
-        return result
+        return asdict(self)

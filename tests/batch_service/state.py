@@ -10,10 +10,9 @@ import itertools
 import threading
 from pathlib import Path
 
+from .auth import JobTokens
+from .entities import JobRecord, NodeRecord, PoolRecord, TaskRecord
 from .errors import BatchApiError
-from .job_entities import JobRecord, TaskRecord
-from .job_tokens import JobTokens
-from .pool_entities import NodeRecord, PoolRecord
 from .settings import ServiceSettings
 
 
@@ -60,6 +59,11 @@ class BatchState:
         """The node if both pool and node still exist."""
         pool = self.pools.get(pool_id.lower())
         return pool.nodes.get(node_id.lower()) if pool else None
+
+    def find_task(self, job_id: str, task_id: str) -> TaskRecord | None:
+        """The task if both job and task still exist."""
+        job = self.jobs.get(job_id.lower())
+        return job.tasks.get(task_id.lower()) if job else None
 
     def job(self, job_id: str) -> JobRecord:
         """The job, or 404 JobNotFound."""
