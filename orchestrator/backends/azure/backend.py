@@ -204,7 +204,11 @@ class AzureBackend:
 
     # -- plumbing ------------------------------------------------------------------------
     def _job_info(self, job: Any, pool_id: str) -> JobInfo:
-        return job_ops.job_info(job, self._task_infos(job, pool_id))
+        tasks = self._task_infos(job, pool_id)
+        if job_ops.settled(job, tasks):
+            self.accounts.for_pool(pool_id).batch.terminate_job(job.id, naming.DEPENDENCY_REASON)
+            job = job_ops.get(self.accounts.for_pool(pool_id).batch, job.id) or job
+        return job_ops.job_info(job, tasks)
 
     def _task_infos(self, job: Any, pool_id: str, raw: list[Any] | None = None) -> list[TaskInfo]:
         account = self.accounts.for_pool(pool_id)
@@ -214,7 +218,7 @@ class AzureBackend:
         is_cancelled, stopped = job_ops.cancelled(job), job_ops.stopped_ids(pool_id, job.id)
         if account.store is not None and job_ops.has_sweep_manager(job):
             stopped |= sweep_setup.stopped_markers(account.store, self._container(pool_id), job.id)
-        return [job_ops.task_info(task, job.id, job_cancelled=is_cancelled, stopped=stopped) for task in raw]
+        return job_ops.task_infos(raw, job.id, job_cancelled=is_cancelled, stopped=stopped)
 
     def _task_ended(self, job: JobRef, task_id: str) -> bool:
         cached = self._tasks_seen.get(job.job_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,7 +21,7 @@ from orchestrator.errors import ConflictError, NotFoundError
 from orchestrator.model import JobInfo, TaskInfo, TaskState
 from orchestrator.records.pool_records import pool_state_dir
 
-TASK_FIELDS = ["id", "state", "executionInfo", "nodeInfo", "creationTime"]
+TASK_FIELDS = ["id", "state", "executionInfo", "nodeInfo", "creationTime", "dependsOn"]
 
 
 def get(api: BatchApi, job_id: str) -> Any | None:
@@ -94,6 +95,41 @@ def job_state(job: Any) -> str:
     if cancelled(job) or text(job.state) == "deleting":
         return "cancelled"
     return "completed" if text(job.state) == "completed" else "active"
+
+
+def task_infos(tasks: list[Any], job_id: str, *, job_cancelled: bool, stopped: set[str]) -> list[TaskInfo]:
+    """The job's tasks as orch reports them; tasks blocked behind a failed dependency are failed."""
+    infos = [task_info(task, job_id, job_cancelled=job_cancelled, stopped=stopped) for task in tasks]
+    blocked = blocked_by_failure(tasks, {info.id: info.state for info in infos})
+    return [replace(info, state=TaskState.FAILED, error=f"dependency {blocked[info.id]!r} did not succeed")
+            if info.id in blocked and info.state == TaskState.PENDING else info for info in infos]
+
+
+def blocked_by_failure(tasks: list[Any], states: dict[str, TaskState]) -> dict[str, str]:
+    """Active tasks that can never run because a task they depend on (or one that one waits for)
+    ended without succeeding; Batch keeps them blocked. Task id -> the dependency that failed."""
+    blocked: dict[str, str] = {}
+    changed = True
+    while changed:
+        changed = False
+        for task in tasks:
+            if task.id in blocked or text(task.state) != "active" or task.depends_on is None:
+                continue
+            for dependency in task.depends_on.task_ids or []:
+                state = states.get(dependency)
+                if dependency in blocked or (state is not None and state.is_terminal()
+                                             and state != TaskState.SUCCEEDED):
+                    blocked[task.id] = dependency
+                    changed = True
+                    break
+    return blocked
+
+
+def settled(job: Any, tasks: list[TaskInfo]) -> bool:
+    """A sealed job whose tasks have all ended, some blocked behind failed dependencies: Batch
+    never completes it by itself (blocked tasks stay active), so orch ends it."""
+    return (text(job.state) == "active" and text(job.all_tasks_complete_mode) == "terminatejob"
+            and bool(tasks) and all(task.state.is_terminal() for task in tasks))
 
 
 def task_info(task: Any, job_id: str, *, job_cancelled: bool, stopped: set[str]) -> TaskInfo:

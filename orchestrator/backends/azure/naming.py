@@ -12,6 +12,7 @@ CONTAINER_PREFIX = "orch-"
 METADATA_MARK = "orch"
 METADATA_SPEC = "orch-spec"
 CANCEL_REASON = "orch: cancelled"
+DEPENDENCY_REASON = "orch: dependencies failed"
 INPUTS_PREFIX = "inputs/"
 SWEEP_MANAGER_ID = "orch-sweep-manager"  # the job manager task of an adaptive sweep; never a trial
 METADATA_SWEEP = "orch-sweep"

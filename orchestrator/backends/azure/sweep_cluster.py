@@ -62,14 +62,10 @@ class BatchSweepCluster:
             return []
         raw = self.api.listed(f"listing tasks of {self.job_id!r}", self.api.client.list_tasks, self.job_id,
                               select=SWEEP_TASK_FIELDS)
-        is_cancelled = job_ops.cancelled(job)
-        out = []
-        for task in raw:
-            if task.id == naming.SWEEP_MANAGER_ID:
-                continue
-            info = job_ops.task_info(task, self.job_id, job_cancelled=is_cancelled, stopped=self.markers.known)
-            out.append(_with_params(info, task))
-        return out
+        trials = [task for task in raw if task.id != naming.SWEEP_MANAGER_ID]
+        infos = job_ops.task_infos(trials, self.job_id, job_cancelled=job_ops.cancelled(job),
+                                   stopped=self.markers.known)
+        return [_with_params(info, task) for info, task in zip(infos, trials)]
 
     def submit(self, launches: list[TaskLaunch]) -> None:
         options = (task_model.task_options(launch, self.context, naming.task_prefix(self.job_id, launch.id))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -15,19 +16,27 @@ from typing import IO, Mapping, Sequence
 import psutil
 
 _SHELL_META = set("|&;<>()$`\\\"'*?[]#~=%{}!\n")
+_SHELL_WORDS = frozenset({
+    ".", ":", "alias", "break", "case", "cd", "command", "continue", "do", "done", "elif", "else", "esac", "eval",
+    "exec", "exit", "export", "fi", "for", "getopts", "hash", "if", "jobs", "local", "read", "readonly", "return",
+    "set", "shift", "source", "then", "times", "trap", "type", "ulimit", "umask", "unalias", "unset", "until",
+    "wait", "while"})
+"""Shell keywords and builtins that have no program of the same name (or behave otherwise)."""
 
 
-def argv_for(command: str | Sequence[str]) -> list[str]:
+def argv_for(command: str | Sequence[str], *, path: str | None = None) -> list[str]:
     """The argv to run ``command``: a list as is; a string through ``/bin/sh -c``.
 
-    A string made only of plain words (no shell syntax at all) is exec'd directly, which is what
-    ``sh -c`` would do for it anyway, and saves one process start per task.
+    A string of plain words (no shell syntax at all) whose first word is a program on ``path``
+    (not a shell builtin such as ``exit``) is exec'd directly, which is what ``sh -c`` would do
+    for it anyway, and saves one process start per task. Anything else goes through the shell,
+    so a missing program fails the way the shell reports it (exit code 127).
     """
     if not isinstance(command, str):
         return list(command)
     if not any(ch in _SHELL_META for ch in command):
         words = shlex.split(command)
-        if words:
+        if words and words[0] not in _SHELL_WORDS and shutil.which(words[0], path=path):
             return words
     return ["/bin/sh", "-c", command]
 
@@ -35,7 +44,7 @@ def argv_for(command: str | Sequence[str]) -> list[str]:
 def spawn(command: str | Sequence[str], *, cwd: Path, env: Mapping[str, str],
           stdout: IO[bytes], stderr: IO[bytes]) -> subprocess.Popen[bytes]:
     """Start ``command`` as the leader of a new session. Raises ``OSError`` if it cannot start."""
-    return subprocess.Popen(argv_for(command), cwd=cwd, env=dict(env), stdout=stdout, stderr=stderr,
+    return subprocess.Popen(argv_for(command, path=env.get("PATH")), cwd=cwd, env=dict(env), stdout=stdout, stderr=stderr,
                             stdin=subprocess.DEVNULL, start_new_session=True, close_fds=True)
 
 
