@@ -18,11 +18,14 @@ TEMPLATE_FILES = {"pool.yaml": "pool.yaml", "jobs/hello.yaml": "hello.yaml"}
 def validate(files: tuple[Path, ...]) -> None:
     """Check pool and job FILES (told apart by their keys) without touching any backend."""
     from orchestrator.spec.loader import load_any
+    from orchestrator.spec.pool import PoolFields
 
     problems: list[OrchError] = []
     for path in files:
         try:
             spec = load_any(path)
+            for warning in spec.block.warnings() if isinstance(spec, PoolFields) else []:
+                click.echo(f"warning: {path}: {warning}", err=True)
             click.echo(f"ok: {path} ({type(spec).__name__.removesuffix('Spec').lower()} {spec.id!r})")
         except OrchError as exc:
             problems.append(exc)

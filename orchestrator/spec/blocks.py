@@ -38,3 +38,14 @@ class BackendBlock(StrictModel):
     def spans_nodes(self, pool_nodes: int) -> bool:
         """Whether a task may span several nodes of a pool of ``pool_nodes`` nodes."""
         return True
+
+    @property
+    def caps_in_flight(self) -> bool:
+        """Whether the engine itself caps a job's tasks in flight (``limits.max_concurrent_trials``);
+        where it cannot, the job's sweep controller holds trials back."""
+        return True
+
+    def warnings(self) -> list[str]:
+        """Things worth a look that are not errors (e.g. an image near its end of life), each
+        naming the key (``azure.image``) it is about; ``orch validate`` prints them."""
+        return []
