@@ -43,6 +43,18 @@ def test_duplicate_key_is_an_error(tmp_path: Path) -> None:
     assert "'id' appears twice" in text and ":2:1" in text
 
 
+def test_task_ids_are_unique_ignoring_case_and_never_shadow_trial_ids(tmp_path: Path) -> None:
+    text = error_of(write(tmp_path, "id: j\npool: p\ntasks:\n  - id: Eval\n    command: x\n"
+                                    "  - id: eval\n    command: y\n"))
+    assert ":6:" in text and "tasks[1].id" in text and "'eval' and 'Eval' (tasks[0]) differ only in case" in text
+    text = error_of(write(tmp_path, "id: j\npool: p\ntasks:\n  - id: t\n    command: echo {{x}}\n"
+                                    "    search_space: {x: {choice: [1, 2]}}\n  - id: T-00001\n    command: y\n"))
+    assert ":7:" in text and "trial of sweep task 't'" in text
+    text = error_of(write(tmp_path, "id: j\npool: p\ntasks:\n  - id: a\n    command: x\n"
+                                    "    depends_on: [a, zz]\n"))
+    assert ":6:" in text and "tasks[0].depends_on[1]" in text and "'zz', which is not a task" in text
+
+
 def test_several_problems_reported_together(tmp_path: Path) -> None:
     path = write(tmp_path, "id: j\npool: p\ntasks:\n  - command: ''\n  - command: x\n    max_wall_time: 10x\n")
     with pytest.raises(SpecErrors) as info:

@@ -121,6 +121,14 @@ def test_file_factory_walks_local_files_in_sorted_order(tmp_path: Path) -> None:
     assert counted({"file": {"local_path": "data"}}) is None
 
 
+def test_file_factory_order_is_sorted_path_order_across_folders(tmp_path: Path) -> None:
+    for relative in ["b.txt", "a/x.txt", "a.txt", "a-1", "a0", "c/z/deep.txt", "c.txt"]:
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text(relative)
+    got = [p["file_path"] for p in trials({"file": {"local_path": str(tmp_path)}})]
+    assert got == sorted(got) == ["a-1", "a.txt", "a/x.txt", "a0", "b.txt", "c.txt", "c/z/deep.txt"]
+
+
 def test_file_factory_filters(tmp_path: Path) -> None:
     make_tree(tmp_path)
     def paths(**spec: Any) -> list[str]:

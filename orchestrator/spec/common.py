@@ -11,6 +11,17 @@ from orchestrator.duration import parse_duration
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+TRIAL_INDEX_DIGITS = 5
+"""A sweep trial's task id is ``<task id>-<index>``, the index zero-padded to this many digits."""
+
+
+class KeyedError(ValueError):
+    """A problem a model validator finds at a key path below its model (``tasks[2].id``), so the
+    loader points at that key's line rather than at the model's."""
+
+    def __init__(self, key_path: str, message: str) -> None:
+        super().__init__(message)
+        self.key_path = key_path
 
 
 class StrictModel(BaseModel):

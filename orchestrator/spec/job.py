@@ -6,10 +6,12 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from orchestrator.spec.common import (
+    TRIAL_INDEX_DIGITS,
     Command,
     Duration,
     Env,
     Id,
+    KeyedError,
     Retries,
     StrictModel,
     check_command,
@@ -113,15 +115,13 @@ class JobSpec(StrictModel):
     @model_validator(mode="after")
     def _ids_and_dependencies(self) -> "JobSpec":
         ids = self.task_ids()
-        seen: set[str] = set()
-        for index, task_id in enumerate(ids):
-            if task_id in seen:
-                raise ValueError(f"task id {task_id!r} is used twice (tasks[{index}]); task ids must be unique in a job")
-            seen.add(task_id)
+        _check_unique(ids, self.tasks)
+        known = set(ids)
         for index, task in enumerate(self.tasks):
-            for dep in task.depends_on:
-                if dep not in seen:
-                    raise ValueError(f"tasks[{index}].depends_on names {dep!r}, which is not a task of this job")
+            for position, dep in enumerate(task.depends_on):
+                if dep not in known:
+                    raise KeyedError(f"tasks[{index}].depends_on[{position}]",
+                                     f"tasks[{index}].depends_on names {dep!r}, which is not a task of this job")
         cycle = _find_cycle({tid: list(t.depends_on) for tid, t in zip(ids, self.tasks)})
         if cycle:
             raise ValueError(f"depends_on has a cycle: {' -> '.join(cycle)}; remove one of these dependencies")
@@ -130,6 +130,27 @@ class JobSpec(StrictModel):
     def task_ids(self) -> list[str]:
         """Each task's id: its own, or ``task-<index>``."""
         return [t.id or f"task-{i}" for i, t in enumerate(self.tasks)]
+
+
+def _check_unique(ids: list[str], tasks: list[TaskSpec]) -> None:
+    """Task ids are unique in a job, ignoring case (Azure Batch compares them so), and no task id
+    is also the id of another task's trial (``<sweep task>-00001``)."""
+    first: dict[str, int] = {}
+    for index, task_id in enumerate(ids):
+        key = task_id.casefold()
+        if key in first:
+            other = ids[first[key]]
+            same = "is used twice" if other == task_id else f"and {other!r} (tasks[{first[key]}]) differ only in case"
+            raise KeyedError(f"tasks[{index}].id",
+                             f"task id {task_id!r} {same}; task ids must be unique in a job, ignoring case")
+        first[key] = index
+    sweeps = {task_id.casefold(): index for index, (task_id, task) in enumerate(zip(ids, tasks)) if task.is_sweep()}
+    for index, task_id in enumerate(ids):
+        base, _, number = task_id.rpartition("-")
+        if number.isdigit() and len(number) >= TRIAL_INDEX_DIGITS and base.casefold() in sweeps:
+            raise KeyedError(f"tasks[{index}].id",
+                             f"task id {task_id!r} is also the id of a trial of sweep task {ids[sweeps[base.casefold()]]!r} "
+                             f"(tasks[{sweeps[base.casefold()]}]); rename one of them")
 
 
 def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from orchestrator.errors import SpecError, SpecErrors
+from orchestrator.spec.common import KeyedError
 from orchestrator.spec.job import JobSpec
 from orchestrator.spec.pool import PoolSpec
 from orchestrator.spec.yaml_source import KeyPath, Positioned, read_yaml
@@ -61,12 +62,19 @@ def place_error(error: SpecError, spec_file: Path) -> SpecError:
         source = read_yaml(spec_file)
     except SpecError:
         return error
-    path = tuple(int(index) if index else name for name, index in _KEY_PART.findall(where.key_path))
-    return SpecError(error.message, hint=error.hint, where=source.where(path))
+    return SpecError(error.message, hint=error.hint, where=source.where(key_path_parts(where.key_path)))
+
+
+def key_path_parts(key_path: str) -> KeyPath:
+    """``tasks[2].command`` as ``("tasks", 2, "command")``."""
+    return tuple(int(index) if index else name for name, index in _KEY_PART.findall(key_path))
 
 
 def _to_spec_error(model: type[BaseModel], source: Positioned, err: Any) -> SpecError:
     loc: KeyPath = tuple(p for p in err["loc"] if not _is_union_tag(p))
+    cause = (err.get("ctx") or {}).get("error")
+    if isinstance(cause, KeyedError):
+        loc += key_path_parts(cause.key_path)
     where = source.where(loc)
     kind = err["type"]
     if kind == "extra_forbidden":

@@ -147,15 +147,31 @@ def file_params(entry: ListedFile) -> dict[str, str]:
 
 
 def list_local_files(root: Path, *, recursive: bool) -> Iterator[ListedFile]:
-    """Files under ``root`` in sorted path order, streamed directory by directory."""
-    for directory, subdirectories, files in os.walk(root):
-        subdirectories.sort()
-        if not recursive:
-            subdirectories.clear()
-        relative_dir = Path(directory).relative_to(root).as_posix()
-        for name in sorted(files):
-            path = name if relative_dir == "." else f"{relative_dir}/{name}"
-            yield ListedFile(path=path, url=(Path(directory) / name).resolve().as_uri())
+    """Files under ``root`` in sorted path order (``a.txt`` < ``a/b.txt`` < ``b.txt``, as sorting
+    the relative paths gives), streamed: a folder is listed when it is reached, and its files
+    come before the entries that sort after it. Symbolic links to folders are not followed."""
+    stack = [_sorted_entries(root, "")]
+    while stack:
+        entry = next(stack[-1], None)
+        if entry is None:
+            stack.pop()
+            continue
+        relative, path, is_dir = entry
+        if is_dir:
+            if recursive:
+                stack.append(_sorted_entries(path, relative))
+        elif path.is_file():
+            yield ListedFile(path=relative, url=path.resolve().as_uri())
+
+
+def _sorted_entries(directory: Path, prefix: str) -> Iterator[tuple[str, Path, bool]]:
+    """(relative path, path, is a folder) of a folder's entries, in the order their paths sort:
+    a folder ``d`` sorts as ``d/`` (after ``d.txt`` and ``d-1``, before ``d0``)."""
+    with os.scandir(directory) as listing:
+        found = [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in listing]
+    found.sort(key=lambda item: item[0] + "/" if item[1] else item[0])
+    return iter([(f"{prefix}{name}/" if is_dir else f"{prefix}{name}", directory / name, is_dir)
+                 for name, is_dir in found])
 
 
 def _custom_params(spec: CustomFactory, names: Sequence[str] | None, where: str,

@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.errors import SpecError
+from orchestrator.spec.common import TRIAL_INDEX_DIGITS
 
 MAX_TASK_ID_LENGTH = 64
-INDEX_DIGITS = 5
+INDEX_DIGITS = TRIAL_INDEX_DIGITS
 _VALID_ID = re.compile(r"^[A-Za-z0-9_-]+$")
 _TRIAL_SUFFIX = re.compile(rf"-(\d{{{INDEX_DIGITS},}})$")
 
