@@ -183,12 +183,14 @@ class JobInfo:
 
 @dataclass(frozen=True)
 class SubmitReport:
-    """Every task accounted for: submitted now, already present, or failed with a reason."""
+    """Every task accounted for: submitted now, already present, or failed with a reason.
+    ``controlled``: a sweep controller drives the job (adds trials, stops them, seals it)."""
 
     job_id: str
     submitted: int = 0
     already_present: int = 0
     failed: Mapping[str, str] = field(default_factory=dict)
+    controlled: bool = False
 
     @property
     def total(self) -> int:

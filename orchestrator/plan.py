@@ -12,7 +12,9 @@ checked here, before the first call that creates anything:
 - **Adaptive sweeps** (``sweep.adaptive.is_adaptive``: Bayesian sampling, early termination or a
   sweep timeout) need a **sweep controller** in the cluster: the job is submitted unsealed with
   every trial known up front (all but the Bayesian ones), and the controller adds trials, stops
-  them and seals the job. Other jobs are submitted sealed.
+  them and seals the job. So do sweeps with ``limits.max_concurrent_trials`` on an engine that
+  cannot cap tasks in flight (the pool block's ``caps_in_flight``): their trials are held back
+  and the controller streams them (``sweep.adaptive.is_held``). Other jobs are submitted sealed.
 
 Task ids are deterministic (spec ids, trial ids), so a plan run again submits only what is missing.
 """
@@ -29,7 +31,7 @@ from orchestrator.records.job_index import JobEntry
 from orchestrator.spec.job import JobSpec, TaskSpec
 from orchestrator.spec.pool import PoolSpec
 from orchestrator.sweep import expand, substitute
-from orchestrator.sweep.adaptive import is_adaptive
+from orchestrator.sweep.adaptive import is_held, needs_controller
 from orchestrator.sweep.bayes import BayesianSearch
 from orchestrator.sweep.controller import ControllerSettings
 from orchestrator.sweep.trial import Trial, trial_task_id
@@ -54,18 +56,20 @@ class Plan:
     base_dir: Path
 
     def launches(self) -> Iterator[TaskLaunch]:
-        """Every task known up front, streamed in spec order (a sweep's trials; Bayesian ones none)."""
-        return static_launches(self.spec, gpus_per_node=self.pool.gpus_per_node,
-                               pool_nodes=self.pool.nodes.total, base_dir=self.base_dir)
+        """Every task submitted up front, streamed in spec order (a sweep's trials; none of a
+        Bayesian or held-back sweep)."""
+        return static_launches(self.spec, gpus_per_node=self.pool.gpus_per_node, pool_nodes=self.pool.nodes.total,
+                               base_dir=self.base_dir, caps_in_flight=self.pool.block.caps_in_flight)
 
 
 def make_plan(job: JobSpec, pool: PoolSpec, *, base_dir: Path) -> Plan:
     """Check ``job`` against ``pool`` and plan its submission (see the module docstring)."""
     check_fits(job, pool)
     warnings = tuple(preflight(job, base_dir=base_dir))
-    adaptive = any(is_adaptive(task) for task in job.tasks)
-    launch = JobLaunch(id=job.id, pool_id=job.pool, seal=job.auto_complete and not adaptive, controlled=adaptive,
-                       max_in_flight=job_concurrency(job),
+    caps = pool.block.caps_in_flight
+    controlled = any(needs_controller(task, caps_in_flight=caps) for task in job.tasks)
+    launch = JobLaunch(id=job.id, pool_id=job.pool, seal=job.auto_complete and not controlled, controlled=controlled,
+                       max_in_flight=job_concurrency(job) if caps else None,
                        uses_dependencies=any(task.depends_on for task in job.tasks),
                        inputs=check_inputs(job, base_dir))
     sweeps = [task for task in job.tasks if task.is_sweep()]
@@ -74,7 +78,7 @@ def make_plan(job: JobSpec, pool: PoolSpec, *, base_dir: Path) -> Plan:
                      objective=objective.model_dump() if objective else None,
                      trials=planned_trials(job) if sweeps else None)
     return Plan(spec=job, pool=pool, job=launch, index=index,
-                controller=controller_settings(pool) if adaptive else None, warnings=warnings, base_dir=base_dir)
+                controller=controller_settings(pool) if controlled else None, warnings=warnings, base_dir=base_dir)
 
 
 def check_fits(job: JobSpec, pool: PoolSpec) -> None:
@@ -88,6 +92,13 @@ def check_fits(job: JobSpec, pool: PoolSpec) -> None:
         if task.resources.gpus > pool.gpus_per_node:
             raise CapacityError(f"{where} needs {task.resources.gpus:g} GPUs but pool {pool.id!r} nodes have "
                                 f"{pool.gpus_per_node}", hint="lower resources.gpus or use a GPU pool")
+        factory = task.task_factory.kind() if task.task_factory else None
+        if is_held(task, caps_in_flight=block.caps_in_flight) and factory in ("file", "custom"):
+            raise UnsupportedError(f"{where}: the {pool.backend} backend cannot cap tasks in flight, so its sweep "
+                                   "controller streams the trials of limits.max_concurrent_trials sweeps where it "
+                                   f"runs; a {factory} task factory reads this machine's files",
+                                   hint="use a pool whose engine caps tasks in flight, or drop "
+                                        "limits.max_concurrent_trials")
         dist = task.distributed
         if dist is None:
             continue
@@ -146,10 +157,11 @@ def preflight(job: JobSpec, *, base_dir: Path | None = None) -> list[str]:
 
 
 def static_launches(job: JobSpec, *, gpus_per_node: int = 0, pool_nodes: int | None = None,
-                    base_dir: Path | None = None) -> Iterator[TaskLaunch]:
-    """Every task known up front, in spec order, streamed: sweeps their trials, Bayesian ones none."""
+                    base_dir: Path | None = None, caps_in_flight: bool = True) -> Iterator[TaskLaunch]:
+    """Every task submitted up front, in spec order, streamed: sweeps their trials, Bayesian and
+    held-back ones (``caps_in_flight`` false) none."""
     for index, (task_id, task) in enumerate(zip(job.task_ids(), job.tasks)):
-        if task.is_sweep() and task.sampling == "bayesian":
+        if (task.is_sweep() and task.sampling == "bayesian") or is_held(task, caps_in_flight=caps_in_flight):
             continue
         trials = expand.expand(task, key_path=f"tasks[{index}]", base_dir=base_dir) if task.is_sweep() else [None]
         for trial in trials:
@@ -194,4 +206,4 @@ def controller_settings(pool: PoolSpec) -> ControllerSettings:
     """How a controller renders trials on ``pool``: as many at once, by default, as it has slots."""
     slots = pool.slots_per_node * pool.nodes.total
     return ControllerSettings(gpus_per_node=pool.gpus_per_node, pool_nodes=pool.nodes.total,
-                              default_concurrency=max(1, slots))
+                              default_concurrency=max(1, slots), caps_in_flight=pool.block.caps_in_flight)

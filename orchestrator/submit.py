@@ -46,7 +46,7 @@ def run_plan(plan: Plan, backend: Backend, *, warn: Warn | None = None) -> Submi
     report = backend.submit(launch, plan.launches())
     if host is not None and plan.controller is not None:
         host.start_sweep(launch, plan.spec, plan.controller)
-    return report
+    return replace(report, controlled=launch.controlled)
 
 
 def snapshot_workdir(job: JobSpec, base_dir: Path) -> Snapshot | None:

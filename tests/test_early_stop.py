@@ -137,3 +137,23 @@ def test_bandit_uses_each_trials_best_and_the_leaders_value_at_that_step() -> No
     assert stop(MAX, policy("bandit", slack_amount=0.1), histories) == {"recovered"}
     # at step 2 recovered's best is 0.45 < 0.95 - 0.1; young at step 1 is within 0.5 - 0.1.
     assert stop(MAX, policy("bandit", slack_amount=0.1, evaluation_interval=2), histories) == {"recovered"}
+
+
+def test_bandit_bar_comes_from_the_best_run_at_that_interval_only() -> None:
+    histories = {
+        "leader": [(1, 0.70), (2, 0.75), (3, 0.80)],
+        "young": [(1, 0.99)],  # one high value, not yet at step 3: it must not stop the leader
+        "ended": [(1, 0.50), (2, 0.97)],  # ended before step 3
+        "lagging": [(1, 0.5), (2, 0.55), (3, 0.6)],
+    }
+    assert stop(MAX, policy("bandit", slack_amount=0.1, evaluation_interval=3), histories) == {"lagging"}
+    # the old bar (best of every trial so far, 0.99) would have stopped the leader too
+    assert stop(MAX, policy("bandit", slack_amount=0.1, evaluation_interval=3),
+                {"leader": histories["leader"], "lagging": histories["lagging"]}) == {"lagging"}
+
+
+def test_a_trial_exactly_on_the_bar_continues_despite_float_rounding() -> None:
+    # Azure ML's example: best 0.8, slack_amount 0.2: a run at 0.6 continues (0.8 - 0.2 = 0.6000000000000001)
+    histories = {"best": [(1, 0.8)], "edge": [(1, 0.6)], "below": [(1, 0.59)]}
+    assert stop(MAX, policy("bandit", slack_amount=0.2), histories) == {"below"}
+    assert stop(MIN, policy("bandit", slack_amount=0.2), {"best": [(1, 0.2)], "edge": [(1, 0.4)]}) == set()

@@ -176,3 +176,28 @@ def test_check_fits_accepts_what_fits_and_explains_backend_limits() -> None:
     with pytest.raises(UnsupportedError, match="cannot read blob inputs"):
         check_fits(blob, PoolSpec.model_validate(RAY_POOL))
     check_fits(blob, lonely)
+
+
+def test_max_concurrent_trials_on_an_engine_that_cannot_cap_is_held_back_for_the_controller(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from orchestrator.backends.ray.spec import RayOptions
+    from orchestrator.plan import make_plan
+
+    capped = {"id": "t", "command": "echo {{x}}", "search_space": {"x": {"choice": [1, 2, 3]}},
+              "limits": {"max_concurrent_trials": 2}}
+    job = JobSpec.model_validate({"id": "j", "pool": "p", "workdir": None,
+                                  "tasks": [{"id": "plain", "command": "true"}, capped]})
+    pool = PoolSpec.model_validate(RAY_POOL)
+    native = make_plan(job, pool, base_dir=REPO)
+    assert native.controller is None and native.job.max_in_flight == 2 and native.job.seal
+    assert [launch.id for launch in native.launches()] == ["plain", "t-00000", "t-00001", "t-00002"]
+    monkeypatch.setattr(RayOptions, "caps_in_flight", property(lambda self: False))
+    held = make_plan(job, pool, base_dir=REPO)
+    assert held.controller is not None and not held.controller.caps_in_flight
+    assert held.job.controlled and not held.job.seal and held.job.max_in_flight is None
+    assert [launch.id for launch in held.launches()] == ["plain"]
+    files = JobSpec.model_validate({"id": "j", "pool": "p", "tasks": [
+        {"command": "cat {{file_path}}", "task_factory": {"file": {"local_path": "jobs"}},
+         "limits": {"max_concurrent_trials": 2}}]})
+    with pytest.raises(UnsupportedError, match="file task factory reads this machine's files"):
+        make_plan(files, pool, base_dir=REPO)

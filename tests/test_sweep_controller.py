@@ -278,3 +278,38 @@ def test_metrics_are_read_at_offsets_and_reread_after_a_restart_of_the_file() ->
     reads = len(cluster.reads)
     book.refresh(TaskInfo(id="t", job_id="job", state=TaskState.SUCCEEDED))
     assert len(cluster.reads) == reads and book.best("t", "score", maximize=True) == 0.6
+
+
+def held_job() -> JobSpec:
+    return JobSpec.model_validate({"id": "job", "pool": "pool", "workdir": None, "tasks": [
+        {"id": "trial", "command": "train --x {{x}}", "search_space": {"x": {"choice": [1, 2, 3, 4, 5]}},
+         "limits": {"max_concurrent_trials": 2}}]})
+
+
+def test_held_back_trials_are_streamed_within_max_concurrent_trials() -> None:
+    """An engine that cannot cap tasks in flight: the controller submits the grid two at a time."""
+    cluster = FakeCluster()
+    settings = ControllerSettings(caps_in_flight=False)
+    controller = SweepController(held_job(), cluster, settings)
+    assert controller.step() is False
+    assert cluster.submitted == ["trial-00000", "trial-00001"] and not cluster.sealed
+    cluster.start("trial-00000")
+    controller.step()
+    assert len(cluster.in_flight()) == 2, "nothing more while two are in flight"
+    cluster.finish("trial-00000")
+    controller.step()
+    assert cluster.submitted[-1] == "trial-00002" and len(cluster.in_flight()) == 2
+    restarted = SweepController(held_job(), cluster, settings)  # a restarted controller adopts and goes on
+    for task_id in list(cluster.in_flight()):
+        cluster.finish(task_id)
+    while not restarted.step():
+        for task_id in list(cluster.in_flight()):
+            assert len(cluster.in_flight()) <= 2
+            cluster.finish(task_id)
+    assert cluster.submitted == [f"trial-{i:05d}" for i in range(5)] and cluster.sealed
+    assert [cluster.params(f"trial-{i:05d}")["x"] for i in range(5)] == [1, 2, 3, 4, 5]
+
+
+def test_an_engine_that_caps_in_flight_needs_no_controller_for_max_concurrent_trials() -> None:
+    controller = SweepController(held_job(), FakeCluster(), ControllerSettings(caps_in_flight=True))
+    assert controller.sweeps == []

@@ -42,7 +42,6 @@ def run(file: Path, dry_run: bool, resume: bool, yes: bool, tail: bool) -> None:
     from orchestrator import plan
     from orchestrator.spec.loader import place_error
     from orchestrator.submit import submit_job
-    from orchestrator.sweep.adaptive import is_adaptive
     from orchestrator.sweep.expand import CONFIRM_ABOVE
 
     job = settings().load_job_spec(file)
@@ -61,10 +60,9 @@ def run(file: Path, dry_run: bool, resume: bool, yes: bool, tail: bool) -> None:
         report = submit_job(job, config_dir=config_dir(), warn=lambda w: click.echo(f"warning: {w}", err=True))
     except SpecError as exc:
         raise place_error(exc, file) from None
-    adaptive = any(is_adaptive(task) for task in job.tasks)
     verb = "resumed" if resume else "submitted"
     click.echo(f"sweep {job.id} {verb}: {report.submitted} trial(s) added, {report.already_present} already present"
-               + ("; its controller runs in the cluster" if adaptive else ""), err=tail)
+               + ("; its controller runs in the cluster" if report.controlled else ""), err=tail)
     if tail:
         from orchestrator.cli.jobs_cmds import follow_and_exit
 

@@ -14,6 +14,10 @@ says which trials to stop and which new trials to launch:
   task ids are ``<task>-<index>`` with the index counting up, so they never collide.
 - **Early termination**: each pass, ``early_stop.trials_to_stop`` judges the running trials
   against every trial's history; each chosen trial is stopped once.
+- **Held back**: on an engine that cannot cap a job's tasks in flight itself (``caps_in_flight``
+  false, e.g. an Azure Batch account without the maxParallelTasks feature), a sweep with
+  ``limits.max_concurrent_trials`` is not submitted up front: the controller streams its trials
+  in index order, keeping at most that many pending or running.
 - **Timeout**: when ``limits.timeout`` seconds have passed since the job was created, every
   trial not yet finished is stopped and no trial is added.
 - **Restart**: a fresh instance adopts the trials that exist (replaying their parameters into
@@ -23,7 +27,8 @@ says which trials to stop and which new trials to launch:
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import itertools
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,11 +45,24 @@ RESTART_SEED_STRIDE = 1_000_003
 
 
 def is_adaptive(task: TaskSpec) -> bool:
-    """True for a sweep task that needs a controller while it runs (see the module docstring)."""
+    """True for a sweep task whose decisions need a controller while it runs (Bayesian sampling,
+    early termination, a sweep timeout); see the module docstring."""
     if not task.is_sweep():
         return False
     timeout = task.limits.timeout if task.limits else None
     return task.sampling == "bayesian" or task.early_termination is not None or timeout is not None
+
+
+def is_held(task: TaskSpec, *, caps_in_flight: bool) -> bool:
+    """True for a sweep whose trials the controller streams to keep ``max_concurrent_trials``,
+    because the engine cannot cap tasks in flight (Bayesian sweeps stream their trials anyway)."""
+    return (not caps_in_flight and task.is_sweep() and task.sampling != "bayesian"
+            and task.limits is not None and task.limits.max_concurrent_trials is not None)
+
+
+def needs_controller(task: TaskSpec, *, caps_in_flight: bool) -> bool:
+    """True for a sweep task whose trials a controller must drive (adaptive or held back)."""
+    return is_adaptive(task) or is_held(task, caps_in_flight=caps_in_flight)
 
 
 @dataclass
@@ -58,8 +76,14 @@ class Actions:
 class AdaptiveSweep:
     """Decisions for the trials of one adaptive sweep task (see the module docstring)."""
 
-    def __init__(self, task: TaskSpec, base_id: str, render: RenderTrial, *, default_concurrency: int) -> None:
+    def __init__(self, task: TaskSpec, base_id: str, render: RenderTrial, *, default_concurrency: int,
+                 held: bool = False, trials: Callable[[], Iterator[Trial]] | None = None) -> None:
+        """``held``: stream the sweep's trials (from ``trials()``, the sweep's expansion in index
+        order) rather than find them submitted (see the module docstring)."""
         self.task, self.base_id, self.render = task, base_id, render
+        self.held, self._expand = held and trials is not None, trials
+        self._pending: Iterator[Trial] | None = None
+        self._expansion_done = False
         limits = task.limits
         self.max_total = limits.max_total_trials if limits else None
         self.concurrency = (limits.max_concurrent_trials if limits else None) or max(1, default_concurrency)
@@ -81,7 +105,11 @@ class AdaptiveSweep:
     @property
     def exhausted(self) -> bool:
         """No trial will be added any more."""
-        if not self.bayesian or self.timed_out:
+        if self.timed_out:
+            return True
+        if self.held:
+            return self._expansion_done
+        if not self.bayesian:
             return True
         return self.max_total is not None and len(self.search_index) >= self.max_total
 
@@ -107,9 +135,13 @@ class AdaptiveSweep:
         self.stop_sent.update(actions.stop)
         if self.search is not None:
             self._tell(trials, book)
+        if self.search is not None or self.held:
             in_flight = sum(1 for t in trials if not t.state.is_terminal() and t.id not in self.stop_sent)
             while not self.exhausted and in_flight < self.concurrency:
-                actions.launch.append(self._ask())
+                launch = self._ask() if self.search is not None else self._next_held()
+                if launch is None:
+                    break
+                actions.launch.append(launch)
                 in_flight += 1
         return actions
 
@@ -146,6 +178,18 @@ class AdaptiveSweep:
                 if trial.state in TOLD_STATES else None
             self.search.tell(self.search_index[trial.id], value)
             self.told.add(trial.id)
+
+    def _next_held(self) -> TaskLaunch | None:
+        """The next trial of a held-back sweep, after those already submitted; None at the end."""
+        assert self._expand is not None
+        if self._pending is None:
+            self._pending = itertools.islice(self._expand(), self.next_index, None)
+        trial = next(self._pending, None)
+        if trial is None:
+            self._expansion_done = True
+            return None
+        self.next_index = trial.index + 1
+        return self.render(trial)
 
     def _ask(self) -> TaskLaunch:
         assert self.search is not None

@@ -22,13 +22,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
 from orchestrator.model import FileChunk, JobInfo, TaskInfo, TaskLaunch
 from orchestrator.spec.job import JobSpec, TaskSpec
-from orchestrator.sweep.adaptive import AdaptiveSweep, is_adaptive
+from orchestrator.sweep.adaptive import AdaptiveSweep, is_held, needs_controller
+from orchestrator.sweep.expand import expand
 from orchestrator.sweep.metrics_book import TrialMetricsBook
 from orchestrator.sweep.trial import Trial, trial_task_id
 from orchestrator.task_launch import launch_for
@@ -63,12 +64,18 @@ class SweepCluster(Protocol):
 
 @dataclass(frozen=True)
 class ControllerSettings:
-    """Pool facts for rendering trials, the default Bayesian concurrency, and the pass interval."""
+    """Pool facts for rendering trials, the default Bayesian concurrency, and the pass interval.
+
+    ``caps_in_flight`` false: the engine cannot cap a job's tasks in flight, so sweeps with
+    ``max_concurrent_trials`` are held back (``adaptive.is_held``): the controller expands them
+    where it runs (planning refuses held-back factories that read the submitting machine's files).
+    """
 
     gpus_per_node: int = 0
     pool_nodes: int = 1
     default_concurrency: int = 1
-    poll_seconds: float = 0.5
+    poll_seconds: float = 0.25
+    caps_in_flight: bool = True
 
 
 class SweepController:
@@ -78,10 +85,12 @@ class SweepController:
                  *, clock: Callable[[], float] = time.time) -> None:
         self.job, self.cluster, self.settings, self.clock = job, cluster, settings, clock
         self.book = TrialMetricsBook(cluster.read_metrics)
+        caps = settings.caps_in_flight
         self.sweeps = [AdaptiveSweep(task, task_id, self._renderer(task, task_id, position),
-                                     default_concurrency=settings.default_concurrency)
+                                     default_concurrency=settings.default_concurrency,
+                                     held=is_held(task, caps_in_flight=caps), trials=self._expansion(task, position))
                        for position, (task_id, task) in enumerate(zip(job.task_ids(), job.tasks))
-                       if is_adaptive(task)]
+                       if needs_controller(task, caps_in_flight=caps)]
         self.sealed = False
         self.passes = 0
         self.last_error: str | None = None
@@ -92,6 +101,10 @@ class SweepController:
                               gpus_per_node=self.settings.gpus_per_node, pool_nodes=self.settings.pool_nodes,
                               trial=trial, key_path=f"tasks[{position}].command")
         return render
+
+    @staticmethod
+    def _expansion(task: TaskSpec, position: int) -> Callable[[], Iterator[Trial]]:
+        return lambda: expand(task, key_path=f"tasks[{position}]")
 
     def step(self) -> bool:
         """One pass; True when the controller has nothing more to do."""

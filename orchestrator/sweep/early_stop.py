@@ -14,10 +14,15 @@ trials had reached at the same step. A trial's *score* at N is its best value up
 - ``truncation_selection``: among the k trials that reached N, stop the trial when it is in the
   lowest ``floor(k * truncation_percentage / 100)``: i.e. when at least ``k - that many`` trials
   score strictly better (ties are never cut).
-- ``bandit``: let best be the best score of all trials up to N. Stop the trial when its score
-  is worse than, for maximize, ``best / (1 + slack_factor)`` or ``best - slack_amount``; for
-  minimize, ``best * (1 + slack_factor)`` or ``best + slack_amount``. Slack factors assume a
-  positive metric, as in Azure ML.
+- ``bandit``: let best be the best score at N of the trials that reached N (the best performing
+  run at that interval, as Azure ML defines it: a young trial that has not reached N, or one that
+  ended before N, does not set the bar). Stop the trial when its score is worse than, for
+  maximize, ``best / (1 + slack_factor)`` or ``best - slack_amount``; for minimize,
+  ``best * (1 + slack_factor)`` or ``best + slack_amount``. Slack factors assume a positive
+  metric, as in Azure ML.
+
+"Worse" is strict and tolerant of float rounding: a score on the bar (0.6 against a bar of
+0.8 - 0.2 = 0.6000000000000001) is not worse, as in Azure ML's own example, under every policy.
 """
 from __future__ import annotations
 
@@ -30,6 +35,7 @@ from orchestrator.spec.sweep import EarlyTermination, Objective
 
 TrialKey = TypeVar("TrialKey", bound=Hashable)
 History = Sequence[tuple[int, float]]
+ROUNDING = 1e-9
 
 
 def trials_to_stop(objective: Objective, policy: EarlyTermination, histories: Mapping[TrialKey, History],
@@ -97,7 +103,8 @@ class _Judge:
         return ranked[survivors - 1]
 
     def _bandit_cutoff(self, step: int) -> float | None:
-        scores = [best_up_to(history, step, maximize=self.maximize) for history in self.histories.values()]
+        scores = [best_up_to(history, step, maximize=self.maximize)
+                  for history in self.histories.values() if _reached(history, step)]
         known = [peer for peer in scores if peer is not None]
         if not known:
             return None
@@ -128,4 +135,7 @@ def _reached(history: History, step: int) -> bool:
 
 
 def _worse(value: float, reference: float, maximize: bool) -> bool:
+    """Strictly worse, beyond float rounding (see the module docstring)."""
+    if math.isclose(value, reference, rel_tol=ROUNDING, abs_tol=ROUNDING):
+        return False
     return value < reference if maximize else value > reference

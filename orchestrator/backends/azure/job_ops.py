@@ -152,11 +152,11 @@ def _task_state(task: Any, *, job_cancelled: bool, stopped: set[str]) -> TaskSta
         return TaskState.CANCELLED if job_cancelled else TaskState.PENDING
     if state in ("preparing", "running"):
         return TaskState.RUNNING
-    if task.id in stopped:
-        return TaskState.STOPPED
     info = task.execution_info
     if info is not None and text(info.result) == "success":
-        return TaskState.SUCCEEDED
+        return TaskState.SUCCEEDED  # it finished before a stop reached it: nothing was cut short
+    if task.id in stopped:
+        return TaskState.STOPPED
     failure = info.failure_info if info is not None else None
     if job_cancelled and failure is not None and failure.code == "TaskEnded":
         return TaskState.CANCELLED

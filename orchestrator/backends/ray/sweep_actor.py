@@ -34,6 +34,7 @@ class RaySweepCluster:
         self.pool_id, self.job_id = pool_id, job_id
         self._manager: Any = None
         self._agents: dict[int, Any] = {}
+        self._nodes: dict[str, str | None] = {}  # task -> node, as of the last ``tasks()``
 
     def manager(self) -> Any | None:
         """The pool manager's handle, or None when the pool is gone."""
@@ -61,13 +62,17 @@ class RaySweepCluster:
         return info
 
     def tasks(self) -> list[TaskInfo]:
-        return self._call("list_tasks", self.job_id) or []
+        tasks: list[TaskInfo] = self._call("list_tasks", self.job_id) or []
+        self._nodes = {task.id: task.node_id for task in tasks}
+        return tasks
 
     def submit(self, launches: list[TaskLaunch]) -> None:
         self._call("add_tasks", self.job_id, launches)
 
     def read_metrics(self, task_id: str, offset: int) -> FileChunk | None:
-        node = self._call("task_node", self.job_id, task_id)
+        """One call to the node's agent (the node comes from the last task listing)."""
+        known = self._nodes.get(task_id)
+        node = int(known) if known is not None else self._call("task_node", self.job_id, task_id)
         if node is None:
             return None
         if node not in self._agents:
