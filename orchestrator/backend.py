@@ -80,7 +80,9 @@ class Backend(Protocol):
     # -- jobs ---------------------------------------------------------------------------
     def submit(self, job: JobLaunch, tasks: Iterable[TaskLaunch]) -> SubmitReport:
         """Create the job if new and add the tasks not yet present; every task is accounted for.
-        ``tasks`` is a stream: it may be long, and is read once."""
+        ``tasks`` is a stream: it may be long, and is read once. While the job is active, keep
+        ``job.spec_digest`` (``JobInfo.spec_digest``) and each task's fingerprint
+        (``TaskInfo.fingerprint``), so the core can tell another spec under the same id."""
 
     def list_jobs(self, pool_id: str) -> list[JobInfo]:
         """Every job of the pool, oldest first."""

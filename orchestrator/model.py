@@ -5,8 +5,11 @@ They carry no behaviour beyond small derived properties, and import nothing of o
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from enum import Enum
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
@@ -53,6 +56,17 @@ class TaskLaunch:
     output_files: tuple[str, ...] = ()
     distributed: DistributedSpec | None = None  # nodes and processes_per_node resolved
     params: Mapping[str, object] = field(default_factory=dict)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """What the task runs, hashed (16 hex digits): a task id submitted again with another
+        fingerprint is another task, which re-submission must not silently ignore."""
+        what = {"command": self.command, "env": dict(self.env), "resources": [self.resources.cpus, self.resources.gpus],
+                "max_retries": self.max_retries, "max_wall_time": self.max_wall_time,
+                "depends_on": list(self.depends_on), "output_files": list(self.output_files),
+                "distributed": self.distributed.model_dump(mode="json") if self.distributed else None}
+        text = json.dumps(what, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -101,7 +115,8 @@ class JobLaunch:
     ``controlled``: a sweep controller (``SweepHost.start_sweep``) will add tasks and seal the job;
     only backends that declare the sweep-host capability get it. ``max_in_flight`` caps tasks
     running at once (the smallest ``limits.max_concurrent_trials``). ``workdir`` is linked into
-    every task's working directory.
+    every task's working directory. ``spec_digest`` names the spec the job was planned from; the
+    backend keeps the latest one it was given and reports it in ``JobInfo``.
     """
 
     id: str
@@ -112,6 +127,7 @@ class JobLaunch:
     uses_dependencies: bool = False
     inputs: tuple[JobInput, ...] = ()
     workdir: Snapshot | None = None
+    spec_digest: str | None = None
 
     @property
     def ref(self) -> JobRef:
@@ -156,6 +172,7 @@ class TaskInfo:
     retries: int = 0
     error: str | None = None
     params: Mapping[str, object] = field(default_factory=dict)
+    fingerprint: str | None = None  # TaskLaunch.fingerprint of what was submitted; None if unknown
 
 
 @dataclass(frozen=True)
@@ -166,6 +183,7 @@ class JobInfo:
     created_at: float
     task_counts: Mapping[str, int] = field(default_factory=dict)
     ended_at: float | None = None
+    spec_digest: str | None = None  # JobLaunch.spec_digest it was last submitted with; None if unknown
 
     @property
     def total_tasks(self) -> int:

@@ -20,6 +20,7 @@ Task ids are deterministic (spec ids, trial ids), so a plan run again submits on
 """
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,7 +72,7 @@ def make_plan(job: JobSpec, pool: PoolSpec, *, base_dir: Path) -> Plan:
     launch = JobLaunch(id=job.id, pool_id=job.pool, seal=job.auto_complete and not controlled, controlled=controlled,
                        max_in_flight=job_concurrency(job) if caps else None,
                        uses_dependencies=any(task.depends_on for task in job.tasks),
-                       inputs=check_inputs(job, base_dir))
+                       inputs=check_inputs(job, base_dir), spec_digest=spec_digest(job))
     sweeps = [task for task in job.tasks if task.is_sweep()]
     objective = next((task.objective for task in sweeps if task.objective), None)
     index = JobEntry(id=job.id, pool_id=job.pool, backend=pool.backend, kind="sweep" if sweeps else "job",
@@ -194,6 +195,11 @@ def first_proposals(task: TaskSpec, count: int) -> list[Trial]:
 def planned_trials(job: JobSpec) -> int:
     """Tasks the job will have: each sweep's trial count (Bayesian: ``max_total_trials``), 1 per plain task."""
     return sum(expand.count(task) or 0 for task in job.tasks)
+
+
+def spec_digest(job: JobSpec) -> str:
+    """The job spec, hashed: submitting another spec under an existing job id is noticed."""
+    return hashlib.sha256(job.model_dump_json().encode()).hexdigest()[:16]
 
 
 def job_concurrency(job: JobSpec) -> int | None:

@@ -1,9 +1,13 @@
 """Submission: run a ``Plan`` on its pool's backend. The one path for jobs and sweeps alike.
 
 Order, so that an interruption at any point converges when the command is run again: every
-check first (planning, and the sweep-host capability a controller needs), then the workdir
-snapshot, then the job index entry (so the job is routable even if interrupted), then the
-backend's ``submit`` (idempotent on task ids), then the sweep controller's start.
+check first (planning, the sweep-host capability a controller needs, and what the job already
+holds), then the workdir snapshot, then the job index entry (so the job is routable even if
+interrupted), then the backend's ``submit`` (idempotent on task ids), then the controller's start.
+
+Submitting a job id again is idempotent for the same spec (after Ctrl-C it adds what is
+missing). Another spec under that id is a conflict (exit 5) that names the tasks that differ;
+a spec that only adds tasks may ``append`` them to a job that is still active.
 """
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from typing import Callable
 
 from orchestrator import workdir
 from orchestrator.backend import Backend, SweepHost, capability
-from orchestrator.errors import NotFoundError
+from orchestrator.errors import ConflictError, NotFoundError
 from orchestrator.model import Snapshot, SubmitReport
 from orchestrator.plan import Plan, make_plan
 from orchestrator.pools import pool_backend
@@ -23,7 +27,7 @@ from orchestrator.spec.job import JobSpec
 Warn = Callable[[str], None]
 
 
-def submit_job(job: JobSpec, *, config_dir: Path, warn: Warn | None = None,
+def submit_job(job: JobSpec, *, config_dir: Path, warn: Warn | None = None, append: bool = False,
                backend: Backend | None = None) -> SubmitReport:
     """Plan ``job`` against its pool and submit it (idempotent on job and task ids). ``backend``:
     an instance to use instead of the registry's (see ``pools.pool_backend``)."""
@@ -32,12 +36,13 @@ def submit_job(job: JobSpec, *, config_dir: Path, warn: Warn | None = None,
         raise NotFoundError(f"job {job.id!r} names pool {job.pool!r}, which does not exist (known pools: {known})",
                             hint="create it with `orch pool create`, or fix `pool:` in the job file")
     backend, pool = pool_backend(job.pool, config_dir=config_dir, backend=backend)
-    return run_plan(make_plan(job, pool, base_dir=config_dir), backend, warn=warn)
+    return run_plan(make_plan(job, pool, base_dir=config_dir), backend, warn=warn, append=append)
 
 
-def run_plan(plan: Plan, backend: Backend, *, warn: Warn | None = None) -> SubmitReport:
+def run_plan(plan: Plan, backend: Backend, *, warn: Warn | None = None, append: bool = False) -> SubmitReport:
     """Carry out ``plan`` on ``backend`` (see the module docstring)."""
     host = capability(backend, SweepHost) if plan.controller is not None else None
+    check_resubmission(plan, backend, append=append)
     for warning in plan.warnings:
         if warn is not None:
             warn(warning)
@@ -47,6 +52,33 @@ def run_plan(plan: Plan, backend: Backend, *, warn: Warn | None = None) -> Submi
     if host is not None and plan.controller is not None:
         host.start_sweep(launch, plan.spec, plan.controller)
     return replace(report, controlled=launch.controlled)
+
+
+def check_resubmission(plan: Plan, backend: Backend, *, append: bool) -> None:
+    """``ConflictError`` when the job exists from another spec (see the module docstring)."""
+    existing = backend.get_job(plan.job.ref)
+    if existing is None or existing.spec_digest in (None, plan.job.spec_digest):
+        return
+    present = {task.id: task.fingerprint for task in backend.list_tasks(plan.job.ref)}
+    changed: list[str] = []
+    added = 0
+    for launch in plan.launches():
+        if launch.id not in present:
+            added += 1
+        elif present[launch.id] not in (None, launch.fingerprint):
+            changed.append(launch.id)
+    job_id = plan.job.id
+    if changed:
+        shown = ", ".join(changed[:10]) + (f" and {len(changed) - 10} more" if len(changed) > 10 else "")
+        raise ConflictError(f"job {job_id!r} exists with other tasks under the same ids: {shown}",
+                            hint=f"give the job a new id, or `orch jobs delete {job_id}` and submit again")
+    if added and existing.finished:
+        raise ConflictError(f"job {job_id!r} has {existing.state}; this file adds {added} task(s) to it",
+                            hint="give the job a new id")
+    if added and not append:
+        raise ConflictError(f"job {job_id!r} was submitted from another version of this file, which adds "
+                            f"{added} task(s) to it", hint="pass --append to add them to the running job, "
+                                                           "or give the job a new id")
 
 
 def snapshot_workdir(job: JobSpec, base_dir: Path) -> Snapshot | None:

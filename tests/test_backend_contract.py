@@ -150,6 +150,19 @@ def test_submit_is_idempotent_and_accounts_for_every_task(target: Target) -> Non
     assert "idem" in [job.id for job in target.backend.list_jobs(target.pool)]
 
 
+def test_the_backend_keeps_the_spec_digest_and_task_fingerprints(target: Target) -> None:
+    tasks = [task("one", "echo 1"), task("two", "echo 2", max_retries=2)]
+    target.submit("digest", tasks, spec_digest="first", seal=False)
+    info = target.backend.get_job(target.ref("digest"))
+    assert info is not None and info.spec_digest == "first"
+    listed = {t.id: t.fingerprint for t in target.backend.list_tasks(target.ref("digest"))}
+    assert listed == {"one": tasks[0].fingerprint, "two": tasks[1].fingerprint}
+    target.submit("digest", tasks, spec_digest="second", seal=False)
+    assert target.backend.get_job(target.ref("digest")).spec_digest == "second"  # type: ignore[union-attr]
+    target.submit("digest", tasks, spec_digest="second")
+    assert target.wait("digest").spec_digest == "second"
+
+
 def test_failed_attempts_are_retried_within_max_retries(target: Target, tmp_path: Path) -> None:
     marker = tmp_path / "attempts"
     target.submit("retry", [

@@ -155,3 +155,28 @@ def test_down_removes_jobs_then_the_pool(backend: MemoryBackend, monkeypatch: py
     assert removal.items() == ["job j", "pool mem"]  # no storage teardown: the backend keeps none
     assert pools.remove(removal) == ["job j", "pool mem"]
     assert pool_records.load("mem") is None and job_index.entries() == []
+
+
+def test_another_spec_under_an_existing_job_id_is_a_conflict_that_names_the_tasks(backend: MemoryBackend) -> None:
+    first = job(tasks=[{"id": "a", "command": "echo a"}, {"id": "b", "command": "echo b"}])
+    submit_job(first, config_dir=Path.cwd(), backend=backend)
+    again = submit_job(first, config_dir=Path.cwd(), backend=backend)
+    assert (again.submitted, again.already_present) == (0, 2)  # the same spec: idempotent
+    changed = job(tasks=[{"id": "a", "command": "echo A"}, {"id": "b", "command": "echo b"}])
+    with pytest.raises(ConflictError, match="other tasks under the same ids: a\n") as refused:
+        submit_job(changed, config_dir=Path.cwd(), backend=backend)
+    assert refused.value.exit_code == 5 and "new id" in (refused.value.hint or "")
+    grown = job(tasks=[{"id": "a", "command": "echo a"}, {"id": "b", "command": "echo b"},
+                       {"id": "c", "command": "echo c"}])
+    with pytest.raises(ConflictError, match="adds 1 task") as refused:
+        submit_job(grown, config_dir=Path.cwd(), backend=backend)
+    assert "--append" in (refused.value.hint or "")
+    appended = submit_job(grown, config_dir=Path.cwd(), backend=backend, append=True)
+    assert (appended.submitted, appended.already_present) == (1, 2)
+    assert submit_job(grown, config_dir=Path.cwd(), backend=backend).already_present == 3  # now the job's spec
+    for task_id in "abc":
+        backend.finish(JobRef("mem", "j"), task_id, TaskState.SUCCEEDED)
+    more = job(tasks=[{"id": "a", "command": "echo a"}, {"id": "b", "command": "echo b"},
+                      {"id": "c", "command": "echo c"}, {"id": "d", "command": "echo d"}])
+    with pytest.raises(ConflictError, match="has completed"):
+        submit_job(more, config_dir=Path.cwd(), backend=backend, append=True)

@@ -26,9 +26,12 @@ def jobs() -> None:
 @jobs.command("add")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--tail", "-f", "tail", is_flag=True, help="Follow the job's output; exit 0 only if every task succeeded.")
+@click.option("--append", is_flag=True, help="Add the new tasks of a changed FILE to the job while it runs.")
 @OUTPUT_OPTION
-def add(file: Path, tail: bool, output: str) -> None:
-    """Submit the job in FILE to its pool. Re-running adds only tasks not yet present.
+def add(file: Path, tail: bool, append: bool, output: str) -> None:
+    """Submit the job in FILE to its pool. Re-running the same file adds only tasks not yet present
+    (after Ctrl-C); a changed file under the same job id is refused unless it only adds tasks
+    and --append is given.
 
     A job with sweep tasks goes the way of ``orch sweep FILE`` (adaptive sweeps get their controller).
     """
@@ -37,7 +40,8 @@ def add(file: Path, tail: bool, output: str) -> None:
 
     job = settings().load_job_spec(file)
     try:
-        report = submit_job(job, config_dir=config_dir(), warn=lambda w: click.echo(f"warning: {w}", err=True))
+        report = submit_job(job, config_dir=config_dir(), append=append,
+                            warn=lambda w: click.echo(f"warning: {w}", err=True))
     except SpecError as error:
         raise place_error(error, file) from None
     if output == "json" and not tail:

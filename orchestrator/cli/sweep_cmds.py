@@ -33,7 +33,8 @@ def sweep() -> None:
 @click.option("--resume", is_flag=True, help="Submit only trials not yet present (after Ctrl-C).")
 @click.option("--yes", "-y", is_flag=True, help="Allow sweeps over 100,000 trials.")
 @click.option("--tail", "-f", "tail", is_flag=True, help="Follow the trials' output until the sweep ends.")
-def run(file: Path, dry_run: bool, resume: bool, yes: bool, tail: bool) -> None:
+@click.option("--append", is_flag=True, help="Add the new trials of a changed FILE to the sweep while it runs.")
+def run(file: Path, dry_run: bool, resume: bool, yes: bool, tail: bool, append: bool) -> None:
     """Expand the sweep in FILE and submit its trials as one job (idempotent: ids are deterministic).
 
     Bayesian sampling, early termination and a sweep timeout are driven by a controller that
@@ -57,7 +58,8 @@ def run(file: Path, dry_run: bool, resume: bool, yes: bool, tail: bool) -> None:
                 click.echo(json.dumps({"id": launch.id, "params": dict(launch.params), "command": launch.command},
                                       default=str))
             return
-        report = submit_job(job, config_dir=config_dir(), warn=lambda w: click.echo(f"warning: {w}", err=True))
+        report = submit_job(job, config_dir=config_dir(), append=append,
+                            warn=lambda w: click.echo(f"warning: {w}", err=True))
     except SpecError as exc:
         raise place_error(exc, file) from None
     verb = "resumed" if resume else "submitted"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from orchestrator.backend import Capability, ProgressFn
@@ -83,6 +83,7 @@ class MemoryBackend:
     def submit(self, job: JobLaunch, tasks: Iterable[TaskLaunch]) -> SubmitReport:
         self.calls.append(("submit", job))
         record = self.jobs.setdefault(job.ref, MemoryJob(launch=job, created_at=time.time()))
+        record.launch = replace(record.launch, spec_digest=job.spec_digest or record.launch.spec_digest)
         added = present = 0
         for task in tasks:
             if task.id in record.tasks:
@@ -101,7 +102,8 @@ class MemoryBackend:
 
     def list_tasks(self, job: JobRef) -> list[TaskInfo]:
         record = self._job(job)
-        return [TaskInfo(id=task_id, job_id=job.job_id, state=state, params=dict(record.tasks[task_id].params))
+        return [TaskInfo(id=task_id, job_id=job.job_id, state=state, params=dict(record.tasks[task_id].params),
+                         fingerprint=record.tasks[task_id].fingerprint)
                 for task_id, state in record.states.items()]
 
     def stop_tasks(self, job: JobRef, task_ids: Sequence[str]) -> None:
@@ -153,7 +155,7 @@ class MemoryBackend:
             counts[state.value] = counts.get(state.value, 0) + 1
         done = record.launch.seal and all(state.is_terminal() for state in record.states.values())
         return JobInfo(id=job.job_id, pool_id=job.pool_id, state="completed" if done else "active",
-                       created_at=record.created_at, task_counts=counts)
+                       created_at=record.created_at, task_counts=counts, spec_digest=record.launch.spec_digest)
 
     def _info(self, spec: PoolSpec) -> PoolInfo:
         nodes = tuple(NodeInfo(id=f"n{i}", address="127.0.0.1", state="idle", cpus=spec.cpus_per_node,

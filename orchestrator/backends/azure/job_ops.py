@@ -21,7 +21,7 @@ from orchestrator.errors import ConflictError, NotFoundError
 from orchestrator.model import JobInfo, TaskInfo, TaskState
 from orchestrator.records.pool_records import pool_state_dir
 
-TASK_FIELDS = ["id", "state", "executionInfo", "nodeInfo", "creationTime", "dependsOn"]
+TASK_FIELDS = ["id", "displayName", "state", "executionInfo", "nodeInfo", "creationTime", "dependsOn"]
 
 
 def get(api: BatchApi, job_id: str) -> Any | None:
@@ -29,7 +29,8 @@ def get(api: BatchApi, job_id: str) -> Any | None:
 
 
 def ensure(api: BatchApi, job_id: str, pool_id: str, *, uses_dependencies: bool, lifetime: float,
-           max_parallel: int | None = None, manager: m.BatchJobManagerTask | None = None) -> tuple[Any, bool]:
+           max_parallel: int | None = None, manager: m.BatchJobManagerTask | None = None,
+           spec_digest: str | None = None) -> tuple[Any, bool]:
     """The Batch job (created now if new, open for tasks) and whether it was created now.
 
     ``lifetime`` bounds the job's wall-clock time (and so the SAS URLs its tasks get);
@@ -44,7 +45,8 @@ def ensure(api: BatchApi, job_id: str, pool_id: str, *, uses_dependencies: bool,
             all_tasks_complete_mode="noaction", constraints=m.BatchJobConstraints(
                 max_wall_clock_time=timedelta(seconds=lifetime)), job_manager_task=manager,
             metadata=[m.BatchMetadataItem(name=naming.METADATA_MARK, value="1")]
-            + ([m.BatchMetadataItem(name=naming.METADATA_SWEEP, value="1")] if manager is not None else []))
+            + ([m.BatchMetadataItem(name=naming.METADATA_SWEEP, value="1")] if manager is not None else [])
+            + ([m.BatchMetadataItem(name=naming.METADATA_SPEC_DIGEST, value=spec_digest)] if spec_digest else []))
         try:
             api.call(f"creating job {job_id!r}", api.client.create_job, options)
             created = True
@@ -79,6 +81,17 @@ def list_raw_tasks(api: BatchApi, job_id: str) -> list[Any]:
     """The job's tasks, its sweep manager task left out."""
     tasks = api.listed(f"listing tasks of {job_id!r}", api.client.list_tasks, job_id, select=TASK_FIELDS)
     return [task for task in tasks if task.id != naming.SWEEP_MANAGER_ID]
+
+
+def spec_digest(job: Any) -> str | None:
+    return next((item.value for item in job.metadata or [] if item.name == naming.METADATA_SPEC_DIGEST), None)
+
+
+def record_spec_digest(api: BatchApi, job: Any, digest: str) -> None:
+    """Keep ``digest`` as the spec the job was last submitted from (metadata is replaced whole)."""
+    items = [item for item in job.metadata or [] if item.name != naming.METADATA_SPEC_DIGEST]
+    items.append(m.BatchMetadataItem(name=naming.METADATA_SPEC_DIGEST, value=digest))
+    api.call(f"updating job {job.id!r}", api.client.update_job, job.id, m.BatchJobUpdateOptions(metadata=items))
 
 
 def has_sweep_manager(job: Any) -> bool:
@@ -143,7 +156,7 @@ def task_info(task: Any, job_id: str, *, job_cancelled: bool, stopped: set[str])
     return TaskInfo(id=task.id, job_id=job_id, state=state, exit_code=info.exit_code if info else None,
                     node_id=node, started_at=_seconds(info.start_time if info else None),
                     ended_at=_seconds(info.end_time if info else None),
-                    retries=(info.retry_count or 0) if info else 0, error=error)
+                    retries=(info.retry_count or 0) if info else 0, error=error, fingerprint=task.display_name)
 
 
 def _task_state(task: Any, *, job_cancelled: bool, stopped: set[str]) -> TaskState:
@@ -168,7 +181,7 @@ def job_info(job: Any, tasks: list[TaskInfo]) -> JobInfo:
     info = job.execution_info
     return JobInfo(id=job.id, pool_id=job.pool_info.pool_id if job.pool_info else "", state=job_state(job),
                    created_at=_seconds(job.creation_time) or 0.0, task_counts=dict(counts),
-                   ended_at=_seconds(info.end_time) if info is not None else None)
+                   ended_at=_seconds(info.end_time) if info is not None else None, spec_digest=spec_digest(job))
 
 
 def _seconds(when: datetime | None) -> float | None:

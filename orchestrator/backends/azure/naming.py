@@ -16,6 +16,7 @@ DEPENDENCY_REASON = "orch: dependencies failed"
 INPUTS_PREFIX = "inputs/"
 SWEEP_MANAGER_ID = "orch-sweep-manager"  # the job manager task of an adaptive sweep; never a trial
 METADATA_SWEEP = "orch-sweep"
+METADATA_SPEC_DIGEST = "orch-spec-digest"  # the job spec a job was (last) submitted from
 
 
 def pool_container(pool_id: str, override: str | None = None) -> str:

@@ -44,7 +44,10 @@ def submit(account: Account, pool: PoolSpec, container: str, job: JobLaunch,
     manager = _manager_task(account, pool, container, job.id) if job.controlled else None
     batch_job, created = job_ops.ensure(account.batch, job.id, job.pool_id, lifetime=options.job_lifetime,
                                         uses_dependencies=job.uses_dependencies, max_parallel=job.max_in_flight,
-                                        manager=manager)
+                                        manager=manager, spec_digest=job.spec_digest)
+    if (not created and job.spec_digest and job_ops.spec_digest(batch_job) != job.spec_digest
+            and job_ops.job_state(batch_job) == "active"):
+        job_ops.record_spec_digest(account.batch, batch_job, job.spec_digest)
     ctx = task_context(account, pool, container, job, batch_job)
     present = set() if created else job_ops.existing_task_ids(account.batch, job.id)
     skipped = [0]

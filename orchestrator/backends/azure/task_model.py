@@ -143,6 +143,7 @@ def task_options(launch: TaskLaunch, ctx: TaskContext, prefix: str) -> m.BatchTa
         max_wall_clock_time=timedelta(seconds=launch.max_wall_time) if launch.max_wall_time else None)
     return m.BatchTaskCreateOptions(
         id=launch.id,
+        display_name=launch.fingerprint,  # read back to notice another task submitted under this id
         command_line=command_line,
         environment_settings=environment(env),
         constraints=constraints,

@@ -111,10 +111,12 @@ class RayBackend:
                 if len(chunk) >= SUBMIT_CHUNK:
                     a, p = ray.get(manager.add_tasks.remote(job.id, chunk, workdir=snapshot if first else None,
                                                             max_running=job.max_in_flight,
+                                                            spec_digest=job.spec_digest,
                                                             inputs=inputs if first else None), timeout=CALL_TIMEOUT)
                     added, present, chunk, first = added + a, present + p, [], False
             a, p = ray.get(manager.add_tasks.remote(job.id, chunk, workdir=snapshot if first else None, seal=job.seal,
-                                                    max_running=job.max_in_flight, inputs=inputs if first else None),
+                                                    max_running=job.max_in_flight, spec_digest=job.spec_digest,
+                                                    inputs=inputs if first else None),
                            timeout=CALL_TIMEOUT)
         return SubmitReport(job_id=job.id, submitted=added + a, already_present=present + p)
 

@@ -29,7 +29,7 @@ class TaskRecord:
         return TaskInfo(id=self.launch.id, job_id=job_id, state=self.state, exit_code=self.exit_code,
                         node_id=None if self.node is None else str(self.node), started_at=self.started_at,
                         ended_at=self.ended_at, retries=self.attempt, error=self.error,
-                        params=dict(self.launch.params))
+                        params=dict(self.launch.params), fingerprint=self.launch.fingerprint)
 
 
 @dataclass
@@ -40,6 +40,7 @@ class JobRecord:
     pool_id: str
     created_at: float
     max_running: int | None = None
+    spec_digest: str | None = None
     sealed: bool = False
     cancelled: bool = False
     ended_at: float | None = None
@@ -183,4 +184,5 @@ class JobRecord:
         state = ("cancelled" if self.cancelled else "completed") if self.finished else "active"
         counts = {k: v for k, v in self.counts.items() if v}
         return JobInfo(id=self.id, pool_id=self.pool_id, state=state, created_at=self.created_at,
-                       task_counts=counts, ended_at=self.ended_at if self.finished else None)
+                       task_counts=counts, ended_at=self.ended_at if self.finished else None,
+                       spec_digest=self.spec_digest)

@@ -68,7 +68,7 @@ class PoolManager:
     # -- jobs ----------------------------------------------------------------------------
     def add_tasks(self, job_id: str, launches: list[TaskLaunch], *,
                   workdir: tuple[str, bytes] | None = None, seal: bool = False,
-                  max_running: int | None = None,
+                  max_running: int | None = None, spec_digest: str | None = None,
                   inputs: list[tuple[str, str, bytes, str | None]] | None = None) -> tuple[int, int]:
         """Create the job if new and add tasks not yet present: ``(added, already_present)``.
 
@@ -85,6 +85,8 @@ class PoolManager:
                                                     workdir=owned, max_running=max_running, inputs=packed)
             result = job.add(launches)
             job.sealed = job.sealed or seal
+            if spec_digest and not job.finished:
+                job.spec_digest = spec_digest
             self._dispatch()
             return result
 
