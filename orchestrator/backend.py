@@ -18,7 +18,7 @@ Every backend passes the contract suite in ``tests/test_backend_contract.py``.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from enum import Enum
 from functools import lru_cache
 from pathlib import Path
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from orchestrator.spec.job import JobSpec
     from orchestrator.spec.pool import PoolSpec
     from orchestrator.sweep.controller import ControllerSettings
+    from orchestrator.sweep.task_factory import ListedFile
 
 ProgressFn = Callable[[str], None]
 
@@ -55,6 +56,7 @@ class Capability(str, Enum):
     DATA_STORE = "data store"
     STORAGE_TEARDOWN = "storage teardown"
     PRICE_LIST = "price list"
+    BLOB_FILES = "blob file listing"
 
 
 class Backend(Protocol):
@@ -148,6 +150,13 @@ class StorageTeardown(Protocol):
         """Delete what the pool keeps in storage; returns what was removed, for the user."""
 
 
+class BlobFiles(Protocol):
+    def blob_files(self, pool: PoolSpec, container: str, prefix: str) -> Iterator[ListedFile]:
+        """The blobs of ``container`` in the pool's storage account whose names start with
+        ``prefix``, in name order (for Shipyard's ``azure_storage`` file factories); their URLs
+        carry no credentials: tasks get the blobs as inputs."""
+
+
 class PriceList(Protocol):
     def quote(self, pool: PoolSpec) -> PriceQuote:
         """What ``pool`` would cost per hour at list prices (nothing is created)."""
@@ -159,6 +168,7 @@ CAPABILITY_OF: dict[type, Capability] = {
     DataStoreHost: Capability.DATA_STORE,
     StorageTeardown: Capability.STORAGE_TEARDOWN,
     PriceList: Capability.PRICE_LIST,
+    BlobFiles: Capability.BLOB_FILES,
 }
 
 

@@ -56,6 +56,7 @@ class TaskLaunch:
     output_files: tuple[str, ...] = ()
     distributed: DistributedSpec | None = None  # nodes and processes_per_node resolved
     params: Mapping[str, object] = field(default_factory=dict)
+    inputs: tuple[JobInput, ...] = ()  # files only this task gets (a file factory's blob)
 
     @cached_property
     def fingerprint(self) -> str:
@@ -64,7 +65,8 @@ class TaskLaunch:
         what = {"command": self.command, "env": dict(self.env), "resources": [self.resources.cpus, self.resources.gpus],
                 "max_retries": self.max_retries, "max_wall_time": self.max_wall_time,
                 "depends_on": list(self.depends_on), "output_files": list(self.output_files),
-                "distributed": self.distributed.model_dump(mode="json") if self.distributed else None}
+                "distributed": self.distributed.model_dump(mode="json") if self.distributed else None,
+                "inputs": [[item.to, str(item.path) if item.path else None, item.blob] for item in self.inputs]}
         text = json.dumps(what, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

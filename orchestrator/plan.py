@@ -35,6 +35,7 @@ from orchestrator.sweep import expand, substitute
 from orchestrator.sweep.adaptive import is_held, needs_controller
 from orchestrator.sweep.bayes import BayesianSearch
 from orchestrator.sweep.controller import ControllerSettings
+from orchestrator.sweep.task_factory import BlobLister
 from orchestrator.sweep.trial import Trial, trial_task_id
 from orchestrator.task_launch import launch_for
 
@@ -55,18 +56,21 @@ class Plan:
     controller: ControllerSettings | None
     warnings: tuple[str, ...]
     base_dir: Path
+    blob_lister: BlobLister | None = None
 
     def launches(self) -> Iterator[TaskLaunch]:
         """Every task submitted up front, streamed in spec order (a sweep's trials; none of a
         Bayesian or held-back sweep)."""
         return static_launches(self.spec, gpus_per_node=self.pool.gpus_per_node, pool_nodes=self.pool.nodes.total,
-                               base_dir=self.base_dir, caps_in_flight=self.pool.block.caps_in_flight)
+                               base_dir=self.base_dir, caps_in_flight=self.pool.block.caps_in_flight,
+                               blob_lister=self.blob_lister)
 
 
-def make_plan(job: JobSpec, pool: PoolSpec, *, base_dir: Path) -> Plan:
-    """Check ``job`` against ``pool`` and plan its submission (see the module docstring)."""
+def make_plan(job: JobSpec, pool: PoolSpec, *, base_dir: Path, blob_lister: BlobLister | None = None) -> Plan:
+    """Check ``job`` against ``pool`` and plan its submission (see the module docstring).
+    ``blob_lister`` lists the blobs of ``azure_storage`` file factories (the pool backend's)."""
     check_fits(job, pool)
-    warnings = tuple(preflight(job, base_dir=base_dir))
+    warnings = tuple(preflight(job, base_dir=base_dir, blob_lister=blob_lister))
     caps = pool.block.caps_in_flight
     controlled = any(needs_controller(task, caps_in_flight=caps) for task in job.tasks)
     launch = JobLaunch(id=job.id, pool_id=job.pool, seal=job.auto_complete and not controlled, controlled=controlled,
@@ -79,7 +83,8 @@ def make_plan(job: JobSpec, pool: PoolSpec, *, base_dir: Path) -> Plan:
                      objective=objective.model_dump() if objective else None,
                      trials=planned_trials(job) if sweeps else None)
     return Plan(spec=job, pool=pool, job=launch, index=index,
-                controller=controller_settings(pool) if controlled else None, warnings=warnings, base_dir=base_dir)
+                controller=controller_settings(pool) if controlled else None, warnings=warnings, base_dir=base_dir,
+                blob_lister=blob_lister)
 
 
 def check_fits(job: JobSpec, pool: PoolSpec) -> None:
@@ -94,6 +99,9 @@ def check_fits(job: JobSpec, pool: PoolSpec) -> None:
             raise CapacityError(f"{where} needs {task.resources.gpus:g} GPUs but pool {pool.id!r} nodes have "
                                 f"{pool.gpus_per_node}", hint="lower resources.gpus or use a GPU pool")
         factory = task.task_factory.kind() if task.task_factory else None
+        if reads_blobs(task) and not block.blob_inputs:
+            raise UnsupportedError(f"{where}.task_factory.file.azure_storage: the {pool.backend} backend cannot give "
+                                   "tasks blobs", hint="list local files with local_path, or use an azure pool")
         if is_held(task, caps_in_flight=block.caps_in_flight) and factory in ("file", "custom"):
             raise UnsupportedError(f"{where}: the {pool.backend} backend cannot cap tasks in flight, so its sweep "
                                    "controller streams the trials of limits.max_concurrent_trials sweeps where it "
@@ -136,7 +144,13 @@ def check_inputs(job: JobSpec, base_dir: Path) -> tuple[JobInput, ...]:
     return tuple(inputs)
 
 
-def preflight(job: JobSpec, *, base_dir: Path | None = None) -> list[str]:
+def reads_blobs(task: TaskSpec) -> bool:
+    """True for a task whose file factory lists blob storage (Shipyard's ``azure_storage``)."""
+    factory = task.task_factory
+    return factory is not None and factory.file is not None and factory.file.azure_storage is not None
+
+
+def preflight(job: JobSpec, *, base_dir: Path | None = None, blob_lister: BlobLister | None = None) -> list[str]:
     """Check every sweep before submitting (see the module docstring); returns warnings."""
     warnings: list[str] = []
     for index, task in enumerate(job.tasks):
@@ -146,9 +160,10 @@ def preflight(job: JobSpec, *, base_dir: Path | None = None) -> list[str]:
         if task.sampling == "bayesian":
             first: Trial | None = first_proposals(task, 1)[0]
         else:
-            first = next(iter(expand.expand(task, key_path=where, base_dir=base_dir, limit=1)), None)
+            first = next(iter(expand.expand(task, key_path=where, base_dir=base_dir, limit=1,
+                                            blob_lister=blob_lister)), None)
             if expand.count(task) is None:
-                for _ in expand.expand(task, key_path=where, base_dir=base_dir):
+                for _ in expand.expand(task, key_path=where, base_dir=base_dir, blob_lister=blob_lister):
                     pass
         if first is not None:
             warnings += substitute.check([task.command], first.params, key_path=f"{where}.command")
@@ -158,23 +173,26 @@ def preflight(job: JobSpec, *, base_dir: Path | None = None) -> list[str]:
 
 
 def static_launches(job: JobSpec, *, gpus_per_node: int = 0, pool_nodes: int | None = None,
-                    base_dir: Path | None = None, caps_in_flight: bool = True) -> Iterator[TaskLaunch]:
+                    base_dir: Path | None = None, caps_in_flight: bool = True,
+                    blob_lister: BlobLister | None = None) -> Iterator[TaskLaunch]:
     """Every task submitted up front, in spec order, streamed: sweeps their trials, Bayesian and
     held-back ones (``caps_in_flight`` false) none."""
     for index, (task_id, task) in enumerate(zip(job.task_ids(), job.tasks)):
         if (task.is_sweep() and task.sampling == "bayesian") or is_held(task, caps_in_flight=caps_in_flight):
             continue
-        trials = expand.expand(task, key_path=f"tasks[{index}]", base_dir=base_dir) if task.is_sweep() else [None]
+        trials = (expand.expand(task, key_path=f"tasks[{index}]", base_dir=base_dir, blob_lister=blob_lister)
+                  if task.is_sweep() else [None])
         for trial in trials:
             yield launch_for(job, task, trial_task_id(task_id, trial.index) if trial else task_id,
                              gpus_per_node=gpus_per_node, pool_nodes=pool_nodes, trial=trial,
                              key_path=f"tasks[{index}].command")
 
 
-def dry_run_launches(job: JobSpec, *, base_dir: Path | None = None) -> Iterator[TaskLaunch]:
-    """What ``--dry-run`` shows (no pool needed): the static launches, then each Bayesian sweep's
-    first proposals (as many as run at once; later ones depend on results)."""
-    yield from static_launches(job, base_dir=base_dir)
+def dry_run_launches(job: JobSpec, *, base_dir: Path | None = None,
+                     blob_lister: BlobLister | None = None) -> Iterator[TaskLaunch]:
+    """What ``--dry-run`` shows (no pool needed, but for listing blobs): the static launches, then
+    each Bayesian sweep's first proposals (as many as run at once; later ones depend on results)."""
+    yield from static_launches(job, base_dir=base_dir, blob_lister=blob_lister)
     for index, (task_id, task) in enumerate(zip(job.task_ids(), job.tasks)):
         if task.is_sweep() and task.sampling == "bayesian":
             limits = task.limits

@@ -13,16 +13,18 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from orchestrator import workdir
-from orchestrator.backend import Backend, SweepHost, capability
+from orchestrator.backend import Backend, BlobFiles, SweepHost, capability, supports
 from orchestrator.errors import ConflictError, NotFoundError
-from orchestrator.model import Snapshot, SubmitReport
-from orchestrator.plan import Plan, make_plan
+from orchestrator.model import Snapshot, SubmitReport, TaskLaunch
+from orchestrator.plan import Plan, dry_run_launches, make_plan, preflight, reads_blobs
 from orchestrator.pools import pool_backend
 from orchestrator.records import job_index, pool_records
 from orchestrator.spec.job import JobSpec
+from orchestrator.spec.pool import PoolSpec
+from orchestrator.sweep.task_factory import BlobLister
 
 Warn = Callable[[str], None]
 
@@ -36,7 +38,28 @@ def submit_job(job: JobSpec, *, config_dir: Path, warn: Warn | None = None, appe
         raise NotFoundError(f"job {job.id!r} names pool {job.pool!r}, which does not exist (known pools: {known})",
                             hint="create it with `orch pool create`, or fix `pool:` in the job file")
     backend, pool = pool_backend(job.pool, config_dir=config_dir, backend=backend)
-    return run_plan(make_plan(job, pool, base_dir=config_dir), backend, warn=warn, append=append)
+    plan = make_plan(job, pool, base_dir=config_dir, blob_lister=blob_lister(job, backend, pool))
+    return run_plan(plan, backend, warn=warn, append=append)
+
+
+def dry_run(job: JobSpec, *, config_dir: Path) -> tuple[list[str], Iterator[TaskLaunch]]:
+    """What ``orch sweep --dry-run`` shows: warnings and the launches, no pool needed (except to
+    list the blobs of an ``azure_storage`` file factory, through the pool's backend)."""
+    lister = None
+    if any(reads_blobs(task) for task in job.tasks) and pool_records.load(job.pool) is not None:
+        backend, pool = pool_backend(job.pool, config_dir=config_dir)
+        lister = blob_lister(job, backend, pool)
+    return preflight(job, base_dir=config_dir, blob_lister=lister), dry_run_launches(job, base_dir=config_dir,
+                                                                                     blob_lister=lister)
+
+
+def blob_lister(job: JobSpec, backend: Backend, pool: PoolSpec) -> BlobLister | None:
+    """How the job's ``azure_storage`` file factories list blobs: through the backend's
+    ``BlobFiles`` capability (None when no task needs it, or the backend has none)."""
+    if not any(reads_blobs(task) for task in job.tasks) or not supports(backend, BlobFiles):
+        return None
+    files = capability(backend, BlobFiles)
+    return lambda container, prefix: files.blob_files(pool, container, prefix)
 
 
 def run_plan(plan: Plan, backend: Backend, *, warn: Warn | None = None, append: bool = False) -> SubmitReport:

@@ -32,6 +32,7 @@ def launch_for(job: JobSpec, task: TaskSpec, task_id: str, *, gpus_per_node: int
         depends_on=tuple(task.depends_on),
         output_files=tuple(task.output_files),
         distributed=_resolved(task.distributed, gpus_per_node, pool_nodes),
+        inputs=trial.inputs if trial else (),
     )
 
 

@@ -150,3 +150,41 @@ def test_ray_tasks_find_local_inputs_and_blob_inputs_are_refused(pool_home: dict
     gone = subprocess.run([sys.executable, "-m", "orchestrator", "--config-dir", str(tmp_path), "jobs", "add",
                            str(missing)], env=env, capture_output=True, text=True, timeout=120)
     assert gone.returncode == 2 and "does not exist" in gone.stderr
+
+
+@pytest.mark.slow
+def test_shipyards_blast_file_factory_gives_each_task_its_blob(services: tuple[BatchService, Azurite],
+                                                                tmp_path: Path) -> None:
+    """Batch Shipyard's BLAST-CPU task factory block, unchanged: one task per chunk in blob storage."""
+    batch, azurite = services
+    credentials = Credentials.model_validate({"batch": {"account": batch.account, "url": batch.url, "key": batch.key},
+                                              "storage": {"connection_string": azurite.connection_string}})
+    backend = AzureBackend(tmp_path, credentials=credentials, policy=RetryPolicy(base=0.01, cap=0.2))
+    pools.create_pool(PoolSpec.model_validate({"id": "blastpool", "backend": "azure", "nodes": 1,
+                                               "azure": {"vm_size": "D2s_v5"}}), backend=backend)
+    store = BlobStore(credentials.storage)  # type: ignore[arg-type]
+    store.ensure_container("blast")
+    for index in range(3):
+        store.put("blast", f"output/fasta-chunks/query-{index}.fa", f">q{index}\nMKV\n".encode())
+    store.put("blast", "output/fasta-chunks/readme.txt", b"not a chunk\n")
+    store.put("blast", "output/other/query-9.fa", b">elsewhere\n")
+    spec = JobSpec.model_validate({"id": "blast", "pool": "blastpool", "workdir": None, "tasks": [{
+        "command": "head -n 1 {{file_name}} && test ! -e readme.txt",
+        "task_factory": {"file": {"azure_storage": {"storage_account_settings": "mystorageaccount",
+                                                    "remote_path": "blast/output/fasta-chunks",
+                                                    "include": ["output/fasta-chunks/query-*.fa"]},
+                                  "task_filepath": "file_name"}}}]})
+    report = submit_job(spec, config_dir=tmp_path, backend=backend)
+    assert (report.submitted, dict(report.failed)) == (3, {})
+    ref = JobRef("blastpool", "blast")
+    deadline = time.monotonic() + 60
+    while not ((info := backend.get_job(ref)) and info.finished):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert dict(info.task_counts) == {"succeeded": 3}
+    outputs = {task.id: backend.read_file(ref, task.id, "stdout") for task in backend.list_tasks(ref)}
+    assert {task_id: chunk.data for task_id, chunk in outputs.items() if chunk} == {
+        f"task-0-{index:05d}": f">q{index}\n".encode() for index in range(3)}
+    body = backend.accounts.for_pool("blastpool").batch.client.get_task("blast", "task-0-00000").as_dict()
+    assert body["resourceFiles"][0]["filePath"] == "query-0.fa" and "sig=" in body["resourceFiles"][0]["httpUrl"]
+    assert "sig=" not in body["commandLine"]  # SAS tokens stay out of commands

@@ -201,3 +201,10 @@ def test_max_concurrent_trials_on_an_engine_that_cannot_cap_is_held_back_for_the
          "limits": {"max_concurrent_trials": 2}}]})
     with pytest.raises(UnsupportedError, match="file task factory reads this machine's files"):
         make_plan(files, pool, base_dir=REPO)
+
+
+def test_a_blob_file_factory_needs_a_backend_that_gives_tasks_blobs() -> None:
+    job = JobSpec.model_validate({"id": "j", "pool": "p", "tasks": [{
+        "command": "cat {{file_name}}", "task_factory": {"file": {"azure_storage": {"remote_path": "c/x"}}}}]})
+    with pytest.raises(UnsupportedError, match="cannot give tasks blobs"):
+        check_fits(job, PoolSpec.model_validate(RAY_POOL))

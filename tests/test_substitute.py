@@ -97,3 +97,14 @@ def test_param_env_names_and_values() -> None:
     assert env_name("model.lr") == "ORCH_PARAM_MODEL_LR"
     with pytest.raises(SpecError, match="both become ORCH_PARAM_A_B"):
         param_env({"a-b": 1, "a_b": 2})
+
+
+def test_shipyard_placeholders_are_refused_with_how_orch_writes_them() -> None:
+    with pytest.raises(SpecError) as named:
+        check(["blastp -query {file_name} > {file_name_no_extension}.hits"],
+              ["file_name", "file_name_no_extension", "url"], key_path="tasks[0].command")
+    assert "Shipyard's placeholders {file_name}, {file_name_no_extension}" in str(named.value)
+    assert "{{file_name}}" in (named.value.hint or "")
+    with pytest.raises(SpecError, match=r"Shipyard's placeholders \{\}"):
+        check(["sleep {}"], ["0"])
+    assert check(["awk '{print $1}' {{x}}"], ["x"]) == []  # braces that are not placeholders are fine

@@ -174,7 +174,7 @@ def test_early_termination_defaults() -> None:
     ({"random": {"generate": 2, "distribution": {"triangular": {"low": 0, "high": 1, "mode": 2}}}},
      "must lie between"),
     ({"random": {"generate": 2, "distribution": {}}}, "distribution needs exactly one of"),
-    ({"file": {"include": ["*.txt"]}}, "file needs exactly one of: local_path, blob_prefix"),
+    ({"file": {"include": ["*.txt"]}}, "file needs exactly one of: local_path, azure_storage"),
     ({"custom": {"module": "not a module"}}, "package.module:function"),
     ({"repeat": 3, "names": ["a"]}, "no positional parameters"),
     ({"parametric_sweep": {"zip": [[1], [2]]}, "names": ["a"]}, "gives 1 names but each trial"),

@@ -17,6 +17,7 @@ from orchestrator.spec.factory import TaskFactory
 from orchestrator.spec.sweep import SweepFields
 from orchestrator.sweep.expand import count, expand
 from orchestrator.sweep.task_factory import (
+    ListedFile,
     count_task_factory,
     expand_task_factory,
 )
@@ -116,7 +117,7 @@ def test_file_factory_walks_local_files_in_sorted_order(tmp_path: Path) -> None:
     got = trials({"file": {"local_path": "data"}}, base_dir=tmp_path)
     assert [p["file_path"] for p in got] == [".hidden", "a.tar.gz", "b.txt", "sub/c.txt", "sub/deep/d.bin"]
     tarball = got[1]
-    assert tarball["file_name"] == "a.tar.gz" and tarball["file_name_no_extension"] == "a.tar"
+    assert tarball["file_name"] == "a.tar.gz" and tarball["file_name_no_extension"] == "a"  # as Shipyard names it
     assert tarball["url"] == (tmp_path / "data" / "a.tar.gz").resolve().as_uri()
     assert counted({"file": {"local_path": "data"}}) is None
 
@@ -144,8 +145,8 @@ def test_file_factory_errors(tmp_path: Path) -> None:
     assert missing.value.where is not None and missing.value.where.key_path == "tasks[1].task_factory.file.local_path"
 
 
-def test_file_factory_over_blob_storage_is_refused_at_validation_with_the_alternative() -> None:
-    with pytest.raises(ValidationError, match="blob_prefix.*not supported.*inputs"):
+def test_blob_prefix_says_how_to_write_it() -> None:
+    with pytest.raises(ValidationError, match="azure_storage: {remote_path: container/prefix}"):
         TaskFactory.model_validate({"file": {"blob_prefix": "container/dir"}})
 
 
@@ -232,3 +233,38 @@ def test_trial_task_ids_are_deterministic_and_valid_batch_ids() -> None:
     assert trial_index("trial-00017") == 17 and trial_index("train") is None
     with pytest.raises(SpecError, match="cannot name trials"):
         trial_task_id("bad id!", 0)
+
+
+BLAST_FACTORY = {"file": {"azure_storage": {"storage_account_settings": "mystorageaccount",
+                                            "remote_path": "blast/output/fasta-chunks",
+                                            "include": ["output/fasta-chunks/query-*.fa"]},
+                          "task_filepath": "file_name"}}
+
+
+def test_shipyards_blast_recipe_file_factory_runs_unchanged_through_a_blob_lister() -> None:
+    """Batch Shipyard's BLAST-CPU recipe (jobs-blast.yaml) lists chunks in blob storage: 3 tasks."""
+    asked: list[tuple[str, str]] = []
+
+    def lister(container: str, prefix: str) -> list[ListedFile]:
+        asked.append((container, prefix))
+        names = ["output/fasta-chunks/query-0.fa", "output/fasta-chunks/query-1.fa",
+                 "output/fasta-chunks/query-2.fa", "output/fasta-chunks/notes.txt"]
+        return [ListedFile(path=name, url=f"https://acct.blob/blast/{name}", container=container) for name in names]
+
+    got = list(expand_task_factory(TaskFactory.model_validate(BLAST_FACTORY), seed=0, limit=None, blob_lister=lister))
+    assert asked == [("blast", "output/fasta-chunks/")]
+    assert [trial.params["file_name"] for trial in got] == ["query-0.fa", "query-1.fa", "query-2.fa"]
+    first = got[0]
+    assert first.params["file_path"] == "output/fasta-chunks/query-0.fa"
+    assert first.params["file_path_with_container"] == "blast/output/fasta-chunks/query-0.fa"
+    assert first.params["file_name_no_extension"] == "query-0" and "sig" not in first.params["url"]
+    assert [(item.to, item.blob) for item in first.inputs] == [("query-0.fa", "blast/output/fasta-chunks/query-0.fa")]
+
+
+def test_blob_file_factories_need_a_lister_and_refuse_what_orch_does_not_do() -> None:
+    with pytest.raises(SpecError, match="lists blobs through its pool's backend"):
+        list(expand_task_factory(TaskFactory.model_validate(BLAST_FACTORY), seed=0, limit=None))
+    with pytest.raises(ValidationError, match="file shares are not supported"):
+        TaskFactory.model_validate({"file": {"azure_storage": {"remote_path": "s/x", "is_file_share": True}}})
+    with pytest.raises(ValidationError, match="task_filepath applies to azure_storage"):
+        TaskFactory.model_validate({"file": {"local_path": "x", "task_filepath": "file_name"}})

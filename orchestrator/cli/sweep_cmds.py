@@ -42,6 +42,7 @@ def run(file: Path, dry_run: bool, resume: bool, yes: bool, tail: bool, append: 
     """
     from orchestrator import plan
     from orchestrator.spec.loader import place_error
+    from orchestrator.submit import dry_run as preview
     from orchestrator.submit import submit_job
     from orchestrator.sweep.expand import CONFIRM_ABOVE
 
@@ -52,9 +53,10 @@ def run(file: Path, dry_run: bool, resume: bool, yes: bool, tail: bool, append: 
             raise SpecError(f"the sweep has {total:,} trials (over {CONFIRM_ABOVE:,})",
                             hint="pass --yes to submit it anyway, or lower limits.max_total_trials")
         if dry_run:
-            for warning in plan.preflight(job, base_dir=config_dir()):
+            warnings, launches = preview(job, config_dir=config_dir())
+            for warning in warnings:
                 click.echo(f"warning: {warning}", err=True)
-            for launch in plan.dry_run_launches(job, base_dir=config_dir()):
+            for launch in launches:
                 click.echo(json.dumps({"id": launch.id, "params": dict(launch.params), "command": launch.command},
                                       default=str))
             return

@@ -11,19 +11,24 @@ A task factory turns one task into many. Exactly one kind per factory:
   exponential {lambda}, gamma {alpha, beta}, gauss {mu, sigma}, lognormal {mu, sigma},
   pareto {alpha}, weibull {alpha, beta}: Python ``random.Random`` semantics); ``seed`` optional.
 - ``repeat: N``: N identical trials.
-- ``file``: one trial per file under ``local_path`` (``blob_prefix`` is refused), filtered by ``include`` /
-  ``exclude`` globs (fnmatch on the path relative to the root, ``*`` also crosses ``/``).
+- ``file``: one trial per file under ``local_path`` (globs match the path relative to it), or per
+  blob of Shipyard's ``azure_storage: {remote_path: container/prefix, include, exclude}`` (globs
+  match the blob's name in its container, as Shipyard's do; each trial's task gets its blob at
+  ``task_filepath``: ``file_path`` (default), ``file_path_with_container``, ``file_name`` or
+  ``file_name_no_extension``), filtered by ``include`` / ``exclude`` (fnmatch, ``*`` crosses ``/``).
 - ``custom``: ``module: "pkg.mod:function"`` (``"pkg.mod"`` means its ``generate``, as in
   Shipyard) called with ``args`` / ``kwargs`` (Shipyard's ``input_args`` / ``input_kwargs`` work).
 
 Parametric sweeps, random and custom tuples are positional: ``{{0}}``, ``{{1}}``; ``names: [a, b]``
 on the factory names them (``{{a}}``). File factories give ``url``, ``file_path``, ``file_name``,
-``file_name_no_extension``; custom dicts give their own names.
+``file_name_no_extension`` (the name before its first dot, as in Shipyard) and, for blobs,
+``file_path_with_container``; custom dicts give their own names. Where Shipyard writes ``{name}``
+or ``{}``, orch writes ``{{name}}`` and ``{{0}}``.
 """
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 
@@ -34,21 +39,61 @@ from orchestrator.spec.random_factory import RandomFactory
 __all__ = ["PARAM_NAME", "CustomFactory", "FileFactory", "ParametricSweep", "RandomFactory", "TaskFactory"]
 
 
+TaskFilePath = Literal["file_path", "file_path_with_container", "file_name", "file_name_no_extension"]
+
+
+class AzureStorageFiles(StrictModel):
+    """Shipyard's blob source of a file factory. The pool's storage account (credentials.yaml
+    ``storage``) is listed; ``storage_account_settings`` (Shipyard's link name) is accepted."""
+
+    storage_account_settings: str | None = None
+    remote_path: str | None = Field(default=None, min_length=1)
+    container: str | None = Field(default=None, min_length=1)
+    is_file_share: bool = False
+    include: list[str] | None = None
+    exclude: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _one_place(self) -> AzureStorageFiles:
+        self.exactly_one(("remote_path", "container"), "azure_storage")
+        if self.is_file_share:
+            raise ValueError("file shares are not supported: copy the files to a blob container and give its "
+                             "remote_path (container/prefix)")
+        return self
+
+    @property
+    def container_name(self) -> str:
+        return (self.remote_path or self.container or "").strip("/").split("/", 1)[0]
+
+    @property
+    def prefix(self) -> str:
+        """The blob name prefix listed (``remote_path`` after its container), '' for all."""
+        parts = (self.remote_path or "").strip("/").split("/", 1)
+        return parts[1] + "/" if len(parts) == 2 and parts[1] else ""
+
+
 class FileFactory(StrictModel):
     local_path: str | None = None
+    azure_storage: AzureStorageFiles | None = None
     blob_prefix: str | None = None
     include: list[str] = Field(default_factory=list)
     exclude: list[str] = Field(default_factory=list)
     recursive: bool = True
+    task_filepath: TaskFilePath | None = None
 
     @model_validator(mode="after")
     def _one_root(self) -> FileFactory:
-        self.exactly_one(("local_path", "blob_prefix"), "file")
         if self.blob_prefix is not None:
-            raise ValueError("a file factory over blob storage (blob_prefix) is not supported: list local files with "
-                             "local_path, or put the blobs in every task's working directory with the job's "
-                             "inputs: [{blob: container/prefix, to: folder}]")
+            raise ValueError("blob_prefix is written as Shipyard's azure_storage: {remote_path: container/prefix} "
+                             "(with include/exclude globs inside it)")
+        self.exactly_one(("local_path", "azure_storage"), "file")
+        if self.task_filepath is not None and self.azure_storage is None:
+            raise ValueError("task_filepath applies to azure_storage files (where each task gets its blob)")
         return self
+
+    @property
+    def blob_filepath(self) -> TaskFilePath:
+        return self.task_filepath or "file_path"
 
 
 class CustomFactory(StrictModel):

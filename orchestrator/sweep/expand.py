@@ -11,7 +11,11 @@ from pathlib import Path
 
 from orchestrator.spec.sweep import SweepFields
 from orchestrator.sweep.search_space import count_search_space, expand_search_space
-from orchestrator.sweep.task_factory import count_task_factory, expand_task_factory
+from orchestrator.sweep.task_factory import (
+    BlobLister,
+    count_task_factory,
+    expand_task_factory,
+)
 from orchestrator.sweep.trial import Trial
 
 CONFIRM_ABOVE = 100_000
@@ -37,13 +41,13 @@ def count(spec: SweepFields, *, limit: int | None = None) -> int | None:
 
 
 def expand(spec: SweepFields, *, seed: int | None = None, limit: int | None = None, key_path: str = "",
-           base_dir: Path | None = None) -> Iterator[Trial]:
+           base_dir: Path | None = None, blob_lister: BlobLister | None = None) -> Iterator[Trial]:
     """Stream the task's trials, index 0 upward; a task with no sweep gives one trial, no params.
 
     ``seed`` overrides the spec's seed (default 0). Same spec and seed, same trials, in the same
     order, on any machine, so re-submission is idempotent. Bayesian sampling is not expanded up
-    front: use ``orchestrator.sweep.bayes.BayesianSearch``. ``key_path`` and ``base_dir`` are passed
-    to ``expand_task_factory``; errors found while expanding are
+    front: use ``orchestrator.sweep.bayes.BayesianSearch``. ``key_path``, ``base_dir`` and
+    ``blob_lister`` are passed to ``expand_task_factory``; errors found while expanding are
     ``SpecError``.
     """
     cap = trial_limit(spec, limit)
@@ -52,5 +56,5 @@ def expand(spec: SweepFields, *, seed: int | None = None, limit: int | None = No
         return expand_search_space(spec.search_space, spec.sampling, seed=chosen_seed, limit=cap)
     if spec.task_factory is not None:
         return expand_task_factory(spec.task_factory, seed=chosen_seed, limit=cap, key_path=key_path,
-                                   base_dir=base_dir)
+                                   base_dir=base_dir, blob_lister=blob_lister)
     return iter([Trial(index=0, params={})])

@@ -56,8 +56,24 @@ def check(commands: Iterable[Command], param_names: Iterable[str], *, key_path: 
     missing = sorted(used - names)
     if missing:
         raise _missing_error(missing, names, key_path)
+    shipyard = sorted(name for name in names - used if _shipyard_style(commands, name))
+    if shipyard:
+        written = ", ".join("{" + ("" if name == "0" else name) + "}" for name in shipyard)
+        wanted = ", ".join("{{" + name + "}}" for name in shipyard)
+        raise SpecError(f"the command uses Batch Shipyard's placeholders {written}", where=Where(key_path=key_path or None),
+                        hint=f"orch writes them {wanted}: double the braces (positional ones are {{{{0}}}}, {{{{1}}}})")
     return [f"parameter {name!r} is not used by any {{{{placeholder}}}} (it is still in ${env_name(name)})"
             for name in sorted(names - used)]
+
+
+def _shipyard_style(commands: Iterable[Command], name: str) -> bool:
+    """Whether a command writes parameter ``name`` as Shipyard's ``{name}`` (``{}`` for the first
+    positional one) rather than orch's ``{{name}}``."""
+    pattern = re.compile(r"(?<!\{)\{" + ("" if name == "0" else re.escape(name)) + r"\}(?!\})")
+    if name == "0":
+        pattern = re.compile(r"(?<!\{)\{0?\}(?!\})")
+    texts = [text for command in commands for text in ([command] if isinstance(command, str) else command)]
+    return any(pattern.search(text) for text in texts)
 
 
 def render(command: Command, params: Mapping[str, Any], *, key_path: str = "") -> str | list[str]:

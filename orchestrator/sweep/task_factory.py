@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import SpecError, Where
+from orchestrator.model import JobInput
 from orchestrator.spec.factory import (
     PARAM_NAME,
     CustomFactory,
@@ -34,10 +35,17 @@ from orchestrator.sweep.trial import Trial
 
 @dataclass(frozen=True)
 class ListedFile:
-    """A file found by a file factory: ``path`` relative to the root ('/'-separated) and its URL."""
+    """A file found by a file factory: ``path`` relative to the root ('/'-separated) and its URL;
+    for a blob, ``path`` is its name in ``container`` and ``url`` carries no credentials."""
 
     path: str
     url: str
+    container: str | None = None
+
+
+BlobLister = Callable[[str, str], Iterable[ListedFile]]
+"""Lists the blobs of a container whose names start with a prefix, in name order (a backend's
+``BlobFiles`` capability): ``lister(container, prefix)``."""
 
 
 def count_task_factory(factory: TaskFactory, *, limit: int | None) -> int | None:
@@ -70,16 +78,21 @@ def _count_parametric(sweep: ParametricSweep) -> int:
 
 
 def expand_task_factory(factory: TaskFactory, *, seed: int, limit: int | None, key_path: str = "",
-                        base_dir: Path | None = None) -> Iterator[Trial]:
+                        base_dir: Path | None = None, blob_lister: BlobLister | None = None) -> Iterator[Trial]:
     """Stream the factory's trials (at most ``limit``).
 
     ``seed`` is used by a random factory without its own seed. ``base_dir`` resolves a relative
-    ``local_path`` and is put on ``sys.path`` while a custom module is imported. ``key_path`` is
-    the task's place in the spec (``tasks[2]``), used in errors. Problems found while expanding
-    (missing directory, custom import or generator failure) raise ``SpecError``.
+    ``local_path`` and is put on ``sys.path`` while a custom module is imported. ``blob_lister``
+    lists an ``azure_storage`` file factory's blobs; each such trial carries its blob as an input.
+    ``key_path`` is the task's place in the spec (``tasks[2]``), used in errors. Problems found
+    while expanding (missing directory, no lister, custom import or generator failure) raise
+    ``SpecError``.
     """
     where = f"{key_path}.task_factory" if key_path else "task_factory"
     names = factory.names
+    if factory.file is not None and factory.file.azure_storage is not None:
+        yield from itertools.islice(_blob_trials(factory.file, f"{where}.file", blob_lister), limit)
+        return
     source: Iterable[dict[str, Any]]
     if factory.parametric_sweep is not None:
         source = (_positional(values, names) for values in _parametric_values(factory.parametric_sweep))
@@ -116,8 +129,31 @@ def _parametric_values(sweep: ParametricSweep) -> Iterator[Sequence[Any]]:
     return zip(*(sweep.zip or []), strict=True)
 
 
+def _blob_trials(spec: FileFactory, where: str, lister: BlobLister | None) -> Iterator[Trial]:
+    """One trial per blob (Shipyard's order: the container's name order), its blob as an input."""
+    source = spec.azure_storage
+    assert source is not None
+    if lister is None:
+        raise SpecError("an azure_storage file factory lists blobs through its pool's backend, and none was given",
+                        where=Where(key_path=f"{where}.azure_storage"),
+                        hint="submit it to a pool whose backend reads blob storage (azure)")
+    include = source.include if source.include is not None else spec.include
+    exclude = source.exclude if source.exclude is not None else spec.exclude
+    index = 0
+    for entry in lister(source.container_name, source.prefix):
+        if include and not any(fnmatch.fnmatchcase(entry.path, pattern) for pattern in include):
+            continue
+        if any(fnmatch.fnmatchcase(entry.path, pattern) for pattern in exclude):
+            continue
+        params = file_params(entry)
+        target = params[spec.blob_filepath]
+        yield Trial(index=index, params=params,
+                    inputs=(JobInput(to=target, blob=f"{source.container_name}/{entry.path}"),))
+        index += 1
+
+
 def _file_params(spec: FileFactory, where: str, base_dir: Path | None) -> Iterator[dict[str, Any]]:
-    assert spec.local_path is not None, "FileFactory refuses blob_prefix"
+    assert spec.local_path is not None
     root = Path(spec.local_path).expanduser()
     if not root.is_absolute() and base_dir is not None:
         root = base_dir / root
@@ -136,14 +172,19 @@ def _file_params(spec: FileFactory, where: str, base_dir: Path | None) -> Iterat
 
 
 def file_params(entry: ListedFile) -> dict[str, str]:
-    """The substitutions of one file; ``a.tar.gz`` has ``file_name_no_extension`` ``a.tar``."""
+    """The substitutions of one file, as Shipyard names them: ``a.tar.gz`` has
+    ``file_name_no_extension`` ``a`` (the name before its first dot); a blob also has
+    ``file_path_with_container``."""
     file_name = posixpath.basename(entry.path)
-    return {
+    params = {
         "url": entry.url,
         "file_path": entry.path,
         "file_name": file_name,
-        "file_name_no_extension": posixpath.splitext(file_name)[0],
+        "file_name_no_extension": file_name.split(".")[0],
     }
+    if entry.container is not None:
+        params["file_path_with_container"] = f"{entry.container}/{entry.path}"
+    return params
 
 
 def list_local_files(root: Path, *, recursive: bool) -> Iterator[ListedFile]:

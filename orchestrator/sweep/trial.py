@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.errors import SpecError
+from orchestrator.model import JobInput
 from orchestrator.spec.common import TRIAL_INDEX_DIGITS
 
 MAX_TASK_ID_LENGTH = 64
@@ -20,11 +21,13 @@ class Trial:
     """Trial number ``index`` (0-based, stable for a given spec and seed) and its parameters.
 
     ``params`` maps names to values; positional factories use ``"0"``, ``"1"``, ... unless the
-    factory gives ``names``.
+    factory gives ``names``. ``inputs`` are files only this trial's task gets (a file factory's
+    blob).
     """
 
     index: int
     params: dict[str, Any] = field(default_factory=dict)
+    inputs: tuple[JobInput, ...] = ()
 
 
 def trial_task_id(base_id: str, index: int) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ from orchestrator.records import pool_records
 from orchestrator.spec.job import JobSpec
 from orchestrator.spec.pool import PoolSpec
 from orchestrator.sweep.controller import ControllerSettings
+from orchestrator.sweep.task_factory import ListedFile
 
 STATUS_TTL = 1.0
 DELETE_TIMEOUT = 1800.0
@@ -56,7 +57,7 @@ DELETE_TIMEOUT = 1800.0
 class AzureBackend:
     name = "azure"
     capabilities = frozenset({Capability.SWEEP_HOST, Capability.DATA_STORE, Capability.STORAGE_TEARDOWN,
-                              Capability.PRICE_LIST})
+                              Capability.PRICE_LIST, Capability.BLOB_FILES})
 
     def __init__(self, config_dir: Path | None = None, *, credentials: Credentials | None = None,
                  policy: RetryPolicy | None = None) -> None:
@@ -111,6 +112,12 @@ class AzureBackend:
         """Delete the pool's blob container; returns what was removed."""
         data = self.data_store(pool)
         return [f"blob container {data.location}"] if data.store.delete_container(data.location) else []
+
+    def blob_files(self, pool: PoolSpec, container: str, prefix: str) -> Iterator[ListedFile]:
+        """The blobs a Shipyard ``azure_storage`` file factory lists, in the pool's storage account."""
+        store = self.accounts.for_pool(pool.id).require_store(f"listing {container}/{prefix} for a file factory")
+        for name in store.names(container, prefix):
+            yield ListedFile(path=name, url=store.blob_url(container, name), container=container)
 
     def quote(self, pool: PoolSpec) -> PriceQuote:
         """List prices of the pool's nodes (an autoscale pool at its minimum and maximum)."""

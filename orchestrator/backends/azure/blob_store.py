@@ -138,6 +138,22 @@ class BlobStore:
         return FileChunk(bytes(data), size)
 
     # -- SAS URLs -----------------------------------------------------------------------------
+    def names(self, container: str, prefix: str = "") -> Iterator[str]:
+        """Blob names under ``prefix``, in name order, streamed page by page (none if the
+        container does not exist)."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        with map_errors(f"listing {container}/{prefix}"):
+            try:
+                for blob in self.service.get_container_client(container).list_blobs(name_starts_with=prefix or None):
+                    yield str(blob.name)
+            except ResourceNotFoundError:
+                return
+
+    def blob_url(self, container: str, name: str) -> str:
+        """The blob's URL, without credentials."""
+        return f"{self.url}/{container}/{quote(name)}"
+
     def blob_read_url(self, container: str, name: str, expiry: datetime) -> str:
         """A URL that can read one blob until ``expiry``."""
         from azure.storage.blob import BlobSasPermissions, generate_blob_sas

@@ -16,6 +16,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from azure.batch import models as m
 from orchestrator.backends.azure import (
     job_ops,
     naming,
@@ -51,13 +52,15 @@ def submit(account: Account, pool: PoolSpec, container: str, job: JobLaunch,
     ctx = task_context(account, pool, container, job, batch_job)
     present = set() if created else job_ops.existing_task_ids(account.batch, job.id)
     skipped = [0]
+    expiry = _expiry(batch_job, pool)
 
     def missing() -> Iterable[Any]:
         for launch in tasks:
             if launch.id in present:
                 skipped[0] += 1
                 continue
-            yield task_model.task_options(launch, ctx, naming.task_prefix(job.id, launch.id))
+            yield task_model.task_options(launch, ctx, naming.task_prefix(job.id, launch.id),
+                                          task_files=task_files(account, launch, expiry))
 
     try:
         tally = add_tasks(account.batch, job.id, missing())
@@ -106,6 +109,15 @@ def task_context(account: Account, pool: PoolSpec, container: str, job: JobLaunc
         gpus_per_node=pool.gpus_per_node, slots_per_node=pool.slots_per_node, pool_env=dict(pool.env),
         workdir_url=workdir_url, outputs_url=outputs_url, output_condition=options.output_upload,
         container=pool_model.task_container_settings(pool, account.credentials), input_files=tuple(input_files))
+
+
+def task_files(account: Account, launch: TaskLaunch, expiry: datetime) -> list[m.ResourceFile]:
+    """The resource files of a task's own blob inputs, readable until ``expiry``."""
+    if not launch.inputs:
+        return []
+    store = account.require_store(f"task {launch.id!r}'s blob inputs")
+    return [m.ResourceFile(http_url=store.blob_read_url(item.blob_container, item.blob_prefix, expiry),
+                           file_path=item.to) for item in launch.inputs if item.blob is not None]
 
 
 def seal(account: Account, job_id: str) -> None:

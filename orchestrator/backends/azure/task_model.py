@@ -112,8 +112,10 @@ def output_files(launch: TaskLaunch, ctx: TaskContext, prefix: str) -> list[m.Ou
     return files
 
 
-def task_options(launch: TaskLaunch, ctx: TaskContext, prefix: str) -> m.BatchTaskCreateOptions:
-    """The Batch task for ``launch`` (``prefix``: its blob prefix for uploaded files)."""
+def task_options(launch: TaskLaunch, ctx: TaskContext, prefix: str,
+                 task_files: Sequence[m.ResourceFile] = ()) -> m.BatchTaskCreateOptions:
+    """The Batch task for ``launch`` (``prefix``: its blob prefix for uploaded files;
+    ``task_files``: the resource files of ``launch.inputs``, with their read URLs)."""
     env = {**ctx.pool_env, **launch.env, "ORCH_POOL_ID": ctx.pool_id, "ORCH_JOB_ID": ctx.job_id,
            "ORCH_TASK_ID": launch.id}
     if launch.params:
@@ -121,7 +123,7 @@ def task_options(launch: TaskLaunch, ctx: TaskContext, prefix: str) -> m.BatchTa
     user_line = shell_command(launch.command)
     multi = None
     workdir_file = [m.ResourceFile(http_url=ctx.workdir_url, file_path=WORKDIR_ZIP)] if ctx.workdir_url else []
-    resources = (workdir_file + list(ctx.input_files)) or None
+    resources = (workdir_file + list(ctx.input_files) + list(task_files)) or None
     dist = launch.distributed
     if dist is not None and dist.nodes != 1:
         nodes = int(dist.nodes)
