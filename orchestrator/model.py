@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 class TaskState(str, Enum):
-    """Lifecycle of a task; the last four are terminal."""
+    """Lifecycle of a task; all but pending and running are terminal."""
 
     PENDING = "pending"
     RUNNING = "running"
@@ -26,12 +26,28 @@ class TaskState(str, Enum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     STOPPED = "stopped"  # stopped early by a sweep policy: not a failure
+    LOST = "lost"  # its node was lost (or preempted) with no retries left
 
     def is_terminal(self) -> bool:
         return self in TERMINAL_STATES
 
 
-TERMINAL_STATES = frozenset({TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED, TaskState.STOPPED})
+TERMINAL_STATES = frozenset({TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED, TaskState.STOPPED,
+                             TaskState.LOST})
+
+
+@dataclass(frozen=True)
+class AttemptInfo:
+    """One attempt of a task and how it ended: ``state`` is succeeded, failed, cancelled, stopped,
+    lost (its node went away) or preempted (its node was taken back and the task requeued)."""
+
+    number: int
+    state: str
+    node_id: str | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    exit_code: int | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -175,6 +191,7 @@ class TaskInfo:
     error: str | None = None
     params: Mapping[str, object] = field(default_factory=dict)
     fingerprint: str | None = None  # TaskLaunch.fingerprint of what was submitted; None if unknown
+    attempts: tuple[AttemptInfo, ...] = ()  # ended attempts, oldest first, where the backend keeps them
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,10 @@
 It owns its node's share (CPUs, GPUs, slots) for the pool: the manager only sends what fits,
 plus a short prefetch queue for short tasks. Each attempt runs as its own session in its own
 ``wd/``; stdout/stderr go to files on the node; state changes flow back to the manager in
-batches. Kill requests stop whole process trees.
+batches, each resent until the manager acknowledges it (a restarted manager is looked up again
+by name). Every task process is recorded on the node (``orphans``) so that it can be stopped
+even after this agent is gone. Kill requests stop whole process trees. Checkpoints: see
+``checkpoints``.
 """
 from __future__ import annotations
 
@@ -19,13 +22,15 @@ from typing import Any
 
 import ray
 from orchestrator import workdir
-from orchestrator.backends.ray import process_tree, task_files
+from orchestrator.backends.ray import checkpoints, orphans, process_tree, task_files
 from orchestrator.backends.ray.gang import GangMixin
 from orchestrator.backends.ray.messages import AgentFacts, TaskEvent, TaskRun, coalesce
 from orchestrator.model import FileChunk
 
 _FLUSH_SECONDS = 0.005
 _READ_LIMIT = 4 * 1024 * 1024
+_REPORT_TIMEOUT = 30.0
+_RETRY_SECONDS = 0.5
 
 
 class NodeAgent(GangMixin):
@@ -41,6 +46,7 @@ class NodeAgent(GangMixin):
         self.pool_env, self.manager_name, self.namespace = pool_env, manager_name, namespace
         self.queue: collections.deque[TaskRun] = collections.deque()
         self.running: dict[tuple[str, str], subprocess.Popen[bytes]] = {}
+        self.runs: dict[tuple[str, str], TaskRun] = {}
         self.cancelled: set[tuple[str, str]] = set()
         self.cancelled_jobs: dict[str, set[str] | None] = {}
         self.lock = threading.Condition()
@@ -63,7 +69,18 @@ class NodeAgent(GangMixin):
                           address=ray.util.get_node_ip_address(), cpus=cpus, gpus=gpus,
                           gpu_ids=tuple(self.free_gpus), slots=slots, start_task_exit=exit_code,
                           start_task_error=error, extra={"hostname": socket.gethostname(), "pid": os.getpid(),
-                                                         "priority": self.priority_note})
+                                                         "priority": self.priority_note, "root": str(self.root)})
+
+    def ping(self) -> bool:
+        return True
+
+    def inventory(self) -> list[tuple[str, str, int, str]]:
+        """Every attempt this node holds: ``(job, task, attempt, "queued" | "running")`` (gang ranks included)."""
+        with self.lock:
+            held = [(run.job_id, run.task_id, run.attempt, "queued") for run in self.queue]
+            held += [(run.job_id, run.task_id, run.attempt, "running") for run in self.runs.values()]
+            held += [(job, task, attempt, "running") for (job, task), attempt in self.rank_attempts.items()]
+        return held
 
     def _run_start_task(self, command: Any, env: dict[str, str], retries: int) -> tuple[int, str | None]:
         start_dir = self.root / "startup"
@@ -126,6 +143,7 @@ class NodeAgent(GangMixin):
             for position, run in enumerate(self.queue):
                 if self.free_slots >= 1 and self.free_cpus + 1e-9 >= run.cpus and len(self.free_gpus) >= run.gpus:
                     del self.queue[position]
+                    self.runs[(run.job_id, run.task_id)] = run
                     gpu_ids = [self.free_gpus.pop(0) for _ in range(int(run.gpus))]
                     self.free_slots -= 1
                     self.free_cpus -= run.cpus
@@ -138,11 +156,15 @@ class NodeAgent(GangMixin):
         root = task_files.task_root(self.root, run.job_id, run.task_id)
         code: int | None = None
         error: str | None = None
+        saver: checkpoints.Saver | None = None
         try:
             wd = self._prepare(run, root)
+            saver = checkpoints.Saver(root / "checkpoint", run, self._manager)
+            saver.restore()
             env = self._env(run, root, wd, gpu_ids)
             with open(root / "stdout.txt", "wb") as out, open(root / "stderr.txt", "wb") as err:
                 proc = process_tree.spawn(run.command, cwd=wd, env=env, stdout=out, stderr=err)
+                note = orphans.record(self.root, run.job_id, run.task_id, proc.pid)
                 with self.lock:
                     self.running[key] = proc
                     late_cancel = self._is_cancelled(run)
@@ -151,11 +173,16 @@ class NodeAgent(GangMixin):
                 if late_cancel:
                     process_tree.kill_tree(proc.pid)
                 self._emit(run, "running")
+                saver.start()
                 code, error = self._wait(proc, run.wall_time)
+                orphans.forget(note)
         except OSError as exc:
             error = f"could not start the command: {exc}"
         finally:
+            if saver is not None:
+                saver.finish()
             with self.lock:
+                self.runs.pop(key, None)
                 self.running.pop(key, None)
                 was_cancelled = key in self.cancelled
                 self.cancelled.discard(key)
@@ -171,20 +198,23 @@ class NodeAgent(GangMixin):
     def _prepare(self, run: TaskRun, root: Path) -> Path:
         wd = root / "wd"
         wd.mkdir(parents=True, exist_ok=True)
-        if run.workdir_hash and run.workdir_ref is not None:
-            workdir.link_into(self._unpacked(run.workdir_hash, run.workdir_ref), wd)
-        for item in run.inputs:
-            source = self._unpacked(item.digest, item.ref)
-            workdir.link_at(source / item.file_name if item.file_name else source, wd / item.to)
+        if run.workdir_hash:
+            workdir.link_into(self._unpacked(run.workdir_hash), wd)
+        for to, digest, file_name in run.inputs:
+            source = self._unpacked(digest)
+            workdir.link_at(source / file_name if file_name else source, wd / to)
         return wd
 
-    def _unpacked(self, digest: str, ref: Any) -> Path:
-        """The snapshot ``digest`` unpacked on this node (once; later calls reuse it)."""
+    def _unpacked(self, digest: str) -> Path:
+        """The snapshot ``digest`` unpacked on this node (once, fetched from the manager's journal)."""
         snap = self.root / "snapshots" / digest
         with self.workdir_lock:
             if not snap.is_dir():
                 snap.parent.mkdir(parents=True, exist_ok=True)
-                workdir.unpack(ray.get(ref), snap)
+                data = ray.get(self._manager().snapshot.remote(digest), timeout=_REPORT_TIMEOUT)
+                if data is None:
+                    raise OSError(f"snapshot {digest} is not in the pool manager's journal")
+                workdir.unpack(data, snap)
         return snap
 
     def _env(self, run: TaskRun, root: Path, wd: Path, gpu_ids: list[str]) -> dict[str, str]:
@@ -199,7 +229,7 @@ class NodeAgent(GangMixin):
         env.update(ORCH_POOL_ID=self.pool_id, ORCH_JOB_ID=run.job_id, ORCH_TASK_ID=run.task_id,
                    ORCH_TASK_DIR=str(wd), ORCH_TASK_ATTEMPT=str(run.attempt),
                    ORCH_METRICS_FILE=str(root / "metrics.jsonl"), ORCH_NODE_INDEX=str(self.index),
-                   CUDA_VISIBLE_DEVICES=",".join(gpu_ids))
+                   ORCH_CHECKPOINT_DIR=str(root / "checkpoint"), CUDA_VISIBLE_DEVICES=",".join(gpu_ids))
         return env
 
     def _wait(self, proc: subprocess.Popen[bytes], wall_time: float | None) -> tuple[int | None, str | None]:
@@ -232,17 +262,28 @@ class NodeAgent(GangMixin):
             self.outbox.append(event)
             self.lock.notify_all()
 
+    def _manager(self) -> Any:
+        """The pool manager's handle, looked up again after it failed (it may have restarted)."""
+        if self.manager is None:
+            self.manager = ray.get_actor(self.manager_name, namespace=self.namespace)
+        return self.manager
+
     def _flush_loop(self) -> None:
+        """Send batched events until the manager acknowledges each batch (it journals first)."""
+        batch: list[TaskEvent] = []
         while True:
             with self.lock:
-                while not self.outbox:
+                while not self.outbox and not batch:
                     self.lock.wait()
             time.sleep(_FLUSH_SECONDS)
             with self.lock:
-                batch, self.outbox = coalesce(self.outbox), []
-            if self.manager is None:
-                self.manager = ray.get_actor(self.manager_name, namespace=self.namespace)
-            self.manager.report.remote(batch)
+                batch, self.outbox = coalesce(batch + self.outbox), []
+            try:
+                ray.get(self._manager().report.remote(batch), timeout=_REPORT_TIMEOUT)
+                batch = []
+            except Exception:  # the manager is restarting or unreachable: keep the batch, look it up again
+                self.manager = None
+                time.sleep(_RETRY_SECONDS)
 
 
 def _normal_priority() -> str:

@@ -14,7 +14,7 @@ from typing import Any
 import ray
 from orchestrator import workdir
 from orchestrator.backend import Capability, ProgressFn
-from orchestrator.backends.ray import pool_ops
+from orchestrator.backends.ray import pool_ops, task_files
 from orchestrator.backends.ray.cluster_record import ClusterRecord
 from orchestrator.backends.ray.connection import NAMESPACE, connect, ray_errors
 from orchestrator.errors import BackendUnavailableError, ConflictError, NotFoundError
@@ -35,6 +35,7 @@ from orchestrator.sweep.controller import ControllerSettings
 
 SUBMIT_CHUNK = 1000
 CALL_TIMEOUT = 60.0
+READ_LIMIT = 4 * 1024 * 1024
 
 
 class RayBackend:
@@ -160,10 +161,17 @@ class RayBackend:
             node = ray.get(manager.task_node.remote(job.job_id, task_id), timeout=CALL_TIMEOUT)
             if node is None:
                 return None
-            agent = ray.get_actor(pool_ops.agent_name(job.pool_id, node), namespace=NAMESPACE)
-            chunk: FileChunk | None = ray.get(agent.read_file.remote(job.job_id, task_id, name, offset),
-                                              timeout=CALL_TIMEOUT)
-        return chunk
+            try:
+                agent = ray.get_actor(pool_ops.agent_name(job.pool_id, node), namespace=NAMESPACE)
+                chunk: FileChunk | None = ray.get(agent.read_file.remote(job.job_id, task_id, name, offset),
+                                                  timeout=CALL_TIMEOUT)
+                return chunk
+            except (ValueError, ray.exceptions.RayActorError):
+                root = ray.get(manager.node_root.remote(node), timeout=CALL_TIMEOUT)
+        if root and Path(root).is_dir():  # the node is gone but its files are on this machine
+            return task_files.read_at(task_files.resolve(Path(root), job.job_id, task_id, name), offset, READ_LIMIT)
+        raise NotFoundError(f"node {node}, which ran task {task_id!r}, is gone, and its files with it",
+                            hint="a task's files live on its node; outputs it copied elsewhere remain")
 
     # -- sweep host ----------------------------------------------------------------------
     def start_sweep(self, job: JobLaunch, spec: JobSpec, settings: ControllerSettings) -> None:

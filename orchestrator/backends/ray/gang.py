@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import ray
-from orchestrator.backends.ray import process_tree, task_files
+from orchestrator.backends.ray import orphans, process_tree, task_files
 from orchestrator.backends.ray.local_cluster import free_port
 from orchestrator.backends.ray.messages import TaskRun
 from orchestrator.launch.plans import DistributedSpec, RankPlan, rank_plans
@@ -72,6 +72,7 @@ class GangMixin:
     def _gang_init(self) -> None:
         self.gangs: dict[tuple[str, str], GangState] = {}
         self.rank_procs: dict[tuple[str, str], list[subprocess.Popen[bytes]]] = {}
+        self.rank_attempts: dict[tuple[str, str], int] = {}
         self.output_lock = threading.Lock()
 
     # -- head side -----------------------------------------------------------------------
@@ -189,13 +190,17 @@ class GangMixin:
         base = self._env(run, root, wd, [])  # type: ignore[attr-defined]
         base.pop("CUDA_VISIBLE_DEVICES", None)
         head = ray.get_actor(batch.head, namespace=self.namespace)
+        with self.lock:
+            self.rank_attempts[(run.job_id, run.task_id)] = run.attempt
         for plan in batch.ranks:
             env = {**base, **plan.env}
             proc = subprocess.Popen(list(plan.argv), cwd=wd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
+            note = orphans.record(self.root, run.job_id, run.task_id, proc.pid)
             with self.lock:
                 self.rank_procs.setdefault((run.job_id, run.task_id), []).append(proc)
-            threading.Thread(target=self._watch_rank, args=(run, head, plan.global_rank, proc), daemon=True).start()
+            threading.Thread(target=self._watch_rank, args=(run, head, plan.global_rank, proc, note),
+                             daemon=True).start()
 
     def kill_ranks(self, job_id: str, task_id: str) -> None:
         with self.lock:
@@ -203,13 +208,14 @@ class GangMixin:
         for proc in procs:
             process_tree.kill_tree(proc.pid, grace=3.0)
 
-    def _watch_rank(self, run: TaskRun, head: Any, rank: int, proc: subprocess.Popen[bytes]) -> None:
+    def _watch_rank(self, run: TaskRun, head: Any, rank: int, proc: subprocess.Popen[bytes], note: Path) -> None:
         tails: dict[str, bytes] = {}
         readers = [threading.Thread(target=self._forward, args=(run, head, rank, proc, stream, tails), daemon=True)
                    for stream in ("stdout", "stderr")]
         for reader in readers:
             reader.start()
         code = proc.wait()
+        orphans.forget(note)
         for reader in readers:
             reader.join()
         with self.lock:
@@ -218,6 +224,7 @@ class GangMixin:
                 procs.remove(proc)
             if not procs:
                 self.rank_procs.pop((run.job_id, run.task_id), None)
+                self.rank_attempts.pop((run.job_id, run.task_id), None)
         tail = tails.get("stderr", b"")[-_TAIL_BYTES:].decode("utf-8", "replace")
         ray.get(head.rank_exited.remote(run.job_id, run.task_id, run.attempt, rank, code, tail))
 

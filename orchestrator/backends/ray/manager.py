@@ -1,93 +1,140 @@
 """The pool manager: one detached Ray actor per pool holding every job of the pool.
 
 Contract: ``add_tasks`` is idempotent on task ids; jobs outlive the CLI that submitted them;
-tasks wait for room on a node and none is lost when a job has more tasks than slots. The
-manager tracks each node's share exactly, and for short tasks lets a node queue a few extra
-attempts locally so that per-task round trips do not dominate.
+tasks wait for room on a node and none is lost when a job has more tasks than slots. Every
+change is journaled (``journal``) before it is acknowledged, so Ray can restart the manager
+(it runs on the head node with unlimited restarts) and the new one replays the journal,
+reconciles with the agents and goes on (``recovery``). A watcher thread notices lost nodes.
+Placement is ``scheduling``'s.
 """
 from __future__ import annotations
 
+import logging
+import pickle
 import threading
 import time
-from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import ray
-from orchestrator.backends.ray.gang import GangRun
-from orchestrator.backends.ray.job_state import JobRecord, TaskRecord
-from orchestrator.backends.ray.messages import AgentFacts, RunInput, TaskEvent, TaskRun
+from orchestrator.backends.ray import recovery
+from orchestrator.backends.ray.job_state import JobRecord
+from orchestrator.backends.ray.journal import Journal, write_atomically
+from orchestrator.backends.ray.messages import AgentFacts, TaskEvent
+from orchestrator.backends.ray.scheduling import NodeShare, Scheduler
 from orchestrator.model import JobInfo, NodeInfo, TaskInfo, TaskLaunch, TaskState
 
-SHORT_TASK_SECONDS = 0.5
-PREFETCH_PER_SLOT = 16
+log = logging.getLogger("orch.manager")
+WATCH_SECONDS = 2.0
 
 
-@dataclass
-class NodeShare:
-    """The manager's view of one agent: capacity and the attempts assigned to it."""
-
-    facts: AgentFacts
-    handle: Any
-    assigned: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
-
-    def used(self) -> tuple[float, float, int]:
-        cpus = sum(c for c, _ in self.assigned.values())
-        gpus = sum(g for _, g in self.assigned.values())
-        return cpus, gpus, len(self.assigned)
-
-    def fits_now(self, cpus: float, gpus: float) -> bool:
-        used_cpus, used_gpus, count = self.used()
-        return (count < self.facts.slots and used_cpus + cpus <= self.facts.cpus + 1e-9
-                and used_gpus + gpus <= self.facts.gpus + 1e-9)
-
-    def can_queue(self) -> bool:
-        return len(self.assigned) < self.facts.slots * PREFETCH_PER_SLOT
-
-
-class PoolManager:
+class PoolManager(Scheduler):
     """See the module docstring. All public methods are Ray actor methods."""
 
-    def __init__(self, pool_id: str, agent_names: list[str], facts: list[AgentFacts], namespace: str) -> None:
+    def __init__(self, pool_id: str, agent_names: list[str], facts: list[AgentFacts], namespace: str,
+                 journal_dir: str | None = None) -> None:
         self.pool_id, self.namespace = pool_id, namespace
-        self.nodes: list[NodeShare] = []
-        self.jobs: dict[str, JobRecord] = {}
-        self.gang_nodes: dict[tuple[str, str], list[int]] = {}
-        self.agent_names: list[str] = []
+        root = Path(journal_dir) if journal_dir else Path.home() / ".orch" / "ray-pools" / pool_id
+        self.journal = Journal(root)
         self.lock = threading.RLock()
-        self.set_nodes(agent_names, facts)
-
-    def set_nodes(self, agent_names: list[str], facts: list[AgentFacts]) -> int:
-        """Use these agents from now on (pool create and resize). Returns the node count."""
+        self.nodes: list[NodeShare] = []
+        self.gang_nodes: dict[tuple[str, str], list[int]] = {}
+        self.jobs: dict[str, JobRecord] = recovery.restore_jobs(self.journal, pool_id)
+        saved = self.journal.value("nodes")
+        names, facts = saved if saved else (agent_names, facts)
         with self.lock:
-            self.agent_names = list(agent_names)
-            self.nodes = [NodeShare(facts=f, handle=ray.get_actor(n, namespace=self.namespace))
-                          for n, f in zip(agent_names, facts)]
+            self._use_nodes(names, facts)
+            held, silent = recovery.inventories(self.nodes)
+            for index in silent:
+                self.nodes[index].down = True
+            unknown = recovery.reconcile(self.jobs, self.nodes, self.gang_nodes, held, time.time())
+            for index, job_id, task_id in unknown:
+                self.nodes[index].handle.cancel.remote(job_id, [task_id])
+            self._persist()
             self._dispatch()
+            self._persist()
+        threading.Thread(target=self._watch_nodes, name="node-watch", daemon=True).start()
+
+    # -- nodes ---------------------------------------------------------------------------
+    def set_nodes(self, agent_names: list[str], facts: list[AgentFacts]) -> int:
+        """Use these agents from now on (pool create, resize, repair). Returns the node count."""
+        with self.lock:
+            self.journal.set_value("nodes", (list(agent_names), list(facts)))
+            self._use_nodes(agent_names, facts)
+            self._dispatch()
+            self._persist()
             return len(self.nodes)
 
+    def _use_nodes(self, names: list[str], facts: list[AgentFacts]) -> None:
+        previous = {node.name: node for node in self.nodes}
+        shares = []
+        for name, fact in zip(names, facts):
+            try:
+                handle = ray.get_actor(name, namespace=self.namespace)
+                down = False
+            except ValueError:
+                handle, down = None, True
+            kept = previous.get(name)
+            share = NodeShare(facts=fact, handle=handle, name=name, down=down)
+            if kept is not None and not down and kept.facts.node_id == fact.node_id:
+                share.assigned = kept.assigned
+            shares.append(share)
+        self.nodes = shares
+
+    def _watch_nodes(self) -> None:
+        while True:
+            started = time.monotonic()
+            try:
+                self._check_nodes()
+            except Exception as exc:  # the watcher must outlive any one failed check
+                log.warning("node check failed: %s", exc)
+            time.sleep(recovery.watch_pause(started, WATCH_SECONDS))
+
+    def _check_nodes(self) -> None:
+        alive = recovery.alive_ray_nodes()
+        with self.lock:
+            candidates = [(index, node) for index, node in enumerate(self.nodes) if not node.down]
+        lost = [index for index, node in candidates
+                if node.facts.node_id not in alive or not recovery.answers(node.handle)]
+        if not lost:
+            return
+        with self.lock:
+            for index in lost:
+                log.warning("node %s is down", index)
+                for job_id, task_id, others in recovery.lose_node(index, self.nodes, self.jobs, self.gang_nodes,
+                                                                  time.time()):
+                    for other in others:
+                        self.nodes[other].handle.kill_ranks.remote(job_id, task_id)
+            self._persist()
+            self._dispatch()
+            self._persist()
+
     # -- jobs ----------------------------------------------------------------------------
-    def add_tasks(self, job_id: str, launches: list[TaskLaunch], *,
-                  workdir: tuple[str, bytes] | None = None, seal: bool = False,
-                  max_running: int | None = None, spec_digest: str | None = None,
+    def add_tasks(self, job_id: str, launches: list[TaskLaunch], *, workdir: tuple[str, bytes] | None = None,
+                  seal: bool = False, max_running: int | None = None, spec_digest: str | None = None,
                   inputs: list[tuple[str, str, bytes, str | None]] | None = None) -> tuple[int, int]:
         """Create the job if new and add tasks not yet present: ``(added, already_present)``.
 
-        ``workdir`` is the snapshot ``(sha256, zip bytes)``; the manager owns its object so it
-        outlives the submitting CLI. ``inputs`` are ``(to, sha256, zip bytes, file name or None)``.
+        ``workdir`` is the snapshot ``(sha256, zip bytes)`` and ``inputs`` are ``(to, sha256,
+        zip bytes, file name or None)``: their bytes go to the journal, so they outlive the CLI
+        and a manager restart. Everything is journaled before tasks are sent to nodes.
         """
         with self.lock:
             job = self.jobs.get(job_id)
             if job is None:
-                owned = (workdir[0], ray.put(workdir[1])) if workdir else None
-                packed = tuple(RunInput(to=to, digest=digest, ref=ray.put(data), file_name=name)
-                               for to, digest, data, name in inputs or ())
-                job = self.jobs[job_id] = JobRecord(id=job_id, pool_id=self.pool_id, created_at=time.time(),
-                                                    workdir=owned, max_running=max_running, inputs=packed)
+                for digest, data in ([workdir] if workdir else []) + [(d, b) for _, d, b, _ in inputs or ()]:
+                    self.journal.put_blob(digest, data)
+                job = self.jobs[job_id] = JobRecord(
+                    id=job_id, pool_id=self.pool_id, created_at=time.time(), max_running=max_running,
+                    workdir=workdir[0] if workdir else None,
+                    inputs=tuple((to, digest, name) for to, digest, _, name in inputs or ()))
             result = job.add(launches)
             job.sealed = job.sealed or seal
             if spec_digest and not job.finished:
                 job.spec_digest = spec_digest
+            self._persist()
             self._dispatch()
+            self._persist()
             return result
 
     def seal(self, job_id: str) -> bool | None:
@@ -97,6 +144,7 @@ class PoolManager:
             if job is None:
                 return None
             job.sealed = True
+            self._persist()
             return True
 
     def cancel_job(self, job_id: str) -> int | None:
@@ -107,8 +155,9 @@ class PoolManager:
                 return None
             running = job.cancel_pending()
             for node in self.nodes:
-                if any(key[0] == job_id for key in node.assigned):
+                if not node.down and any(key[0] == job_id for key in node.assigned):
                     node.handle.cancel.remote(job_id)
+            self._persist()
             return len(running)
 
     def stop_tasks(self, job_id: str, task_ids: list[str]) -> int | None:
@@ -120,9 +169,11 @@ class PoolManager:
             running = job.stop(task_ids)
             for node in self.nodes:
                 mine = [t for t in running if (job_id, t) in node.assigned]
-                if mine:
+                if mine and not node.down:
                     node.handle.cancel.remote(job_id, mine)
+            self._persist()
             self._dispatch()
+            self._persist()
             return len(running)
 
     def delete_job(self, job_id: str) -> bool | None:
@@ -133,6 +184,7 @@ class PoolManager:
             if not self.jobs[job_id].finished:
                 self.cancel_job(job_id)
             del self.jobs[job_id]
+            self.journal.forget_job(job_id)
             return True
 
     def list_jobs(self) -> list[JobInfo]:
@@ -158,6 +210,14 @@ class PoolManager:
             record = job.tasks.get(task_id) if job else None
             return record.node if record else None
 
+    def node_root(self, index: int) -> str | None:
+        """Where node ``index`` keeps task files (on its own machine)."""
+        with self.lock:
+            if not 0 <= index < len(self.nodes):
+                return None
+            extra = self.nodes[index].facts.extra or {}
+            return str(extra["root"]) if "root" in extra else None
+
     def nodes_info(self) -> list[NodeInfo]:
         with self.lock:
             out = []
@@ -165,9 +225,11 @@ class PoolManager:
                 _, _, count = node.used()
                 running = sum(1 for key in node.assigned
                               if self.jobs.get(key[0]) and self.jobs[key[0]].tasks[key[1]].state == TaskState.RUNNING)
-                out.append(NodeInfo(id=node.facts.node_id, address=node.facts.address, state="idle" if not count else "running",
+                state = "down" if node.down else ("idle" if not count else "running")
+                out.append(NodeInfo(id=node.facts.node_id, address=node.facts.address, state=state,
                                     cpus=node.facts.cpus, gpus=node.facts.gpus,
-                                    free_slots=max(0, node.facts.slots - count), running_tasks=running))
+                                    free_slots=0 if node.down else max(0, node.facts.slots - count),
+                                    running_tasks=running))
             return out
 
     def busy(self) -> int:
@@ -176,8 +238,12 @@ class PoolManager:
             return sum(j.counts[TaskState.PENDING.value] + j.counts[TaskState.RUNNING.value]
                        for j in self.jobs.values())
 
-    # -- events from agents --------------------------------------------------------------
-    def report(self, events: list[TaskEvent]) -> None:
+    def ping(self) -> bool:
+        return True
+
+    # -- what agents ask -----------------------------------------------------------------
+    def report(self, events: list[TaskEvent]) -> bool:
+        """Apply agents' state changes; journaled before this returns (the agent's acknowledgement)."""
         with self.lock:
             for event in events:
                 job = self.jobs.get(event.job_id)
@@ -188,75 +254,64 @@ class PoolManager:
                     continue
                 if event.started is not None:
                     job.started(event.task_id, event.attempt, event.node, event.started)
-                key = (event.job_id, event.task_id)
-                for index in self.gang_nodes.pop(key, [event.node]):
-                    self.nodes[index].assigned.pop(key, None)
+                if event.attempt == job.tasks[event.task_id].attempt:
+                    self._release(event.job_id, event.task_id, event.node)
                 job.ended(event.task_id, event.attempt, event.state, event.exit_code, event.error,
                           event.time, event.node)
+            self._persist()
             self._dispatch()
+            self._persist()
+            return True
 
-    # -- scheduling ----------------------------------------------------------------------
-    def _dispatch(self) -> None:
-        """Assign ready tasks to nodes, oldest job first; one batched call per node."""
-        batches: dict[int, list[TaskRun]] = {}
-        for job in sorted(self.jobs.values(), key=lambda j: j.created_at):
-            short = (job.mean_duration() or SHORT_TASK_SECONDS) < SHORT_TASK_SECONDS
-            in_flight = sum(1 for node in self.nodes for key in node.assigned if key[0] == job.id)
-            while job.ready and (job.max_running is None or in_flight < job.max_running):
-                record = job.tasks[job.ready[0]]
-                if record.launch.distributed is not None:
-                    if not self._start_gang(job, record):
-                        break
-                    job.ready.popleft()
-                    in_flight += 1
-                    continue
-                index = self._pick_node(record, short)
-                if index is None:
-                    break
-                job.ready.popleft()
-                in_flight += 1
-                self.nodes[index].assigned[(job.id, record.launch.id)] = (record.launch.resources.cpus,
-                                                                          record.launch.resources.gpus)
-                batches.setdefault(index, []).append(self._run_for(job, record))
-        for index, runs in batches.items():
-            self.nodes[index].handle.submit.remote(runs)
+    def snapshot(self, digest: str) -> bytes | None:
+        """A workdir or input snapshot's zip bytes, by digest."""
+        return self.journal.blob(digest)
 
-    def _start_gang(self, job: JobRecord, record: TaskRecord) -> bool:
-        """Reserve distinct nodes for a multi-node task and hand it to the head's agent."""
-        spec = record.launch.distributed
-        assert spec is not None
-        cpus, gpus = record.launch.resources.cpus, record.launch.resources.gpus
-        free = [i for i, node in enumerate(self.nodes) if node.fits_now(cpus, gpus)]
-        wanted = int(spec.nodes)  # resolved to a count at submission
-        if len(free) < wanted:
-            return False
-        chosen = sorted(free, key=lambda i: len(self.nodes[i].assigned))[:wanted]
-        key = (job.id, record.launch.id)
-        for index in chosen:
-            self.nodes[index].assigned[key] = (cpus, gpus)
-        self.gang_nodes[key] = chosen
-        gang = GangRun(run=self._run_for(job, record), spec=spec,
-                       agents=tuple(self.agent_names[i] for i in chosen),
-                       hosts=tuple(self.nodes[i].facts.address for i in chosen))
-        self.nodes[chosen[0]].handle.run_gang.remote(gang)
-        return True
+    def save_checkpoint(self, job_id: str, task_id: str, data: bytes) -> int:
+        """Keep a task's checkpoint (a zip of its ``ORCH_CHECKPOINT_DIR``), whole or not at all."""
+        write_atomically(self.journal.checkpoint_path(job_id, task_id), data)
+        return len(data)
 
-    def _pick_node(self, record: TaskRecord, short: bool) -> int | None:
-        cpus, gpus = record.launch.resources.cpus, record.launch.resources.gpus
-        best, best_load = None, None
-        for index, node in enumerate(self.nodes):
-            if node.fits_now(cpus, gpus) or (short and node.can_queue() and cpus <= node.facts.cpus
-                                            and gpus <= node.facts.gpus):
-                load = len(node.assigned) / max(1, node.facts.slots)
-                if best_load is None or load < best_load:
-                    best, best_load = index, load
-        return best
+    def checkpoint(self, job_id: str, task_id: str) -> bytes | None:
+        """The task's last saved checkpoint, or None."""
+        try:
+            return self.journal.checkpoint_path(job_id, task_id).read_bytes()
+        except FileNotFoundError:
+            return None
 
-    def _run_for(self, job: JobRecord, record: TaskRecord) -> TaskRun:
-        launch = record.launch
-        workdir_hash, workdir_ref = job.workdir if job.workdir else (None, None)
-        return TaskRun(job_id=job.id, task_id=launch.id, attempt=record.attempt, command=launch.command,
-                       env=dict(launch.env), cpus=launch.resources.cpus, gpus=launch.resources.gpus,
-                       wall_time=launch.max_wall_time, output_files=launch.output_files,
-                       workdir_hash=workdir_hash, workdir_ref=workdir_ref,
-                       inputs=job.inputs)  # type: ignore[arg-type]
+    # -- journal -------------------------------------------------------------------------
+    def _persist(self) -> None:
+        """Write what changed since the last call, in one durable transaction."""
+        dirty = [job for job in self.jobs.values() if job.changed or job.new or job.ended_attempts]
+        if not dirty:
+            return
+        with self.journal.transaction() as tx:
+            for job in dirty:
+                row = job.row()
+                tx.execute("INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           (row.id, row.created_at, row.max_running, row.sealed, row.cancelled, row.ended_at,
+                            row.spec_digest, row.workdir, pickle.dumps(row.inputs)))
+                base = len(job.tasks) - len(job.new)
+                tx.executemany("INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                               (_task_values(job, task_id, base + offset) for offset, task_id in enumerate(job.new)))
+                changed = [task_id for task_id in job.changed if task_id not in set(job.new)]
+                tx.executemany("UPDATE tasks SET state = ?, attempt = ?, node = ?, exit_code = ?, started_at = ?, "
+                               "ended_at = ?, error = ?, dispatched = ? WHERE job_id = ? AND task_id = ?",
+                               (_state_values(job, task_id) + (job.id, task_id) for task_id in changed))
+                tx.executemany("INSERT OR REPLACE INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                               ((job.id, task_id, a.attempt, a.node, a.state, a.started_at, a.ended_at, a.exit_code,
+                                 a.error) for task_id, a in job.ended_attempts))
+                job.changed.clear()
+                job.new.clear()
+                job.ended_attempts.clear()
+
+
+def _state_values(job: JobRecord, task_id: str) -> tuple[Any, ...]:
+    record = job.tasks[task_id]
+    return (record.state.value, record.attempt, record.node, record.exit_code, record.started_at, record.ended_at,
+            record.error, record.dispatched)
+
+
+def _task_values(job: JobRecord, task_id: str, seq: int) -> tuple[Any, ...]:
+    record = job.tasks[task_id]
+    return (job.id, task_id, seq, pickle.dumps(record.launch)) + _state_values(job, task_id)

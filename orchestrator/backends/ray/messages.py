@@ -6,16 +6,6 @@ from typing import Any, Mapping
 
 
 @dataclass(frozen=True)
-class RunInput:
-    """A job input packed as a snapshot: placed at ``to`` in the task dir (``file_name`` for a file)."""
-
-    to: str
-    digest: str
-    ref: Any  # ray.ObjectRef of the zip bytes
-    file_name: str | None = None
-
-
-@dataclass(frozen=True)
 class TaskRun:
     """One attempt of one task, as sent to a node agent."""
 
@@ -28,9 +18,8 @@ class TaskRun:
     gpus: float
     wall_time: float | None
     output_files: tuple[str, ...] = ()
-    workdir_hash: str | None = None
-    workdir_ref: Any = None  # ray.ObjectRef of the snapshot bytes, resolved on the node
-    inputs: tuple[RunInput, ...] = ()
+    workdir_hash: str | None = None  # the snapshot's digest; its bytes come from the manager
+    inputs: tuple[tuple[str, str, str | None], ...] = ()  # (to, snapshot digest, file name or None)
 
 
 @dataclass(frozen=True)

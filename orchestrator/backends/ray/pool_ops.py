@@ -11,7 +11,7 @@ from typing import Any
 
 import ray
 from orchestrator.backend import ProgressFn
-from orchestrator.backends.ray import local_cluster, placement
+from orchestrator.backends.ray import local_cluster, orphans, placement
 from orchestrator.backends.ray.agent import NodeAgent
 from orchestrator.backends.ray.cluster_record import ClusterRecord
 from orchestrator.backends.ray.connection import NAMESPACE, connect, ray_errors
@@ -59,7 +59,7 @@ def create(spec: PoolSpec, progress: ProgressFn | None) -> ClusterRecord:
         _say(progress, "reserving nodes")
         facts = start_agents(spec, cluster, progress)
         _say(progress, "starting the pool manager")
-        start_manager(spec.id, facts)
+        start_manager(spec.id, facts, cluster)
     except BaseException:
         if started_now:
             teardown(cluster, spec)
@@ -111,14 +111,21 @@ def start_agents(spec: PoolSpec, cluster: ClusterRecord, progress: ProgressFn | 
     return facts
 
 
-def start_manager(pool_id: str, facts: list[AgentFacts]) -> Any:
+HEAD_RESOURCE = "node:__internal_head__"
+"""The resource Ray gives only the head node: the manager runs there, next to its journal."""
+
+
+def start_manager(pool_id: str, facts: list[AgentFacts], cluster: ClusterRecord) -> Any:
+    """Start (or keep) the pool manager on the head node; Ray restarts it if its process dies, and
+    it resumes from its journal (the pool's state dir for a cluster orch started)."""
     names = [agent_name(pool_id, f.index) for f in facts]
+    journal = str(pool_records.pool_state_dir(pool_id) / "manager") if cluster.started_cluster else None
     manager = ray.remote(PoolManager).options(
         name=manager_name(pool_id), namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
-        num_cpus=0, max_concurrency=64,
-    ).remote(pool_id, names, facts, NAMESPACE)
+        num_cpus=0, max_concurrency=64, max_restarts=-1, max_task_retries=3, resources={HEAD_RESOURCE: 0.001},
+    ).remote(pool_id, names, facts, NAMESPACE, journal)
     with ray_errors("starting the pool manager"):
-        ray.get(manager.set_nodes.remote(names, facts), timeout=60)
+        ray.get(manager.set_nodes.remote(names, facts), timeout=120)
     return manager
 
 
@@ -141,7 +148,7 @@ def resize(spec: PoolSpec, old_nodes: int, progress: ProgressFn | None) -> Clust
         _resize_local_cluster(cluster, old_nodes, spec, progress)
     _wait_for_nodes(spec, cluster, spec.options(RayOptions).startup_timeout)
     facts = start_agents(spec, cluster, progress)
-    start_manager(spec.id, facts)
+    start_manager(spec.id, facts, cluster)
     return cluster
 
 
@@ -181,7 +188,9 @@ def _kill_agents(pool_id: str, count: int) -> None:
 
 
 def teardown(cluster: ClusterRecord, spec: PoolSpec) -> None:
-    """Kill agents (and their tasks), the manager and the placement group; stop a local cluster."""
+    """Kill agents (and their tasks), the manager and the placement group; stop a local cluster,
+    then any task process a lost node left behind (recorded under its node root, pid and start
+    time checked)."""
     if ray.is_initialized():
         _kill_agents(cluster.pool_id, spec.nodes.dedicated)
         manager = get_manager(cluster.pool_id)
@@ -192,3 +201,5 @@ def teardown(cluster: ClusterRecord, spec: PoolSpec) -> None:
         if ray.is_initialized():
             ray.shutdown()
         local_cluster.stop(cluster.temp_dir, cluster.process_groups)
+        for root in sorted((pool_records.pool_state_dir(cluster.pool_id) / "nodes").glob("*")):
+            orphans.kill_recorded(root)

@@ -1,0 +1,101 @@
+"""Checkpoints that follow a task from attempt to attempt, on whatever node it lands.
+
+Every task gets ``ORCH_CHECKPOINT_DIR``, a folder on its node. Before an attempt starts, the
+task's last saved checkpoint is restored into it (an empty folder if there is none). While the
+attempt runs, the folder is watched: once what it holds has changed and then stayed the same for
+one poll (a write completed), it is zipped and saved with the pool manager, which keeps it on
+the head node's disk, whole or not at all; and once more when the attempt ends. Keyed by job and
+task (a sweep's trial is a task). Scripts should write their files atomically (a temporary name,
+then rename), as ``jobs/train_digits.py`` does, so a half-written file is never saved.
+"""
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import threading
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import ray
+from orchestrator.backends.ray.messages import TaskRun
+
+POLL_SECONDS = 1.0
+CALL_TIMEOUT = 120.0
+Signature = tuple[tuple[str, int, int], ...]
+
+
+class Saver:
+    """Restores and saves one attempt's checkpoint folder (see the module docstring)."""
+
+    def __init__(self, folder: Path, run: TaskRun, manager: Callable[[], Any]) -> None:
+        self.folder, self.run, self.manager = folder, run, manager
+        self.saved: Signature = ()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def restore(self) -> bool:
+        """Put the last saved checkpoint in the folder (emptied first). True if there was one."""
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        data = ray.get(self.manager().checkpoint.remote(self.run.job_id, self.run.task_id), timeout=CALL_TIMEOUT)
+        if not data:
+            return False
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            archive.extractall(self.folder)
+        self.saved = signature(self.folder)
+        return True
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._watch, name=f"checkpoint-{self.run.task_id}", daemon=True)
+        self._thread.start()
+
+    def finish(self) -> None:
+        """Stop watching and save what the attempt left, if it changed."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._save_if_changed(stable_since=None)
+
+    def _watch(self) -> None:
+        previous: Signature = self.saved
+        while not self._stop.wait(POLL_SECONDS):
+            previous = self._save_if_changed(stable_since=previous)
+
+    def _save_if_changed(self, stable_since: Signature | None) -> Signature:
+        """Save when the folder differs from what was saved and (unless ``stable_since`` is None)
+        equals the previous poll's view. Returns the current view."""
+        try:
+            current = signature(self.folder)
+        except OSError:
+            return ()
+        if current and current != self.saved and (stable_since is None or current == stable_since):
+            try:
+                ray.get(self.manager().save_checkpoint.remote(self.run.job_id, self.run.task_id, pack(self.folder)),
+                        timeout=CALL_TIMEOUT)
+                self.saved = current
+            except Exception:  # the manager may be restarting: the next poll saves again
+                pass
+        return current
+
+
+def signature(folder: Path) -> Signature:
+    """What the folder holds, cheaply: (relative path, size, mtime) of every file, sorted."""
+    out = []
+    for directory, _, names in os.walk(folder):
+        for name in names:
+            path = Path(directory) / name
+            stat = path.stat()
+            out.append((path.relative_to(folder).as_posix(), stat.st_size, stat.st_mtime_ns))
+    return tuple(sorted(out))
+
+
+def pack(folder: Path) -> bytes:
+    """The folder as a zip (files read in chunks; the archive is built in memory)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for relative, _, _ in signature(folder):
+            archive.write(folder / relative, relative)
+    return buffer.getvalue()

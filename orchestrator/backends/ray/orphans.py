@@ -1,0 +1,71 @@
+"""Task processes a node agent started, recorded on the node so they can be stopped without it.
+
+A task runs in its own session, so when its node's raylet or agent dies the process lives on.
+The agent records each task process it starts (pid and start time) under its node root, and
+removes the record when the process ends. Whoever finds the node gone (the pool manager on the
+same machine, or ``pool delete``) kills what is still recorded — only a process whose pid *and*
+start time match the record, so a reused pid is never signalled.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import psutil
+
+from orchestrator.backends.ray import process_tree
+
+FOLDER = "processes"
+
+
+def _record_path(root: Path, job_id: str, task_id: str, pid: int) -> Path:
+    return root / FOLDER / f"{job_id}__{task_id}__{pid}.json"
+
+
+def record(root: Path, job_id: str, task_id: str, pid: int) -> Path:
+    """Note that the agent started ``pid`` for a task (before anything waits on it)."""
+    path = _record_path(root, job_id, task_id, pid)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        started = psutil.Process(pid).create_time()
+    except psutil.Error:
+        return path
+    staging = path.with_suffix(".tmp")
+    staging.write_text(json.dumps({"pid": pid, "create_time": started, "job": job_id, "task": task_id}))
+    os.replace(staging, path)
+    return path
+
+
+def forget(path: Path) -> None:
+    path.unlink(missing_ok=True)
+
+
+def matching(entry: dict[str, object]) -> psutil.Process | None:
+    """The recorded process if it still runs as that very process (pid and start time agree)."""
+    try:
+        proc = psutil.Process(int(entry["pid"]))  # type: ignore[arg-type]
+        if abs(proc.create_time() - float(entry["create_time"])) > 0.01:  # type: ignore[arg-type]
+            return None
+        return None if proc.status() == psutil.STATUS_ZOMBIE else proc
+    except (psutil.Error, KeyError, TypeError, ValueError):
+        return None
+
+
+def kill_recorded(root: str | Path) -> int:
+    """Kill every recorded task process under ``root`` that is still the recorded process (and
+    its descendants). Returns how many were killed; records are removed either way."""
+    folder = Path(root) / FOLDER
+    killed = 0
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            entry = json.loads(path.read_text())
+        except (OSError, ValueError):
+            path.unlink(missing_ok=True)
+            continue
+        proc = matching(entry)
+        if proc is not None:
+            process_tree.kill_tree(proc.pid, grace=2.0)
+            killed += 1
+        path.unlink(missing_ok=True)
+    return killed

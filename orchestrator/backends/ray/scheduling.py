@@ -1,0 +1,123 @@
+"""How the pool manager places attempts on node agents: node shares, node choice, gangs.
+
+The manager tracks each node's share exactly (CPUs, GPUs, slots) and, for short tasks, lets a
+node queue a few extra attempts locally so that per-task round trips do not dominate. A node that
+is down takes nothing. Multi-node (gang) tasks reserve distinct nodes and go to the first one's
+agent, which starts every rank.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.backends.ray.gang import GangRun
+from orchestrator.backends.ray.job_state import JobRecord, TaskRecord
+from orchestrator.backends.ray.messages import AgentFacts, TaskRun
+
+SHORT_TASK_SECONDS = 0.5
+PREFETCH_PER_SLOT = 16
+
+
+@dataclass
+class NodeShare:
+    """The manager's view of one agent: capacity, the attempts assigned to it, whether it is up."""
+
+    facts: AgentFacts
+    handle: Any
+    name: str
+    assigned: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
+    down: bool = False
+
+    def used(self) -> tuple[float, float, int]:
+        cpus = sum(c for c, _ in self.assigned.values())
+        gpus = sum(g for _, g in self.assigned.values())
+        return cpus, gpus, len(self.assigned)
+
+    def fits_now(self, cpus: float, gpus: float) -> bool:
+        used_cpus, used_gpus, count = self.used()
+        return (not self.down and count < self.facts.slots and used_cpus + cpus <= self.facts.cpus + 1e-9
+                and used_gpus + gpus <= self.facts.gpus + 1e-9)
+
+    def can_queue(self, cpus: float, gpus: float) -> bool:
+        return (not self.down and len(self.assigned) < self.facts.slots * PREFETCH_PER_SLOT
+                and cpus <= self.facts.cpus and gpus <= self.facts.gpus)
+
+
+class Scheduler:
+    """The placing half of ``PoolManager`` (see the module docstring); callers hold its lock."""
+
+    nodes: list[NodeShare]
+    jobs: dict[str, JobRecord]
+    gang_nodes: dict[tuple[str, str], list[int]]
+
+    def _dispatch(self) -> None:
+        """Assign ready tasks to nodes, oldest job first; one batched call per node."""
+        batches: dict[int, list[TaskRun]] = {}
+        for job in sorted(self.jobs.values(), key=lambda j: j.created_at):
+            short = (job.mean_duration() or SHORT_TASK_SECONDS) < SHORT_TASK_SECONDS
+            in_flight = sum(1 for node in self.nodes for key in node.assigned if key[0] == job.id)
+            while job.ready and (job.max_running is None or in_flight < job.max_running):
+                record = job.tasks[job.ready[0]]
+                if record.launch.distributed is not None:
+                    if not self._start_gang(job, record):
+                        break
+                    job.ready.popleft()
+                    in_flight += 1
+                    continue
+                index = self._pick_node(record, short)
+                if index is None:
+                    break
+                job.ready.popleft()
+                in_flight += 1
+                self.nodes[index].assigned[(job.id, record.launch.id)] = (record.launch.resources.cpus,
+                                                                          record.launch.resources.gpus)
+                job.dispatched(record.launch.id, index)
+                batches.setdefault(index, []).append(self._run_for(job, record))
+        for index, runs in batches.items():
+            self.nodes[index].handle.submit.remote(runs)
+
+    def _start_gang(self, job: JobRecord, record: TaskRecord) -> bool:
+        """Reserve distinct nodes for a multi-node task and hand it to the head's agent."""
+        spec = record.launch.distributed
+        assert spec is not None
+        cpus, gpus = record.launch.resources.cpus, record.launch.resources.gpus
+        free = [i for i, node in enumerate(self.nodes) if node.fits_now(cpus, gpus)]
+        wanted = int(spec.nodes)  # resolved to a count at submission
+        if len(free) < wanted:
+            return False
+        chosen = sorted(free, key=lambda i: len(self.nodes[i].assigned))[:wanted]
+        key = (job.id, record.launch.id)
+        for index in chosen:
+            self.nodes[index].assigned[key] = (cpus, gpus)
+        self.gang_nodes[key] = chosen
+        job.dispatched(record.launch.id, chosen[0])
+        gang = GangRun(run=self._run_for(job, record), spec=spec,
+                       agents=tuple(self.nodes[i].name for i in chosen),
+                       hosts=tuple(self.nodes[i].facts.address for i in chosen))
+        self.nodes[chosen[0]].handle.run_gang.remote(gang)
+        return True
+
+    def _pick_node(self, record: TaskRecord, short: bool) -> int | None:
+        cpus, gpus = record.launch.resources.cpus, record.launch.resources.gpus
+        best, best_load = None, None
+        for index, node in enumerate(self.nodes):
+            if node.fits_now(cpus, gpus) or (short and node.can_queue(cpus, gpus)):
+                load = len(node.assigned) / max(1, node.facts.slots)
+                if best_load is None or load < best_load:
+                    best, best_load = index, load
+        return best
+
+    @staticmethod
+    def _run_for(job: JobRecord, record: TaskRecord) -> TaskRun:
+        launch = record.launch
+        return TaskRun(job_id=job.id, task_id=launch.id, attempt=record.attempt, command=launch.command,
+                       env=dict(launch.env), cpus=launch.resources.cpus, gpus=launch.resources.gpus,
+                       wall_time=launch.max_wall_time, output_files=launch.output_files, workdir_hash=job.workdir,
+                       inputs=job.inputs)
+
+    def _release(self, job_id: str, task_id: str, node: int | None) -> None:
+        """Free the share(s) an attempt held."""
+        key = (job_id, task_id)
+        for index in self.gang_nodes.pop(key, [node] if node is not None else []):
+            if 0 <= index < len(self.nodes):
+                self.nodes[index].assigned.pop(key, None)
