@@ -3,6 +3,7 @@ a CLI that names no backend and imports no SDK, a pure core, a small package roo
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -94,10 +95,10 @@ def test_the_cycle_finder_finds_cycles() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
-def test_the_cli_names_no_backend_and_imports_no_backend_or_sdk() -> None:
+def test_the_cli_and_the_ui_name_no_backend_and_import_no_backend_or_sdk() -> None:
     names = set(registry.entries())
     for name, path in MODULES.items():
-        if not name.startswith("orchestrator.cli"):
+        if not name.startswith(("orchestrator.cli", "orchestrator.ui")):
             continue
         reached = imports(name)
         assert not [m for m in reached if m.startswith("orchestrator.backends")], name
@@ -105,6 +106,15 @@ def test_the_cli_names_no_backend_and_imports_no_backend_or_sdk() -> None:
         constants = {node.value for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.Constant)}
         assert not constants & names, f"{name} names a backend"
         assert "hasattr(" not in path.read_text(), f"{name} probes for capabilities"
+
+
+def test_the_dashboards_pages_and_scripts_name_no_backend() -> None:
+    names = set(registry.entries())
+    files = [path for folder in ("static", "templates") for path in (PACKAGE / "ui" / folder).iterdir()]
+    assert files
+    for path in files:
+        words = set(re.findall(r"[a-z]+", path.read_text(encoding="utf-8").lower()))
+        assert not words & names, f"{path.name} names a backend"
 
 
 @pytest.mark.parametrize("name", [m for m in MODULES if not m.startswith(("orchestrator.cli", "orchestrator.backends"))])

@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "completion": ("orchestrator.cli.spec_cmds:completion", "Print a shell completion script."),
     "data": ("orchestrator.cli.data_cmds:data", "List, upload and download files in the pool's data store."),
     "down": ("orchestrator.cli.down_cmd:down", "Remove everything orch created for this config (jobs, pool, data)."),
+    "ui": ("orchestrator.cli.ui_cmd:ui", "Serve a live web dashboard of pools, jobs, logs and sweeps."),
 }
 
 

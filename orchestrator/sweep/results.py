@@ -63,14 +63,20 @@ def collect(backend: Backend, job: JobRef, objective: Objective) -> tuple[list[T
     """Every task of the job with its metrics, and the metric used (``objective.metric`` or the
     first numeric metric any trial reported)."""
     tasks = backend.list_tasks(job)
-    reports = {task.id: read_records(backend, job, task.id) for task in tasks}
+    return summarize(tasks, {task.id: read_records(backend, job, task.id) for task in tasks}, objective)
+
+
+def summarize(tasks: list[TaskInfo], reports: Mapping[str, list[MetricRecord]],
+              objective: Objective) -> tuple[list[TrialResult], str | None]:
+    """``collect`` over metrics already read (``reports``: each task's records; callers that read
+    incrementally, such as the dashboard, pass what they hold)."""
     metric = objective.metric or next((name for records in reports.values() for record in records
                                        for name, value in record.values.items()
                                        if isinstance(value, (int, float)) and not isinstance(value, bool)), None)
     maximize = objective.goal == "maximize"
     results = []
     for task in tasks:
-        records = reports[task.id]
+        records = reports.get(task.id, [])
         last: dict[str, Any] = {}
         for record in records:
             last.update(record.values)

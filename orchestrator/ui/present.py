@@ -1,0 +1,56 @@
+"""The dashboard's JSON shapes of the runtime nouns (``orchestrator.model``), with secrets redacted.
+
+Fields the model does not carry yet are present as ``None`` so the page has a place for them and
+says "not available" rather than inventing a figure: a task's ``attempts`` (each attempt and how
+it ended) and a pool's or job's ``spend``, ``burn_rate`` and ``autostop``. When the model grows
+them, only these functions change.
+"""
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+from orchestrator.model import JobInfo, NodeInfo, PoolInfo, TaskInfo
+from orchestrator.records.job_index import JobEntry
+from orchestrator.ui.redact import redact
+
+NOT_YET: None = None  # a figure the model does not carry yet (see the module docstring)
+
+
+def node(info: NodeInfo) -> dict[str, Any]:
+    return {"id": info.id, "address": info.address, "state": info.state, "cpus": info.cpus, "gpus": info.gpus,
+            "free_slots": info.free_slots, "running_tasks": info.running_tasks}
+
+
+def pool(info: PoolInfo) -> dict[str, Any]:
+    """A pool with its nodes, node states counted, and slots in use (running tasks) and free."""
+    return {"id": info.id, "backend": info.backend, "state": info.state, "address": info.address,
+            "detail": redact(info.detail) or "", "target_nodes": info.target_nodes,
+            "nodes": [node(n) for n in info.nodes], "node_states": dict(Counter(n.state for n in info.nodes)),
+            "slots_in_use": sum(n.running_tasks for n in info.nodes), "free_slots": info.free_slots,
+            "spend": NOT_YET, "burn_rate": NOT_YET, "autostop": NOT_YET}
+
+
+def job(info: JobInfo, entry: JobEntry | None) -> dict[str, Any]:
+    """A job with its task counts by state; sweeps also carry their objective and planned trials."""
+    return {"id": info.id, "pool_id": info.pool_id, "state": info.state, "created_at": info.created_at,
+            "ended_at": info.ended_at, "task_counts": dict(info.task_counts), "total": info.total_tasks,
+            "finished": info.finished, "kind": entry.kind if entry else "job",
+            "objective": entry.objective if entry else None, "planned_trials": entry.trials if entry else None,
+            "spend": NOT_YET}
+
+
+def task(info: TaskInfo, *, now: float | None = None) -> dict[str, Any]:
+    """A task as a table row: state, retries, exit code, node, times, error (redacted), parameters."""
+    end = info.ended_at or (now or time.time()) if info.started_at else None
+    return {"id": info.id, "job_id": info.job_id, "state": info.state.value, "exit_code": info.exit_code,
+            "node_id": info.node_id, "started_at": info.started_at, "ended_at": info.ended_at,
+            "seconds": round(end - info.started_at, 3) if end and info.started_at else None,
+            "retries": info.retries, "error": redact(info.error), "params": _plain(dict(info.params)),
+            "attempts": NOT_YET}
+
+
+def _plain(params: dict[str, Any]) -> dict[str, Any]:
+    """Parameters as JSON values (numbers, strings, booleans; anything else as its text)."""
+    return {str(k): v if isinstance(v, (int, float, str, bool)) or v is None else str(v) for k, v in params.items()}
