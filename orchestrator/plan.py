@@ -5,8 +5,9 @@ or importing the generator, so a failing one submits nothing). Everything that c
 checked here, before the first call that creates anything:
 
 - **Capacity**: every task fits one node of the pool (CPUs, GPUs); a distributed task's launcher
-  is one the backend can start, its nodes exist and may talk to each other; blob inputs need a
-  backend that reads blob storage.
+  is one the backend can start, its nodes exist, may talk to each other and suit the backend's
+  placement rules (``BackendBlock.distributed_problem``); blob inputs need a backend that reads
+  blob storage.
 - **Sweeps**: placeholders (each sweep's first trial is rendered) and factories without a known
   count (expanded in full).
 - **Adaptive sweeps** (``sweep.adaptive.is_adaptive``: Bayesian sampling, early termination or a
@@ -125,6 +126,9 @@ def check_fits(job: JobSpec, pool: PoolSpec) -> None:
                                 "inter-node communication",
                                 hint=f"set {pool.backend}.inter_node_communication: true in the pool file "
                                      "and create it again")
+        problem = block.distributed_problem(nodes=nodes, slots_per_node=pool.slots_per_node) if nodes > 1 else None
+        if problem is not None:
+            raise CapacityError(f"{where}.distributed: {problem[0]}", hint=problem[1])
     for index, item in enumerate(job.inputs):
         if item.blob is not None and not block.blob_inputs:
             raise UnsupportedError(f"inputs[{index}]: the {pool.backend} backend cannot read blob inputs",

@@ -21,7 +21,7 @@ from orchestrator.spec.job import JobSpec
 from orchestrator.spec.pool import PoolSpec
 from orchestrator.submit import submit_job
 from orchestrator.tail import Follower, follow
-from tests.batch_service import BatchService, start_batch_service
+from tests.batch_service import BatchService, ServiceSettings, start_batch_service
 from tests.support.azurite import Azurite, start_azurite
 
 pytestmark = pytest.mark.slow
@@ -186,15 +186,18 @@ def test_multi_instance_task_runs_the_launcher_with_the_host_list(backend: Azure
     (fake / "mpirun").write_text('#!/bin/sh\necho "mpirun $*"\necho "ips=$ORCH_NODE_IPS hosts=$AZ_BATCH_HOST_LIST"\n')
     (fake / "mpirun").chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
-    submit(backend, {"id": "allreduce", "pool": pool, "tasks": [
+    pools.create_pool(pool_spec("mpipool").model_copy(update={"max_tasks_per_node": 1}), backend=backend)
+    submit(backend, {"id": "allreduce", "pool": "mpipool", "tasks": [
         {"id": "train", "command": ["python3", "train.py"], "distributed": {"launcher": "mpi", "nodes": 2}}]})
-    job = finished_job(backend, "allreduce")
+    job = finished_job(backend, "allreduce", "mpipool")
     assert dict(job.task_counts) == {"succeeded": 1}
-    launcher_line, env_line = backend.read_file(ref("allreduce"), "train", "stdout").data.decode().splitlines()
+    launcher_line, env_line = backend.read_file(ref("allreduce", "mpipool"), "train",
+                                                "stdout").data.decode().splitlines()
     ips, hosts = (part.split("=")[1].split(",") for part in env_line.split())
     assert len(set(hosts)) == 2 and sorted(ips) == sorted(hosts)  # the primary first, then the others
     assert launcher_line.startswith("mpirun ") and launcher_line.endswith("python3 train.py")
     assert f"{ips[0]}:1,{ips[1]}:1" in launcher_line
+    pools.delete_pool("mpipool", backend=backend)
 
 
 def test_transient_faults_are_retried_and_every_task_is_accounted_for(backend: AzureBackend, batch: BatchService,
@@ -232,7 +235,7 @@ def test_too_large_collections_are_split(backend: AzureBackend, batch: BatchServ
         report = submit(backend, {"id": "bulky", "pool": pool, "env": {"PAD": "x" * 2000},
                                   "tasks": [{"id": f"b{i}", "command": "true"} for i in range(12)]})
     finally:
-        batch.settings.max_body_bytes = 1024 * 1024
+        batch.settings.max_body_bytes = ServiceSettings().max_body_bytes
     assert (report.submitted, dict(report.failed)) == (12, {})
     statuses = [r.status for r in batch.requests(path="/jobs/bulky/addtaskcollection$")]
     assert statuses.count(413) >= 1 and statuses.count(200) >= 2

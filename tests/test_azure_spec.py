@@ -139,7 +139,7 @@ def test_pool_body_maps_image_slots_fill_containers_and_start_task() -> None:
     assert (body["targetDedicatedNodes"], body["targetLowPriorityNodes"], body["enableInterNodeCommunication"]) == (
         1, 2, True)
     vm = body["virtualMachineConfiguration"]
-    assert vm["imageReference"]["offer"] == "ubuntu-hpc" and vm["nodeAgentSKUId"] == "batch.node.ubuntu 22.04"
+    assert vm["imageReference"]["offer"] == "ubuntu-hpc" and vm["nodeAgentSKUId"] == "batch.node.ubuntu 24.04"
     assert vm["containerConfiguration"]["containerImageNames"] == ["r.io/t:1"]
     assert vm["containerConfiguration"]["containerRegistries"][0]["password"] == SECRET
     assert body["startTask"]["commandLine"] == "/bin/sh -c 'apt-get install -y x'"
@@ -218,7 +218,7 @@ def test_multi_node_task_becomes_a_multi_instance_task_with_nccl_env() -> None:
     dist = DistributedSpec(launcher="mpi", nodes=2, processes_per_node=8)
     body = task_model.task_options(launch(distributed=dist), context(), "p/").as_dict()
     multi = body["multiInstanceSettings"]
-    assert multi["numberOfInstances"] == 2 and body["requiredSlots"] == 4
+    assert multi["numberOfInstances"] == 2 and body["requiredSlots"] == 1  # Batch requires 1 for multi-instance
     assert multi["commonResourceFiles"][0]["filePath"] == task_model.WORKDIR_ZIP and "resourceFiles" not in body
     assert "AZ_BATCH_TASK_SHARED_DIR" in multi["coordinationCommandLine"] and "mpirun" in multi["coordinationCommandLine"]
     assert "AZ_BATCH_HOST_LIST" in body["commandLine"] and "mpirun" in body["commandLine"]
@@ -286,7 +286,8 @@ def test_pool_create_dry_run_prints_costs_and_calls_no_backend(tmp_path: Path, m
                         "azure: {vm_size: NC4as_T4_v3}\n")
     result = CliRunner().invoke(cli, ["--config-dir", str(tmp_path), "pool", "create", "--dry-run"])
     assert result.exit_code == 0, result.output
-    assert "1.05 dedicated (2 nodes) + 0.25 low-priority (4 nodes) = 1.30 USD/hour" in result.output
+    assert "1.05 dedicated (2 nodes) + 0.25 spot (4 nodes) = 1.30 USD/hour" in result.output
+    assert "Spot VMs since March 2026" in result.output and "variable rate" in result.output
     assert "skypilot-catalog" in result.output and "East US" in result.output
     as_json = CliRunner().invoke(cli, ["--config-dir", str(tmp_path), "pool", "create", "--dry-run", "-o", "json"])
     assert json.loads(as_json.output)["estimates"]["nodes"]["total_per_hour"] == pytest.approx(1.302796)

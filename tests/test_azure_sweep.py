@@ -19,7 +19,7 @@ from orchestrator.backends.azure.task_model import TaskContext
 from orchestrator.model import JobInfo, JobRef, TaskState
 from orchestrator.spec.job import JobSpec
 from orchestrator.sweep.controller import ControllerSettings
-from tests.batch_service import BatchService, self_signed_cert, start_batch_service
+from tests.batch_service import BatchService, ServiceSettings, self_signed_cert, start_batch_service
 from tests.support.azurite import Azurite, start_azurite
 
 POOL = f"""id: sweeppool
@@ -92,7 +92,10 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[BatchSe
     tls = self_signed_cert(tmp_path_factory.mktemp("tls"))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("REQUESTS_CA_BUNDLE", str(tls.cert))  # the service's task processes inherit it
-        with start_batch_service(tmp_path_factory.mktemp("batch"), tls=tls) as batch, \
+        # the controller authenticates with a task authentication token, which Batch retired on 30 September
+        # 2024: only an account that still allows it runs adaptive sweeps (see the README)
+        token_account = ServiceSettings(account_features=frozenset({"authenticationTokenSettings"}))
+        with start_batch_service(tmp_path_factory.mktemp("batch"), tls=tls, settings=token_account) as batch, \
                 start_azurite(tmp_path_factory.mktemp("azurite")) as azurite:
             yield batch, azurite
 

@@ -31,7 +31,7 @@ from azure.core.exceptions import (
 )
 from azure.core.rest import HttpRequest
 
-from tests.batch_service import BatchService, self_signed_cert, start_batch_service
+from tests.batch_service import BatchService, ServiceSettings, self_signed_cert, start_batch_service
 from tests.support.batch_sdk import (
     POLL,
     after,
@@ -186,7 +186,7 @@ def test_oversized_collection_gets_413_and_the_sdk_splits_it(service: BatchServi
         assert raised.value.status_code == 413 and error_code(raised.value) == "RequestBodyTooLarge"
         result = client.create_tasks(job_id, tasks)
     finally:
-        service.settings.max_body_bytes = 1024 * 1024
+        service.settings.max_body_bytes = ServiceSettings().max_body_bytes
     assert sorted(r.task_id for r in result.result_values) == [f"t{i}" for i in range(8)]
     assert len(service.requests(method="POST", path="/jobs/bigbody/addtaskcollection$")) > 2
 
@@ -308,7 +308,8 @@ def test_job_manager_completion_ends_the_job(client: BatchClient, pool: str) -> 
 
 
 def test_multi_instance_task_runs_coordination_on_every_node(client: BatchClient, pool: str) -> None:
-    job_id = new_job(client, "mpi", pool)
+    client.create_pool(pool_options("mpipool", 2, task_slots_per_node=1, enable_inter_node_communication=True))
+    idle_nodes(client, "mpipool", 2)
     settings = m.MultiInstanceSettings(
         number_of_instances=2,
         coordination_command_line="/bin/sh -c 'echo $AZ_BATCH_NODE_ID > $AZ_BATCH_TASK_SHARED_DIR/coordinated.txt'",
@@ -316,16 +317,21 @@ def test_multi_instance_task_runs_coordination_on_every_node(client: BatchClient
     script = ("echo $AZ_BATCH_HOST_LIST; echo $AZ_BATCH_IS_CURRENT_NODE_MASTER; "
               "cat $AZ_BATCH_TASK_SHARED_DIR/coordinated.txt")
     task_options = m.BatchTaskCreateOptions(id="allreduce", multi_instance_settings=settings, **shell(script))
+    on_shared = new_job(client, "mpi-on-4-slots", pool)
+    client.create_task(on_shared, task_options)  # Batch never schedules it on a pool with 4 slots per node
+    job_id = new_job(client, "mpi", "mpipool")
     client.create_task(job_id, task_options)
     task = completed(client, job_id, "allreduce")
-    assert task.execution_info.exit_code == 0
+    assert task.execution_info.exit_code == 0 and task.required_slots == 1
     hosts, master, primary_node = task_file(client, job_id, "allreduce", "stdout.txt").decode().split()
     assert len(set(hosts.split(","))) == 2 and master == "true"
     assert primary_node == task.node_info.node_id
-    other = next(node.id for node in client.list_nodes(pool) if node.id != primary_node)
-    coordinated = b"".join(client.download_node_file(pool, other, f"{task.node_info.task_root_directory}/"
-                                                                  "coordinated.txt"))
+    other = next(node.id for node in client.list_nodes("mpipool") if node.id != primary_node)
+    coordinated = b"".join(client.download_node_file("mpipool", other, f"{task.node_info.task_root_directory}/"
+                                                                      "coordinated.txt"))
     assert coordinated.decode().strip() == other
+    assert client.get_task(on_shared, "allreduce").state == m.BatchTaskState.ACTIVE
+    client.begin_delete_job(on_shared, polling_interval=POLL).result()
 
 
 def test_terminating_a_job_kills_its_task_process_tree(client: BatchClient, pool: str) -> None:
@@ -613,7 +619,14 @@ def test_admin_http_api_manages_faults_and_reads_the_request_log(service: BatchS
     admin(service, "DELETE", "faults")
     assert admin(service, "GET", "faults")["value"] == []
     settings = admin(service, "POST", "settings", {"allocation_delay_s": 0.05})
-    assert settings["max_body_bytes"] == 1024 * 1024
+    assert settings["max_body_bytes"] == 999_999 and settings["account_features"] == []
+    assert admin(service, "POST", "settings", {"account_features": ["maxParallelTasks"]})["account_features"] == [
+        "maxParallelTasks"]
+    assert service.settings.account_features == {"maxParallelTasks"}
+    with pytest.raises(urllib.error.HTTPError) as unknown:
+        admin(service, "POST", "settings", {"account_features": ["gpuQuota"]})
+    assert unknown.value.code == 400
+    admin(service, "POST", "settings", {"account_features": []})
 
 
 @pytest.mark.slow
@@ -647,7 +660,8 @@ class _StaticToken:
 
 def test_https_and_a_job_token_that_reaches_only_its_own_job(tmp_path: Path) -> None:
     tls = self_signed_cert(tmp_path / "tls")
-    with start_batch_service(tmp_path / "batch", tls=tls) as secure:
+    token_account = ServiceSettings(account_features=frozenset({"authenticationTokenSettings"}))
+    with start_batch_service(tmp_path / "batch", tls=tls, settings=token_account) as secure:
         assert secure.url.startswith("https://")
         admin = client_for(secure, connection_verify=str(tls.cert))
         admin.create_pool(pool_options("tokpool", 1))
@@ -670,3 +684,336 @@ def test_https_and_a_job_token_that_reaches_only_its_own_job(tmp_path: Path) -> 
         forged = BatchClient(account_url, _StaticToken("forged"), connection_verify=str(tls.cert))
         with pytest.raises(HttpResponseError):
             forged.get_job("owned")
+
+
+# -- the rules of Batch's REST reference (2025-06-01) for every field orch sends ------------------------------------
+IMAGE = {"publisher": "canonical", "offer": "ubuntu-24_04-lts", "sku": "server"}
+GALLERY = "/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/galleries/gal/images/img/versions/1.0.0"
+POOL_BODY = {"id": "rules", "vmSize": "standard_d2s_v3", "targetDedicatedNodes": 0,
+             "virtualMachineConfiguration": {"imageReference": IMAGE, "nodeAgentSKUId": "batch.node.ubuntu 24.04"}}
+JOB_BODY = {"id": "rulesjob", "poolInfo": {"poolId": "shared"}}
+TASK_BODY = {"id": "t", "commandLine": "true"}
+CONTAINER = {"type": "dockerCompatible", "containerImageNames": ["r.io/img:1"]}
+OUTPUT = {"filePattern": "*.txt", "destination": {"container": {"containerUrl": "http://blob/c?sig"}},
+          "uploadOptions": {"uploadCondition": "taskcompletion"}}
+MULTI = {"numberOfInstances": 2, "coordinationCommandLine": "true"}
+
+
+def changed(base: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """A deep copy of ``base`` with dotted keys set (``a__b`` for ``a.b``; a None value deletes)."""
+    body = json.loads(json.dumps(base))
+    for dotted, value in changes.items():
+        *parents, last = dotted.split("__")
+        target = body
+        for name in parents:
+            target = target.setdefault(name, {})
+        if value is None:
+            target.pop(last, None)
+        else:
+            target[last] = value
+    return body
+
+
+def vm(**changes: Any) -> dict[str, Any]:
+    return changed(POOL_BODY["virtualMachineConfiguration"], **changes)
+
+
+def refusal(client: BatchClient, service: BatchService, method: str, path: str, body: Any) -> dict[str, Any]:
+    """The error body of a request Batch must refuse (asserting it is refused and shaped like Batch's)."""
+    request = HttpRequest(method, f"{service.url}{path}?api-version=2025-06-01", json=body)
+    with pytest.raises(HttpResponseError) as refused:
+        client.send_request(request)
+    answer = refused.value.response.json()
+    assert set(answer) <= {"odata.metadata", "code", "message", "values"} and answer["message"]["lang"] == "en-US"
+    return {"status": refused.value.status_code, "code": answer["code"],
+            **{item["key"]: item["value"] for item in answer.get("values", [])}}
+
+
+POOL_RULES = [  # (what, body, status, code, property)
+    ("unknown property", changed(POOL_BODY, vmSizes="x"), 400, "InvalidRequestBody", "vmSizes"),
+    ("read-only property", changed(POOL_BODY, virtualMachineConfiguration=vm(imageReference__exactVersion="1")), 400,
+     "InvalidRequestBody", "virtualMachineConfiguration.imageReference.exactVersion"),
+    ("integer as string", changed(POOL_BODY, targetDedicatedNodes="2"), 400, "InvalidRequestBody",
+     "targetDedicatedNodes"),
+    ("boolean as string", changed(POOL_BODY, enableInterNodeCommunication="yes"), 400, "InvalidRequestBody",
+     "enableInterNodeCommunication"),
+    ("vmSize missing", changed(POOL_BODY, vmSize=None), 400, "MissingRequiredProperty", "vmSize"),
+    ("node agent missing", changed(POOL_BODY, virtualMachineConfiguration=vm(nodeAgentSKUId=None)), 400,
+     "MissingRequiredProperty", "virtualMachineConfiguration.nodeAgentSKUId"),
+    ("id over 64", changed(POOL_BODY, id="p" * 65), 400, "InvalidPropertyValue", "id"),
+    ("id with a dot", changed(POOL_BODY, id="my.pool"), 400, "InvalidPropertyValue", "id"),
+    ("slots over 4 per core", changed(POOL_BODY, taskSlotsPerNode=9), 400, "InvalidPropertyValue", "taskSlotsPerNode"),
+    ("slots over 256", changed(POOL_BODY, vmSize="Standard_HB120rs_v3", taskSlotsPerNode=257), 400,
+     "InvalidPropertyValue", "taskSlotsPerNode"),
+    ("not a VM size", changed(POOL_BODY, vmSize="big"), 400, "InvalidPropertyValue", "vmSize"),
+    ("resize timeout under 5m", changed(POOL_BODY, resizeTimeout="PT4M"), 400, "InvalidPropertyValue",
+     "resizeTimeout"),
+    ("duration not ISO-8601", changed(POOL_BODY, resizeTimeout="15 minutes"), 400, "InvalidPropertyValue",
+     "resizeTimeout"),
+    ("no target and no autoscale", changed(POOL_BODY, targetDedicatedNodes=None), 400, "MissingRequiredProperty",
+     "targetDedicatedNodes"),
+    ("formula without autoscale", changed(POOL_BODY, autoScaleFormula="$TargetDedicatedNodes = 1;"), 400,
+     "InvalidPropertyValue", "autoScaleFormula"),
+    ("autoscale with a target", changed(POOL_BODY, enableAutoScale=True, autoScaleFormula="$TargetDedicatedNodes=0;"),
+     400, "InvalidPropertyValue", "targetDedicatedNodes"),
+    ("autoscale without formula", changed(POOL_BODY, enableAutoScale=True, targetDedicatedNodes=None), 400,
+     "MissingRequiredProperty", "autoScaleFormula"),
+    ("autoscale interval under 5m", changed(POOL_BODY, enableAutoScale=True, targetDedicatedNodes=None,
+                                            autoScaleFormula="$TargetDedicatedNodes=0;",
+                                            autoScaleEvaluationInterval="PT1M"),
+     400, "InvalidPropertyValue", "autoScaleEvaluationInterval"),
+    ("gallery image and marketplace", changed(POOL_BODY, virtualMachineConfiguration=vm(
+        imageReference={**IMAGE, "virtualMachineImageId": GALLERY})), 400, "InvalidPropertyValue",
+     "virtualMachineConfiguration.imageReference.virtualMachineImageId"),
+    ("managed image", changed(POOL_BODY, virtualMachineConfiguration=vm(imageReference={
+        "virtualMachineImageId": "/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/images/old"})), 400,
+     "InvalidPropertyValue", "virtualMachineConfiguration.imageReference.virtualMachineImageId"),
+    ("marketplace without sku", changed(POOL_BODY, virtualMachineConfiguration=vm(imageReference__sku=None)), 400,
+     "MissingRequiredProperty", "virtualMachineConfiguration.imageReference.sku"),
+    ("retired node agent", changed(POOL_BODY, virtualMachineConfiguration=vm(nodeAgentSKUId="batch.node.ubuntu 20.04")),
+     400, "InvalidPropertyValue", "virtualMachineConfiguration.nodeAgentSKUId"),
+    ("container type missing", changed(POOL_BODY, virtualMachineConfiguration=vm(containerConfiguration={
+        "containerImageNames": ["a"]})), 400, "MissingRequiredProperty",
+     "virtualMachineConfiguration.containerConfiguration.type"),
+    ("container type unknown", changed(POOL_BODY, virtualMachineConfiguration=vm(containerConfiguration={
+        "type": "docker"})), 400, "InvalidPropertyValue", "virtualMachineConfiguration.containerConfiguration.type"),
+    ("registry login without password", changed(POOL_BODY, virtualMachineConfiguration=vm(containerConfiguration={
+        **CONTAINER, "containerRegistries": [{"registryServer": "r.io", "username": "u"}]})), 400,
+     "MissingRequiredProperty", "virtualMachineConfiguration.containerConfiguration.containerRegistries[0].password"),
+    ("node fill unknown", changed(POOL_BODY, taskSchedulingPolicy={"nodeFillType": "fill"}), 400,
+     "InvalidPropertyValue", "taskSchedulingPolicy.nodeFillType"),
+    ("start task without command", changed(POOL_BODY, startTask={"waitForSuccess": True}), 400,
+     "MissingRequiredProperty", "startTask.commandLine"),
+    ("user name and auto user", changed(POOL_BODY, startTask={"commandLine": "true", "userIdentity": {
+        "username": "u", "autoUser": {"elevationLevel": "admin"}}}), 400, "InvalidPropertyValue",
+     "startTask.userIdentity"),
+    ("elevation unknown", changed(POOL_BODY, startTask={"commandLine": "true", "userIdentity": {
+        "autoUser": {"elevationLevel": "root"}}}), 400, "InvalidPropertyValue",
+     "startTask.userIdentity.autoUser.elevationLevel"),
+    ("metadata without value", changed(POOL_BODY, metadata=[{"name": "a"}]), 400, "MissingRequiredProperty",
+     "metadata[0].value"),
+    ("property not modelled", changed(POOL_BODY, mountConfiguration=[{}]), 400, "UnsupportedProperty",
+     "mountConfiguration"),
+]
+
+
+@pytest.mark.parametrize("what, body, status, code, name", POOL_RULES, ids=[rule[0] for rule in POOL_RULES])
+def test_pool_create_refuses_what_the_reference_rules_out(service: BatchService, client: BatchClient, what: str,
+                                                         body: dict[str, Any], status: int, code: str,
+                                                         name: str) -> None:
+    answer = refusal(client, service, "POST", "/pools", body)
+    assert (answer["status"], answer["code"], answer.get("PropertyName")) == (status, code, name)
+
+
+JOB_RULES = [
+    ("unknown property", changed(JOB_BODY, maxParallelTask=2), 400, "InvalidRequestBody", "maxParallelTask"),
+    ("maxParallelTasks on a default account", changed(JOB_BODY, maxParallelTasks=2), 403, "Forbidden", None),
+    ("-1 is still maxParallelTasks", changed(JOB_BODY, maxParallelTasks=-1), 403, "Forbidden", None),
+    ("task preemption on a default account", changed(JOB_BODY, allowTaskPreemption=True), 403, "Forbidden", None),
+    ("completion action unknown", changed(JOB_BODY, onAllTasksComplete="done"), 400, "InvalidPropertyValue",
+     "onAllTasksComplete"),
+    ("priority out of range", changed(JOB_BODY, priority=5000), 400, "InvalidPropertyValue", "priority"),
+    ("wall clock not ISO-8601", changed(JOB_BODY, constraints={"maxWallClockTime": "1h"}), 400,
+     "InvalidPropertyValue", "constraints.maxWallClockTime"),
+    ("no pool info", changed(JOB_BODY, poolInfo=None), 400, "MissingRequiredProperty", "poolInfo"),
+    ("pool info without pool", changed(JOB_BODY, poolInfo={}), 400, "MissingRequiredProperty", "poolInfo.poolId"),
+    ("auto pool", changed(JOB_BODY, poolInfo={"autoPoolSpecification": {}}), 400, "UnsupportedProperty",
+     "poolInfo.autoPoolSpecification"),
+    ("job manager token on a default account", changed(JOB_BODY, jobManagerTask={
+        **TASK_BODY, "authenticationTokenSettings": {"access": ["job"]}}), 403, "Forbidden", None),
+    ("job manager without command", changed(JOB_BODY, jobManagerTask={"id": "jm"}), 400, "MissingRequiredProperty",
+     "jobManagerTask.commandLine"),
+    ("job manager slots 0", changed(JOB_BODY, jobManagerTask={**TASK_BODY, "requiredSlots": 0}), 400,
+     "InvalidPropertyValue", "jobManagerTask.requiredSlots"),
+    ("job manager flag as string", changed(JOB_BODY, jobManagerTask={**TASK_BODY, "runExclusive": "false"}), 400,
+     "InvalidRequestBody", "jobManagerTask.runExclusive"),
+    ("job manager container on a plain pool", changed(JOB_BODY, jobManagerTask={
+        **TASK_BODY, "containerSettings": {"imageName": "r.io/img:1"}}), 400, "InvalidPropertyValue",
+     "jobManagerTask.containerSettings"),
+]
+
+
+@pytest.mark.parametrize("what, body, status, code, name", JOB_RULES, ids=[rule[0] for rule in JOB_RULES])
+def test_job_create_refuses_what_the_reference_rules_out(service: BatchService, client: BatchClient, pool: str,
+                                                        what: str, body: dict[str, Any], status: int, code: str,
+                                                        name: str | None) -> None:
+    answer = refusal(client, service, "POST", "/jobs", body)
+    assert (answer["status"], answer["code"], answer.get("PropertyName")) == (status, code, name)
+    if code == "Forbidden":
+        assert answer["Reason"].startswith("Property ") and answer["Reason"].endswith("not enabled for current account")
+
+
+RESOURCE = {"httpUrl": "http://blob/c/f?sig", "filePath": "f"}
+TASK_RULES = [
+    ("unknown property", changed(TASK_BODY, comandLine="x"), 400, "InvalidRequestBody", "comandLine"),
+    ("command missing", changed(TASK_BODY, commandLine=None), 400, "MissingRequiredProperty", "commandLine"),
+    ("id over 64", changed(TASK_BODY, id="t" * 65), 400, "InvalidPropertyValue", "id"),
+    ("slots as string", changed(TASK_BODY, requiredSlots="2"), 400, "InvalidRequestBody", "requiredSlots"),
+    ("wall clock not ISO-8601", changed(TASK_BODY, constraints={"maxWallClockTime": "10m"}), 400,
+     "InvalidPropertyValue", "constraints.maxWallClockTime"),
+    ("retries below -1", changed(TASK_BODY, constraints={"maxTaskRetryCount": -2}), 400, "InvalidPropertyValue",
+     "constraints.maxTaskRetryCount"),
+    ("environment without name", changed(TASK_BODY, environmentSettings=[{"value": "1"}]), 400,
+     "MissingRequiredProperty", "environmentSettings[0].name"),
+    ("two resource sources", changed(TASK_BODY, resourceFiles=[{**RESOURCE, "storageContainerUrl": "http://blob/c"}]),
+     400, "InvalidPropertyValue", "resourceFiles[0].httpUrl"),
+    ("no resource source", changed(TASK_BODY, resourceFiles=[{"filePath": "f"}]), 400, "InvalidPropertyValue",
+     "resourceFiles[0].httpUrl"),
+    ("http file without path", changed(TASK_BODY, resourceFiles=[{"httpUrl": "http://blob/c/f"}]), 400,
+     "MissingRequiredProperty", "resourceFiles[0].filePath"),
+    ("blob prefix on a file", changed(TASK_BODY, resourceFiles=[{**RESOURCE, "blobPrefix": "x/"}]), 400,
+     "InvalidPropertyValue", "resourceFiles[0].blobPrefix"),
+    ("path leaving the task dir", changed(TASK_BODY, resourceFiles=[{**RESOURCE, "filePath": "../f"}]), 400,
+     "InvalidPropertyValue", "resourceFiles[0].filePath"),
+    ("file mode not octal", changed(TASK_BODY, resourceFiles=[{**RESOURCE, "fileMode": "rwx"}]), 400,
+     "InvalidPropertyValue", "resourceFiles[0].fileMode"),
+    ("container URL not http", changed(TASK_BODY, resourceFiles=[{"storageContainerUrl": "ftp://blob/c"}]), 400,
+     "InvalidPropertyValue", "resourceFiles[0].storageContainerUrl"),
+    ("output without options", changed(TASK_BODY, outputFiles=[changed(OUTPUT, uploadOptions=None)]), 400,
+     "MissingRequiredProperty", "outputFiles[0].uploadOptions"),
+    ("upload condition unknown", changed(TASK_BODY, outputFiles=[changed(OUTPUT, uploadOptions__uploadCondition="x")]),
+     400, "InvalidPropertyValue", "outputFiles[0].uploadOptions.uploadCondition"),
+    ("output without container URL", changed(TASK_BODY, outputFiles=[changed(OUTPUT, destination__container={})]),
+     400, "MissingRequiredProperty", "outputFiles[0].destination.container.containerUrl"),
+    ("multi-instance with 2 slots", changed(TASK_BODY, requiredSlots=2, multiInstanceSettings=MULTI), 400,
+     "InvalidPropertyValue", "requiredSlots"),
+    ("multi-instance without coordination", changed(TASK_BODY, multiInstanceSettings={"numberOfInstances": 2}), 400,
+     "MissingRequiredProperty", "multiInstanceSettings.coordinationCommandLine"),
+    ("zero instances", changed(TASK_BODY, multiInstanceSettings={**MULTI, "numberOfInstances": 0}), 400,
+     "InvalidPropertyValue", "multiInstanceSettings.numberOfInstances"),
+    ("container on a plain pool", changed(TASK_BODY, containerSettings={"imageName": "r.io/img:1"}), 400,
+     "InvalidPropertyValue", "containerSettings"),
+    ("container working dir unknown", changed(TASK_BODY, containerSettings={"imageName": "i", "workingDirectory": "h"}),
+     400, "InvalidPropertyValue", "containerSettings.workingDirectory"),
+    ("auto user scope unknown", changed(TASK_BODY, userIdentity={"autoUser": {"scope": "node"}}), 400,
+     "InvalidPropertyValue", "userIdentity.autoUser.scope"),
+    ("dependencies on a job without them", changed(TASK_BODY, dependsOn={"taskIds": ["a"]}), 400,
+     "TaskDependenciesNotSpecifiedOnJob", None),
+    ("token on a default account", changed(TASK_BODY, authenticationTokenSettings={"access": ["job"]}), 403,
+     "Forbidden", None),
+]
+
+
+@pytest.fixture(scope="module")
+def rules_job(client: BatchClient, pool: str) -> str:
+    return new_job(client, "rulesjob", pool)
+
+
+@pytest.mark.parametrize("what, body, status, code, name", TASK_RULES, ids=[rule[0] for rule in TASK_RULES])
+def test_task_add_refuses_what_the_reference_rules_out(service: BatchService, client: BatchClient, rules_job: str,
+                                                       what: str, body: dict[str, Any], status: int, code: str,
+                                                       name: str | None) -> None:
+    answer = refusal(client, service, "POST", f"/jobs/{rules_job}/tasks", body)
+    assert (answer["status"], answer["code"], answer.get("PropertyName")) == (status, code, name)
+    collection = client.send_request(HttpRequest("POST", f"{service.url}/jobs/{rules_job}/addtaskcollection"
+                                                 f"?api-version=2025-06-01", json={"value": [body]}))
+    result = collection.json()["value"][0]  # the same refusal, as the task's own result
+    assert (result["status"], result["error"]["code"]) == ("clienterror", code)
+
+
+
+def test_job_update_terminate_and_resize_bodies_follow_the_reference(service: BatchService, client: BatchClient,
+                                                                     pool: str) -> None:
+    job_id = new_job(client, "patched", pool)
+    client.create_task(job_id, m.BatchTaskCreateOptions(id="busy", command_line="sleep 300"))
+    client.update_job(job_id, m.BatchJobUpdateOptions(all_tasks_complete_mode="terminatejob"))
+    path = f"/jobs/{job_id}"
+    for body, status, code, name in [
+        ({"onAllTasksComplete": "noaction"}, 400, "InvalidPropertyValue", "onAllTasksComplete"),  # no way back
+        ({"poolInfo": {"poolId": "other"}}, 409, "OperationInvalidForCurrentState", None),  # only when disabled
+        ({"maxParallelTasks": 3}, 403, "Forbidden", None),
+        ({"priorty": 1}, 400, "InvalidRequestBody", "priorty"),
+    ]:
+        answer = refusal(client, service, "PATCH", path, body)
+        assert (answer["status"], answer["code"], answer.get("PropertyName")) == (status, code, name), body
+    answer = refusal(client, service, "POST", f"{path}/terminate", {"reason": "x"})
+    assert (answer["code"], answer["PropertyName"]) == ("InvalidRequestBody", "reason")
+    for body, name in [({"targetDedicatedNodes": 1, "nodeDeallocationOption": "later"}, "nodeDeallocationOption"),
+                       ({"targetDedicatedNodes": 1, "resizeTimeout": "PT1M"}, "resizeTimeout")]:
+        answer = refusal(client, service, "POST", f"/pools/{pool}/resize", body)
+        assert (answer["status"], answer["code"], answer["PropertyName"]) == (400, "InvalidPropertyValue", name)
+    client.begin_delete_job(job_id, polling_interval=POLL).result()
+
+
+def test_task_collections_are_bounded_and_ids_are_case_insensitive(service: BatchService, client: BatchClient,
+                                                                     pool: str) -> None:
+    collection = f"/jobs/{new_job(client, 'casejob', pool)}/addtaskcollection"
+    answer = refusal(client, service, "POST", collection, {"value": [TASK_BODY, changed(TASK_BODY, id="T")]})
+    assert (answer["code"], answer["PropertyName"]) == ("InvalidPropertyValue", "value")  # 't' and 'T' are one id
+    assert refusal(client, service, "POST", collection, {})["code"] == "MissingRequiredProperty"
+    assert refusal(client, service, "POST", collection, {"value": TASK_BODY})["code"] == "InvalidRequestBody"
+    client.create_task("casejob", m.BatchTaskCreateOptions(id="Eval", command_line="true"))
+    result = client.create_task_collection("casejob", m.BatchTaskGroup(task_values=[
+        m.BatchTaskCreateOptions(id="eval", command_line="true")]))
+    assert result.result_values[0].error.code == "TaskExists"
+    with pytest.raises(ResourceExistsError) as job_exists:
+        new_job(client, "CASEJOB", pool)
+    assert error_code(job_exists.value) == "JobExists"
+    with pytest.raises(ResourceExistsError) as pool_exists:
+        client.create_pool(pool_options(pool.upper(), 1))
+    assert error_code(pool_exists.value) == "PoolExists"
+    big = [{"id": f"b{i}", "commandLine": "true", "environmentSettings": [{"name": "PAD", "value": "x" * 9_910}]}
+           for i in range(100)]  # just over 10^6 bytes: Batch wants a collection under 1 MB
+    assert len(json.dumps({"value": big})) >= 1_000_000
+    assert refusal(client, service, "POST", collection, {"value": big})["status"] == 413
+    assert client.send_request(HttpRequest("POST", f"{service.url}{collection}?api-version=2025-06-01",
+                                           json={"value": big[:99]})).status_code == 200
+
+
+def test_account_features_are_refused_until_enabled_then_honoured(service: BatchService, client: BatchClient,
+                                                                  pool: str) -> None:
+    limited = m.BatchJobCreateOptions(id="limited", pool_info=m.BatchPoolInfo(pool_id=pool), max_parallel_tasks=1)
+    with pytest.raises(HttpResponseError) as refused:
+        client.create_job(limited)
+    assert refused.value.status_code == 403 and error_code(refused.value) == "Forbidden"
+    service.settings.account_features = frozenset({"maxParallelTasks"})
+    try:
+        client.create_job(limited)
+        zero = m.BatchJobCreateOptions(id="zero", pool_info=m.BatchPoolInfo(pool_id=pool), max_parallel_tasks=0)
+        with pytest.raises(HttpResponseError) as invalid:
+            client.create_job(zero)
+        assert invalid.value.status_code == 400 and error_code(invalid.value) == "InvalidPropertyValue"
+    finally:
+        service.settings.account_features = frozenset()
+    client.create_tasks("limited", [m.BatchTaskCreateOptions(id=f"s{i}", command_line="sleep 0.5") for i in range(3)])
+    spans = sorted((t.execution_info.start_time, t.execution_info.end_time)
+                   for t in (completed(client, "limited", f"s{i}") for i in range(3)))
+    assert all(later[0] >= earlier[1] for earlier, later in zip(spans, spans[1:]))  # one at a time
+    assert client.get_job("limited").max_parallel_tasks == 1
+
+
+def test_container_pools_need_container_settings_on_every_task(service: BatchService, client: BatchClient) -> None:
+    registry = m.ContainerRegistryReference(registry_server="r.io", username="bot", password="secret")
+    config = vm_config()
+    config.container_configuration = m.BatchContainerConfiguration(
+        type="dockerCompatible", container_image_names=["r.io/train:1"], container_registries=[registry])
+    client.create_pool(m.BatchPoolCreateOptions(id="boxed", vm_size="standard_d2s_v3", target_dedicated_nodes=1,
+                                                virtual_machine_configuration=config))
+    idle_nodes(client, "boxed", 1)
+    plain = m.BatchJobManagerTask(id="jm", command_line="true")
+    with pytest.raises(HttpResponseError) as manager:
+        new_job(client, "boxedjob", "boxed", job_manager_task=plain)
+    assert (error_code(manager.value), manager.value.response.json()["values"][0]["value"]) == (
+        "MissingRequiredProperty", "jobManagerTask.containerSettings")
+    job_id = new_job(client, "boxedjob", "boxed")
+    settings = m.BatchTaskContainerSettings(image_name="r.io/train:1", container_run_options="--rm",
+                                            registry=registry, working_directory="taskWorkingDirectory")
+    result = client.create_task_collection(job_id, m.BatchTaskGroup(task_values=[
+        m.BatchTaskCreateOptions(id="bare", command_line="true"),
+        m.BatchTaskCreateOptions(id="boxed", container_settings=settings, **shell("echo in $AZ_BATCH_TASK_ID"))]))
+    codes = {r.task_id: r.error.code if r.error else None for r in result.result_values}
+    assert codes == {"bare": "MissingRequiredProperty", "boxed": None}
+    task = completed(client, job_id, "boxed")  # run on the host; the container settings are kept and reported
+    assert task.execution_info.exit_code == 0 and task.container_settings.image_name == "r.io/train:1"
+    assert task.execution_info.container_info.state == "exited"
+
+
+def test_multi_instance_tasks_need_inter_node_communication(client: BatchClient) -> None:
+    client.create_pool(pool_options("isolated", 2, task_slots_per_node=1))
+    idle_nodes(client, "isolated", 2)
+    job_id = new_job(client, "isolatedjob", "isolated")
+    multi = m.MultiInstanceSettings(number_of_instances=2, coordination_command_line="true")
+    client.create_task(job_id, m.BatchTaskCreateOptions(id="mpi", command_line="true", multi_instance_settings=multi))
+    client.create_task(job_id, m.BatchTaskCreateOptions(id="single", command_line="true"))
+    completed(client, job_id, "single")
+    assert client.get_task(job_id, "mpi").state == m.BatchTaskState.ACTIVE  # never scheduled, as on Batch

@@ -169,7 +169,7 @@ def test_check_fits_accepts_what_fits_and_explains_backend_limits() -> None:
                                       "azure": {"vm_size": "D2s_v5", "inter_node_communication": False}})
     with pytest.raises(CapacityError, match="inter-node communication"):
         check_fits(mpi, lonely)
-    check_fits(mpi, lonely.model_copy(update={"azure": lonely.azure.model_copy(  # type: ignore[attr-defined]
+    check_fits(mpi, lonely.model_copy(update={"max_tasks_per_node": 1, "azure": lonely.azure.model_copy(  # type: ignore[attr-defined]
         update={"inter_node_communication": "auto"})}))
     blob = JobSpec.model_validate({"id": "j", "pool": "p", "inputs": [{"blob": "c/x", "to": "x"}],
                                   "tasks": [{"command": "x"}]})

@@ -1,7 +1,8 @@
 """``orch pool create --dry-run``: the pool's estimated cost per hour, from its backend's price list.
 
 Pure rendering over ``pools.quote``; nothing is created. Autoscale pools show the cost at their
-minimum and maximum node counts. A backend without a price list runs on machines the user has.
+minimum and maximum node counts. Preemptible nodes (``spot``/``low_priority``) are priced as Spot
+VMs, which Batch's low-priority nodes are since March 2026; the price terms say what that means. A backend without a price list runs on machines the user has.
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def show_cost(spec: PoolSpec, output: str) -> None:
     click.echo(f"pool {spec.id}: {size} on {price.service} (dry run: nothing was created)")
     for label, estimate in price.estimates:
         click.echo(f"  {label}: {_money(estimate.dedicated_per_hour)} dedicated ({estimate.dedicated_nodes} nodes) + "
-                   f"{_money(estimate.low_priority_per_hour)} low-priority ({estimate.low_priority_nodes} nodes) = "
+                   f"{_money(estimate.low_priority_per_hour)} spot ({estimate.low_priority_nodes} nodes) = "
                    f"{_money(estimate.total_per_hour)} {estimate.currency}/hour")
     click.echo(f"  prices: {price.terms}")
     click.echo(f"  source: {price.source}")

@@ -35,9 +35,19 @@ class BackendBlock(StrictModel):
         VM size); keys the file gives win. Must not raise: the block's own validation reports."""
         return {}
 
+    def pool_problem(self, *, slots_per_node: int) -> str | None:
+        """Why the backend cannot build a pool whose nodes run ``slots_per_node`` tasks each (naming
+        the key to change), or None. Checked when the pool file is loaded."""
+        return None
+
     def spans_nodes(self, pool_nodes: int) -> bool:
         """Whether a task may span several nodes of a pool of ``pool_nodes`` nodes."""
         return True
+
+    def distributed_problem(self, *, nodes: int, slots_per_node: int) -> tuple[str, str] | None:
+        """Why a task spanning ``nodes`` (> 1) nodes cannot run on a pool of this backend that runs
+        ``slots_per_node`` tasks per node, as ``(problem, how to fix it)``; None when it can."""
+        return None
 
     @property
     def caps_in_flight(self) -> bool:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from pydantic import (
     AfterValidator,
+    AliasChoices,
     Field,
     create_model,
     field_validator,
@@ -27,10 +28,20 @@ B = TypeVar("B", bound=BackendBlock)
 
 
 class NodeCounts(StrictModel):
-    """Node counts: ``dedicated`` and, where the backend has them, ``low_priority`` (Spot) nodes."""
+    """Node counts: ``dedicated`` and, where the backend has them, ``low_priority`` nodes, also
+    spelled ``spot`` (one of the two): Batch's low-priority nodes are Spot VMs since March 2026."""
 
     dedicated: int = Field(default=1, ge=0, le=1000)
-    low_priority: int = Field(default=0, ge=0, le=1000)
+    low_priority: int = Field(default=0, ge=0, le=1000, validation_alias=AliasChoices("low_priority", "spot"),
+                              description="preemptible nodes; `spot:` is the same key (Spot VMs)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_name(cls, data: object) -> object:
+        if isinstance(data, dict) and "spot" in data and "low_priority" in data:
+            raise ValueError("give spot or low_priority, not both: they name the same nodes (Batch's low-priority "
+                             "nodes are Spot VMs)")
+        return data
 
     @property
     def total(self) -> int:
@@ -56,7 +67,7 @@ def _installed_backend(name: str) -> str:
 
 
 class PoolFields(StrictModel):
-    """A compute pool's common keys. ``nodes`` is a count or ``{dedicated, low_priority}``."""
+    """A compute pool's common keys. ``nodes`` is a count or ``{dedicated, low_priority | spot}``."""
 
     id: Id
     backend: Annotated[str, AfterValidator(_installed_backend)] = "ray"
@@ -86,7 +97,7 @@ class PoolFields(StrictModel):
     @classmethod
     def _count_or_mapping(cls, value: object) -> object:
         if isinstance(value, bool):
-            raise ValueError("nodes is a count or a mapping {dedicated, low_priority}")
+            raise ValueError("nodes is a count or a mapping {dedicated, spot} (or {dedicated, low_priority})")
         if isinstance(value, int):
             return {"dedicated": value}
         return value
@@ -107,7 +118,10 @@ class PoolFields(StrictModel):
             if name != self.backend and given:
                 raise ValueError(f"the '{name}:' block applies only to backend: {name}")
         if self.nodes.low_priority and not self.block.low_priority_nodes:
-            raise ValueError(f"the {self.backend} backend has no low-priority nodes: use nodes: N")
+            raise ValueError(f"the {self.backend} backend has no low-priority (Spot) nodes: use nodes: N")
+        problem = self.block.pool_problem(slots_per_node=self.slots_per_node)
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
     @property

@@ -2,6 +2,9 @@
 2025-06-01) that orch calls, with Shared Key auth or the job-scoped bearer tokens job manager
 tasks get (HTTPS with ``tls``), and pools of simulated nodes whose tasks run as local processes.
 Other operations, query options and conditional headers get Batch's 4xx errors (see ``routing``).
+Request bodies are held to the REST reference's rules (``schema``, ``shapes``, ``specs``): what
+Batch refuses is refused with its error body, and properties a default account lacks answer 403
+until a test enables them (``ServiceSettings.account_features``).
 
     with start_batch_service(tmp_path) as batch:
         client = BatchClient(batch.url, AzureNamedKeyCredential(batch.account, batch.key))

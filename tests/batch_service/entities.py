@@ -13,8 +13,6 @@ if TYPE_CHECKING:
     from .runner import ExecutionHandle
 
 
-
-
 @dataclass
 class NodeRecord:
     """One compute node: a directory under the service root plus scheduling bookkeeping.
@@ -113,6 +111,15 @@ class PoolRecord:
         return int(self.spec.get("taskSlotsPerNode") or 1)
 
     @property
+    def inter_node_communication(self) -> bool:
+        return bool(self.spec.get("enableInterNodeCommunication", False))
+
+    @property
+    def container_configuration(self) -> dict[str, Any] | None:
+        config: dict[str, Any] | None = (self.spec.get("virtualMachineConfiguration") or {}).get("containerConfiguration")
+        return config
+
+    @property
     def node_fill_type(self) -> str:
         return str((self.spec.get("taskSchedulingPolicy") or {}).get("nodeFillType") or "spread").lower()
 
@@ -135,7 +142,7 @@ class PoolRecord:
             resizeTimeout=self.resize_timeout, currentDedicatedNodes=dedicated, currentLowPriorityNodes=low_priority,
             targetDedicatedNodes=self.target_dedicated, targetLowPriorityNodes=self.target_low_priority,
             enableAutoScale=self.enable_auto_scale, taskSlotsPerNode=self.task_slots_per_node,
-            enableInterNodeCommunication=bool(self.spec.get("enableInterNodeCommunication", False)),
+            enableInterNodeCommunication=self.inter_node_communication,
             taskSchedulingPolicy={**(self.spec.get("taskSchedulingPolicy") or {}), "nodeFillType": self.node_fill_type},
         )
         if self.enable_auto_scale:

@@ -32,6 +32,8 @@ ERROR_CATALOG: dict[str, tuple[int, str]] = {
     "AutoScalingFormulaSyntaxError": (400, "The specified auto-scaling formula has a syntax error."),
     "TaskDependenciesNotSpecifiedOnJob": (400, "A task was specified as depending on other tasks, but the job "
                                                "did not specify that it would use task dependencies."),
+    "TaskDependencyListTooLong": (400, "The list of task ids this task depends on is too long."),
+    "Forbidden": (403, "Access is Forbidden."),
     "AuthenticationFailed": (403, "Server failed to authenticate the request. Make sure the value of "
                                   "Authorization header is formed correctly including the signature."),
     "PoolNotFound": (404, "The specified pool does not exist."),

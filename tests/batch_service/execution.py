@@ -132,13 +132,15 @@ def _record_outcome(task: TaskRecord, result: RunResult) -> None:
     if result.cancel_reason == "requeue":
         task.execution["requeueCount"] = int(task.execution.get("requeueCount", 0)) + 1
         task.execution["lastRequeueTime"] = now
-        for key in ("startTime", "endTime", "exitCode", "failureInfo", "result"):
+        for key in ("startTime", "endTime", "exitCode", "failureInfo", "result", "containerInfo"):
             task.execution.pop(key, None)
         task.node_info = None
         task.move("active")
         return
     task.execution["endTime"] = now
     task.execution.setdefault("startTime", now)
+    if "containerInfo" in task.execution:
+        task.execution["containerInfo"] = {**task.execution["containerInfo"], "state": "exited"}
     if result.exit_code is not None:
         task.execution["exitCode"] = result.exit_code
     failure = result.failure_info

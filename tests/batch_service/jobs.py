@@ -5,8 +5,14 @@ unscheduled, and completes the job once nothing runs; ``terminateReason`` is ``U
 (or the request's), ``AllTasksComplete``, ``JMComplete`` or ``MaxWallClockTimeExpiry``. A deleted
 job and its task directories go ``deletion_delay_s`` after its tasks stopped. A task collection
 answers per task: ``success``, or ``clienterror`` with the Batch error (``TaskExists`` too for
-an id an earlier attempt of the same request added); over ``max_tasks_per_collection`` tasks
-fail the whole request.
+an id an earlier attempt of the same request added); over ``max_tasks_per_collection`` tasks, or
+two tasks whose ids differ only by case, fail the whole request.
+
+Container settings must match the job's pool: a task (or job manager task) on a pool with a
+container configuration must have ``containerSettings`` and one on a pool without must not
+(checked when the pool exists; else when the task is scheduled). A job update may not turn
+``onAllTasksComplete`` from ``terminatejob`` back to ``noaction``, nor move an enabled job to
+another pool.
 """
 from __future__ import annotations
 
@@ -14,8 +20,10 @@ import shutil
 import time
 from typing import Any
 
-from .entities import TASK_ENDED, JobRecord, TaskRecord
+from .entities import TASK_ENDED, JobRecord, PoolRecord, TaskRecord
 from .errors import BatchApiError, invalid_property
+from .schema import check
+from .shapes import TASK_COLLECTION
 from .specs import validate_job_spec, validate_job_update, validate_task_spec
 from .state import BatchState
 from .timekeeping import UNLIMITED_DURATION, format_timestamp, parse_duration, utc_now
@@ -39,7 +47,7 @@ class JobEngine:
 
     def create_job(self, spec: dict[str, Any]) -> JobRecord:
         """Add a job (and its job manager task); 409 JobExists / JobBeingDeleted, 400 for a bad body."""
-        validate_job_spec(spec)
+        validate_job_spec(spec, self.state.settings.account_features)
         with self.state.lock:
             existing = self.state.jobs.get(spec["id"].lower())
             if existing is not None:
@@ -48,6 +56,7 @@ class JobEngine:
             job = JobRecord(spec["id"], dict(spec))
             manager = spec.get("jobManagerTask")
             if manager:
+                check_container_settings(self.state.pools.get(job.pool_id.lower()), manager, "jobManagerTask.")
                 job.tasks[manager["id"].lower()] = TaskRecord(job.id, manager["id"], dict(manager), is_job_manager=True)
             self.state.jobs[job.id.lower()] = job
             self.state.wake()
@@ -55,10 +64,16 @@ class JobEngine:
 
     def update_job(self, job_id: str, body: dict[str, Any]) -> JobRecord:
         """PATCH: replace the updatable properties the body gives; 409 for a finished job."""
-        validate_job_update(body)
+        validate_job_update(body, self.state.settings.account_features)
         with self.state.lock:
             job = self.state.job(job_id)
             check_job_accepts_changes(job)
+            if body.get("poolInfo") is not None:
+                raise BatchApiError("OperationInvalidForCurrentState", "A job moves to another pool only while "
+                                    "disabled.", values=[("JobId", job.id)])
+            if job.on_all_tasks_complete == "terminatejob" and str(body.get("onAllTasksComplete") or "").lower() \
+                    == "noaction":
+                raise invalid_property("onAllTasksComplete", "Automatic job termination cannot be turned off.")
             job.spec.update({key: body[key] for key in JOB_UPDATABLE if key in body})
             job.revision.touch()
             self.state.wake()
@@ -97,14 +112,12 @@ class JobEngine:
     def add_collection(self, job_id: str, body: dict[str, Any], request_id: str) -> list[dict[str, Any]]:
         """Add the ``addtaskcollection`` body's tasks; one result per task (``success`` or ``clienterror``).
         400 when ``value`` is missing or too long, 409 for a finished job."""
-        tasks = body.get("value")
-        if tasks is None:
-            raise BatchApiError("MissingRequiredProperty", values=[("PropertyName", "value")])
-        if not isinstance(tasks, list):
-            raise invalid_property("value", "The value must be an array of tasks.")
+        check(body, TASK_COLLECTION, ())
+        tasks = body["value"]
         limit = self.state.settings.max_tasks_per_collection
         if len(tasks) > limit:
             raise invalid_property("value", f"A task collection may contain at most {limit} tasks; got {len(tasks)}.")
+        _check_distinct_ids(tasks)
         results: list[dict[str, Any]] = []
         with self.state.lock:
             job = self.state.job(job_id)
@@ -125,7 +138,9 @@ class JobEngine:
     def _insert(self, job: JobRecord, spec: Any) -> TaskRecord:
         if not isinstance(spec, dict):
             raise invalid_property("value", "Each task must be an object.")
-        validate_task_spec(spec, uses_dependencies=bool(job.spec.get("usesTaskDependencies", False)))
+        validate_task_spec(spec, uses_dependencies=bool(job.spec.get("usesTaskDependencies", False)),
+                           features=self.state.settings.account_features)
+        check_container_settings(self.state.pools.get(job.pool_id.lower()), spec, "")
         if spec["id"].lower() in job.tasks:
             raise BatchApiError("TaskExists", values=[("TaskId", spec["id"])])
         task = job.tasks[spec["id"].lower()] = TaskRecord(job.id, spec["id"], dict(spec))
@@ -177,6 +192,37 @@ class JobEngine:
                     del self.state.jobs[job.id.lower()]
                     for job_dir in self.state.nodes_dir().glob(f"*/workitems/{job.id}"):
                         shutil.rmtree(job_dir, ignore_errors=True)
+
+
+def container_mismatch(pool: PoolRecord, task_spec: dict[str, Any]) -> str | None:
+    """Why a task's container settings do not fit its pool, or None."""
+    has_settings = task_spec.get("containerSettings") is not None
+    if pool.container_configuration is not None and not has_settings:
+        return "The pool has a container configuration, so the task must have containerSettings."
+    if pool.container_configuration is None and has_settings:
+        return "The pool has no container configuration, so the task must not have containerSettings."
+    return None
+
+
+def check_container_settings(pool: PoolRecord | None, task_spec: dict[str, Any], prefix: str) -> None:
+    """400 when the task's container settings do not fit its (existing) pool."""
+    reason = container_mismatch(pool, task_spec) if pool is not None else None
+    if reason is None:
+        return
+    code = "MissingRequiredProperty" if task_spec.get("containerSettings") is None else "InvalidPropertyValue"
+    raise BatchApiError(code, values=[("PropertyName", prefix + "containerSettings"), ("Reason", reason)])
+
+
+def _check_distinct_ids(tasks: list[Any]) -> None:
+    seen: dict[str, str] = {}
+    for spec in tasks:
+        task_id = spec.get("id") if isinstance(spec, dict) else None
+        if not isinstance(task_id, str):
+            continue
+        if task_id.lower() in seen:
+            raise invalid_property("value", f"Task ids must be unique within a job, ignoring case: "
+                                            f"{seen[task_id.lower()]!r} and {task_id!r} are the same id.")
+        seen[task_id.lower()] = task_id
 
 
 def _wall_clock_expired(job: JobRecord) -> bool:

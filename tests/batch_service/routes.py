@@ -24,6 +24,7 @@ from .layout import find_entry, read_range
 from .pools import PoolEngine
 from .routing import Router
 from .settings import ServiceSettings
+from .specs import validate_terminate
 from .state import BatchState
 
 _LIST = ("$select", "$skiptoken")
@@ -126,8 +127,8 @@ class BatchRoutes:
         return status_only(202)
 
     def terminate_job(self, request: Request) -> Response:
-        body = request.json_object() if request.body else {}
-        job = self.jobs.terminate_job(request.path_params["jobId"], body.get("terminateReason"))
+        reason = validate_terminate(request.json_object()) if request.body else None
+        job = self.jobs.terminate_job(request.path_params["jobId"], reason)
         return status_only(202, job.revision, job.url(self.state.base_url))
 
     def add_task(self, request: Request) -> Response:

@@ -6,6 +6,10 @@ descending priority, tasks in the order they were added. A task is placed when e
 its ``dependsOn.taskIds`` has succeeded, its job is under ``maxParallelTasks``, and enough
 schedulable nodes have ``requiredSlots`` free (one node per instance for multi-instance tasks).
 ``nodeFillType`` ``pack`` fills the busiest fitting node first, ``spread`` the least busy.
+
+As on Batch, a multi-instance task is never scheduled (it stays ``active``) on a pool without
+inter-node communication or with more than one task slot per node. A task whose container
+settings do not fit a pool created after the task was added fails when it would be scheduled.
 """
 from __future__ import annotations
 
@@ -16,16 +20,27 @@ from urllib.parse import quote
 
 from .entities import JobRecord, NodeRecord, PoolRecord, TaskRecord
 from .execution import Placement, TaskExecution, TaskFinishedCallback, build_plan
+from .jobs import container_mismatch
 from .layout import NodeDirs, NodeIdentity
 from .runner import ExecutionHandle
 from .state import BatchState
 from .timekeeping import format_timestamp, utc_now
 
 PASS_INTERVAL_S = 0.1
-UNSCHEDULABLE = {
-    "category": "usererror", "code": "TaskSchedulingConstraintFailed",
-    "message": "Task cannot be scheduled on the pool associated with the job: requiredSlots exceeds taskSlotsPerNode.",
-}
+UNSCHEDULABLE = "Task cannot be scheduled on the pool associated with the job: "
+
+
+def multi_instance_blocked(pool: PoolRecord, task: TaskRecord) -> bool:
+    """A multi-instance task the pool can never run (Batch leaves it active)."""
+    return bool(task.spec.get("multiInstanceSettings")) and (
+        pool.task_slots_per_node != 1 or not pool.inter_node_communication)
+
+
+def unschedulable_reason(pool: PoolRecord, task: TaskRecord) -> str | None:
+    """Why the task can never run on the pool (it fails at once), or None."""
+    if task.required_slots > pool.task_slots_per_node:
+        return "requiredSlots exceeds taskSlotsPerNode."
+    return container_mismatch(pool, task.spec)
 
 
 def dependencies_satisfied(job: JobRecord, task: TaskRecord) -> bool:
@@ -99,11 +114,14 @@ class TaskScheduler:
                 return
             if limit != -1 and running >= limit:
                 return
-            if task.state != "active" or not dependencies_satisfied(job, task):
+            if task.state != "active" or not dependencies_satisfied(job, task) or multi_instance_blocked(pool, task):
                 continue
-            if task.required_slots > pool.task_slots_per_node:
+            reason = unschedulable_reason(pool, task)
+            if reason is not None:
                 now = format_timestamp(utc_now())
-                task.execution.update(startTime=now, endTime=now, result="failure", failureInfo=dict(UNSCHEDULABLE))
+                failure = {"category": "usererror", "code": "TaskSchedulingConstraintFailed",
+                           "message": UNSCHEDULABLE + reason}
+                task.execution.update(startTime=now, endTime=now, result="failure", failureInfo=failure)
                 task.move("completed")
                 self.on_finished(job, task)
                 continue
@@ -132,6 +150,8 @@ class TaskScheduler:
                           "taskRootDirectoryUrl": f"{node_url}/files/{quote(task_root, safe='')}"}
         task.handle = handle
         task.execution["startTime"] = format_timestamp(utc_now())
+        if task.spec.get("containerSettings"):  # the command runs on the host; the container is recorded
+            task.execution["containerInfo"] = {"containerId": f"{job.id}_{task.id}".lower(), "state": "running"}
         task.move("preparing")
         plan = build_plan(self.state, job, task, placements, handle)
         thread = threading.Thread(target=TaskExecution(self.state, plan, self.on_finished).run,

@@ -5,6 +5,8 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 from urllib.parse import quote
 
+from .shapes import ACCOUNT_FEATURES
+
 # The REST API version this service models (azure-batch 15.1.0 sends it); older versions differ in bodies.
 SUPPORTED_API_VERSIONS = ("2025-06-01",)
 
@@ -29,20 +31,29 @@ class AutoStorage:
 class ServiceSettings:
     """Knobs tests may change at any time (from Python or ``POST /_admin/settings``).
 
-    Delays are in seconds. ``max_body_bytes`` is Batch's request size limit (1 MiB),
+    Delays are in seconds. ``max_body_bytes`` is the largest request body accepted (Batch takes a
+    task collection only when it is smaller than 1 MB; read strictly, 10^6 bytes),
     ``max_tasks_per_collection`` its task collection limit, ``max_page_size`` its list page size;
     ``autoscale_interval_s`` overrides every pool's ``autoScaleEvaluationInterval`` when set.
+    ``account_features`` are the properties this account has enabled among
+    ``shapes.ACCOUNT_FEATURES`` (``maxParallelTasks``, ``allowTaskPreemption``,
+    ``networkConfiguration``, ``authenticationTokenSettings``); a default account has none and
+    answers 403 when a request uses one.
     """
 
     allocation_delay_s: float = 0.05
     node_boot_delay_s: float = 0.02
     deletion_delay_s: float = 0.05
-    max_body_bytes: int = 1024 * 1024
+    max_body_bytes: int = 999_999
     max_tasks_per_collection: int = 100
     max_page_size: int = 1000
     autoscale_interval_s: float | None = None
     supported_api_versions: tuple[str, ...] = SUPPORTED_API_VERSIONS
     auto_storage: AutoStorage | None = field(default=None)
+    account_features: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        self.account_features = _features(self.account_features)
 
     def update(self, values: dict[str, Any]) -> None:
         """Set the named fields; ValueError for unknown names or values of the wrong type."""
@@ -54,6 +65,8 @@ class ServiceSettings:
                 value = AutoStorage(**value)
             elif name == "supported_api_versions":
                 value = tuple(value)
+            elif name == "account_features":
+                value = _features(value)
             elif name.endswith("_s") and value is not None:
                 value = float(value)
             elif name.startswith("max_"):
@@ -62,4 +75,14 @@ class ServiceSettings:
 
     def as_json(self) -> dict[str, Any]:
         """The settings as JSON-ready values."""
-        return asdict(self)
+        values = asdict(self)
+        values["account_features"] = sorted(self.account_features)
+        return values
+
+
+def _features(value: Any) -> frozenset[str]:
+    names = frozenset(str(name) for name in value)
+    unknown = sorted(names - set(ACCOUNT_FEATURES))
+    if unknown:
+        raise ValueError(f"unknown account features {unknown}; known: {', '.join(ACCOUNT_FEATURES)}")
+    return names

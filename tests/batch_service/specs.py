@@ -1,33 +1,51 @@
-"""Validation of pool, job and task bodies against Batch's rules, raising its 400 errors.
+"""Validation of pool, job and task bodies: their shapes (``shapes``, checked by ``schema``) plus the
+rules Batch's REST reference (2025-06-01) states across properties, raising Batch's errors.
 
-Properties whose behaviour this service does not model are refused with 400
-``UnsupportedProperty`` rather than stored and ignored: job ``onTaskFailure`` other than
-``noaction``, task ``exitConditions`` and ``dependsOn.taskIdRanges``, auto pools.
+Rules beyond the shapes, each from the reference text of the property named:
+
+- ids (pool, job, task, job manager task, ``poolInfo.poolId``): 1-64 letters, digits, ``-``, ``_``;
+- ``taskSlotsPerNode``: at most 4 × the VM size's vCPUs (and 256), vCPUs read from the size's
+  name (Azure's size naming convention: family letters, then the vCPU count);
+- ``resizeTimeout`` at least 5 minutes; ``autoScaleEvaluationInterval`` 5 minutes to 168 hours;
+  with ``enableAutoScale`` a formula and no target counts, without it targets and no formula;
+- an image is a marketplace reference (publisher, offer and sku) or an Azure Compute Gallery image
+  id, not both; a node agent SKU Batch has retired is refused;
+- registry logins give user name and password together; a user identity is a user name or an
+  auto user, not both;
+- a resource file has exactly one source (``httpUrl`` | ``storageContainerUrl`` |
+  ``autoStorageContainerName``); ``httpUrl`` needs ``filePath``; ``blobPrefix`` only with a
+  container source; ``filePath`` stays inside the working directory; ``fileMode`` is octal;
+- a multi-instance task's ``requiredSlots`` is 1; ``dependsOn`` needs the job's
+  ``usesTaskDependencies`` (``TaskDependenciesNotSpecifiedOnJob``) and at most 64,000 characters
+  of task ids (``TaskDependencyListTooLong``);
+- ``maxParallelTasks`` is -1 or greater than 0; a job's ``onTaskFailure`` other than ``noaction``
+  needs exit conditions, which this service does not model.
 """
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
+from datetime import timedelta
+from pathlib import PurePosixPath
 from typing import Any
 
+from . import shapes
 from .errors import BatchApiError, invalid_property, missing_property, unsupported_property
+from .schema import check
 from .timekeeping import parse_duration
 
-NODE_FILL_TYPES = ("spread", "pack")
-DEALLOCATION_OPTIONS = ("requeue", "terminate", "taskcompletion", "retaineddata")
-UPLOAD_CONDITIONS = ("tasksuccess", "taskfailure", "taskcompletion")
-JOB_COMPLETION_ACTIONS = ("noaction", "terminatejob")
 MAX_TASK_SLOTS_PER_NODE = 256
-_RESOURCE_SOURCES = ("httpUrl", "storageContainerUrl", "autoStorageContainerName")
+MAX_DEPENDENCY_CHARS = 64_000
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-
-
-def require(body: dict[str, Any], name: str, prefix: str = "") -> Any:
-    """``body[name]``; 400 MissingRequiredProperty when absent, null or empty."""
-    value = body.get(name)
-    if value is None or value == "":
-        raise missing_property(prefix + name)
-    return value
+_VM_VCPUS = re.compile(r"^(?:standard_)?[a-z]+(\d+)(?:-(\d+))?", re.IGNORECASE)
+_GALLERY_IMAGE = re.compile(r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Compute/galleries/"
+                            r"[^/]+/images/[^/]+(/versions/[^/]+)?$", re.IGNORECASE)
+_FILE_MODE = re.compile(r"^[0-7]{3,4}$")
+RETIRED_NODE_AGENTS = ("batch.node.ubuntu 14.04", "batch.node.ubuntu 16.04", "batch.node.ubuntu 18.04",
+                       "batch.node.ubuntu 20.04", "batch.node.centos 7", "batch.node.centos 8",
+                       "batch.node.debian 8", "batch.node.debian 9", "batch.node.debian 10")
+"""Node agent SKUs Batch has retired (Azure/Batch notices #61, #106, #152, #169, #174, #180)."""
+_FIVE_MINUTES, _WEEK = timedelta(minutes=5), timedelta(hours=168)
 
 
 def check_id(value: Any, name: str = "id") -> str:
@@ -38,183 +56,181 @@ def check_id(value: Any, name: str = "id") -> str:
     return value
 
 
-def check_int(body: dict[str, Any], name: str, *, minimum: int | None = None, maximum: int | None = None,
-              prefix: str = "") -> int | None:
-    """An optional integer within bounds."""
-    value = body.get(name)
-    if value is None:
+def vm_vcpus(vm_size: str) -> int | None:
+    """vCPUs of a VM size by Azure's naming convention (constrained sizes: the active count)."""
+    match = _VM_VCPUS.match(vm_size.strip())
+    if not match:
         return None
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise invalid_property(prefix + name, "The value must be an integer.")
-    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-        raise invalid_property(prefix + name, f"The value must be between {minimum} and {maximum}.")
-    return value
-
-
-def check_type(body: dict[str, Any], name: str, kind: type, prefix: str = "") -> Any:
-    """An optional value of JSON type ``kind`` (bool, str, dict or list)."""
-    value = body.get(name)
-    if value is not None and not isinstance(value, kind):
-        noun = {bool: "a boolean", str: "a string", dict: "an object", list: "an array"}[kind]
-        raise invalid_property(prefix + name, f"The value must be {noun}.")
-    return value
-
-
-def check_enum(body: dict[str, Any], name: str, allowed: Iterable[str], prefix: str = "") -> str | None:
-    """An optional string that is one of ``allowed`` (case-insensitive); returned lower-case."""
-    value = check_type(body, name, str, prefix)
-    if value is not None and value.lower() not in tuple(allowed):
-        raise invalid_property(prefix + name, f"The value must be one of: {', '.join(allowed)}.")
-    return value.lower() if value is not None else None
-
-
-def check_duration(body: dict[str, Any], name: str, prefix: str = "") -> str | None:
-    """An optional ISO-8601 duration string."""
-    value = check_type(body, name, str, prefix)
-    if value is not None:
-        try:
-            parse_duration(value)
-        except ValueError as exc:
-            raise invalid_property(prefix + name, "The value must be an ISO-8601 duration.") from exc
-    return value
-
-
-def check_list(body: dict[str, Any], name: str, prefix: str = "") -> list[Any]:
-    """An optional JSON array (empty when absent)."""
-    return check_type(body, name, list, prefix) or []
-
-
-def _required_object(body: dict[str, Any], name: str, prefix: str = "") -> dict[str, Any]:
-    """A JSON object that must be present."""
-    value = check_type(body, name, dict, prefix)
-    if value is None:
-        raise missing_property(prefix + name)
-    return value
-
-
-def _check_targets(body: dict[str, Any]) -> None:
-    for name in ("targetDedicatedNodes", "targetLowPriorityNodes"):
-        check_int(body, name, minimum=0, maximum=10000)
-        if body.get("enableAutoScale") and body.get(name) is not None:
-            raise invalid_property(name, "Target node counts cannot be given when enableAutoScale is true.")
-    check_duration(body, "resizeTimeout")
+    return int(match.group(2) or match.group(1))
 
 
 def validate_pool_spec(body: dict[str, Any]) -> None:
     """A pool create body."""
-    check_id(require(body, "id"))
-    if not isinstance(require(body, "vmSize"), str):
-        raise invalid_property("vmSize", "The value must be a string.")
-    require(_required_object(body, "virtualMachineConfiguration"), "nodeAgentSKUId", "virtualMachineConfiguration.")
-    _check_targets(body)
-    check_type(body, "enableAutoScale", bool)
-    check_duration(body, "autoScaleEvaluationInterval")
-    if body.get("enableAutoScale"):
-        require(body, "autoScaleFormula")
-    check_int(body, "taskSlotsPerNode", minimum=1, maximum=MAX_TASK_SLOTS_PER_NODE)
-    check_type(body, "enableInterNodeCommunication", bool)
-    check_enum(check_type(body, "taskSchedulingPolicy", dict) or {}, "nodeFillType", NODE_FILL_TYPES,
-               "taskSchedulingPolicy.")
-    start_task = check_type(body, "startTask", dict)
+    check(body, shapes.POOL, ())
+    check_id(body["id"])
+    vcpus = vm_vcpus(body["vmSize"])
+    if vcpus is None:
+        raise invalid_property("vmSize", "The value is not an Azure VM size.")
+    slots = body.get("taskSlotsPerNode")
+    if slots is not None and slots > min(4 * vcpus, MAX_TASK_SLOTS_PER_NODE):
+        raise invalid_property("taskSlotsPerNode", f"The value must be at most {min(4 * vcpus, 256)}: 4 times "
+                                                   f"the {vcpus} cores of {body['vmSize']}, and at most 256.")
+    _check_scaling(body)
+    _check_vm_configuration(body["virtualMachineConfiguration"])
+    start_task = body.get("startTask")
     if start_task is not None:
-        if not isinstance(require(start_task, "commandLine", "startTask."), str):
-            raise invalid_property("startTask.commandLine", "The value must be a string.")
-        check_int(start_task, "maxTaskRetryCount", minimum=-1, prefix="startTask.")
-        check_type(start_task, "waitForSuccess", bool, "startTask.")
-        _check_resource_files(check_list(start_task, "resourceFiles", "startTask."), "startTask.resourceFiles")
-    check_list(body, "metadata")
+        _check_user_identity(start_task.get("userIdentity"), "startTask.userIdentity")
+        _check_resource_files(start_task.get("resourceFiles"), "startTask.resourceFiles")
+        _check_container_settings(start_task.get("containerSettings"), "startTask.containerSettings")
+
+
+def _check_scaling(body: dict[str, Any]) -> None:
+    _check_timeout(body, "resizeTimeout")
+    interval = body.get("autoScaleEvaluationInterval")
+    if interval is not None and not _FIVE_MINUTES <= parse_duration(interval) <= _WEEK:
+        raise invalid_property("autoScaleEvaluationInterval", "The value must be between 5 minutes and 168 hours.")
+    targets = [name for name in ("targetDedicatedNodes", "targetLowPriorityNodes") if body.get(name) is not None]
+    if body.get("enableAutoScale"):
+        if targets:
+            raise invalid_property(targets[0], "Target node counts cannot be given when enableAutoScale is true.")
+        if not body.get("autoScaleFormula"):
+            raise missing_property("autoScaleFormula")
+    else:
+        if body.get("autoScaleFormula") is not None:
+            raise invalid_property("autoScaleFormula", "A formula may be given only when enableAutoScale is true.")
+        if not targets:
+            raise missing_property("targetDedicatedNodes")
+
+
+def _check_timeout(body: dict[str, Any], name: str) -> None:
+    timeout = body.get(name)
+    if timeout is not None and parse_duration(timeout) < _FIVE_MINUTES:
+        raise invalid_property(name, "The minimum value is 5 minutes.")
+
+
+def _check_vm_configuration(config: dict[str, Any]) -> None:
+    image = config["imageReference"]
+    where = "virtualMachineConfiguration.imageReference"
+    marketplace = [name for name in ("publisher", "offer", "sku", "version") if image.get(name) is not None]
+    gallery = image.get("virtualMachineImageId")
+    if gallery is not None:
+        if marketplace:
+            raise invalid_property(f"{where}.virtualMachineImageId", "virtualMachineImageId excludes the other "
+                                                                     "image reference properties.")
+        if not _GALLERY_IMAGE.match(gallery):
+            raise invalid_property(f"{where}.virtualMachineImageId", "The value must be the ARM id of an Azure "
+                                   "Compute Gallery image or image version; managed images are not supported.")
+    else:
+        for name in ("publisher", "offer", "sku"):
+            if not image.get(name):
+                raise missing_property(f"{where}.{name}")
+    agent = config["nodeAgentSKUId"]
+    if agent.lower() in RETIRED_NODE_AGENTS:
+        raise invalid_property("virtualMachineConfiguration.nodeAgentSKUId",
+                               f"The node agent SKU {agent} has reached its end of life.")
+    containers = config.get("containerConfiguration") or {}
+    for index, registry in enumerate(containers.get("containerRegistries") or []):
+        _check_registry(registry, f"virtualMachineConfiguration.containerConfiguration.containerRegistries[{index}]")
+
+
+def _check_registry(registry: dict[str, Any] | None, where: str) -> None:
+    if registry is not None and (registry.get("username") is None) != (registry.get("password") is None):
+        missing = "password" if registry.get("password") is None else "username"
+        raise missing_property(f"{where}.{missing}")
+
+
+def _check_container_settings(settings: dict[str, Any] | None, where: str) -> None:
+    if settings is not None:
+        _check_registry(settings.get("registry"), f"{where}.registry")
+
+
+def _check_user_identity(identity: dict[str, Any] | None, where: str) -> None:
+    if identity is not None and (identity.get("username") is None) == (identity.get("autoUser") is None):
+        raise invalid_property(where, "Give exactly one of userName and autoUser.")
 
 
 def validate_resize(body: dict[str, Any]) -> str:
     """A pool resize body; returns its ``nodeDeallocationOption`` (default ``requeue``)."""
-    _check_targets(body)
-    return check_enum(body, "nodeDeallocationOption", DEALLOCATION_OPTIONS) or "requeue"
+    check(body, shapes.POOL_RESIZE, ())
+    _check_timeout(body, "resizeTimeout")
+    return str(body.get("nodeDeallocationOption") or "requeue").lower()
 
 
-def validate_job_spec(body: dict[str, Any]) -> None:
+def validate_job_spec(body: dict[str, Any], features: Collection[str]) -> None:
     """A job create body."""
-    check_id(require(body, "id"))
-    pool_info = _required_object(body, "poolInfo")
-    if pool_info.get("autoPoolSpecification") is not None:
-        raise unsupported_property("poolInfo.autoPoolSpecification", "Auto pools are not offered here.")
-    check_id(require(pool_info, "poolId", "poolInfo."), "poolInfo.poolId")
-    check_type(body, "usesTaskDependencies", bool)
-    manager = check_type(body, "jobManagerTask", dict)
-    if manager is not None:
-        validate_task_spec(manager, uses_dependencies=False, prefix="jobManagerTask.")
-    validate_job_update(body)
-
-
-def validate_job_update(body: dict[str, Any]) -> None:
-    """Properties a job create or update (PATCH) may carry."""
-    check_enum(body, "onAllTasksComplete", JOB_COMPLETION_ACTIONS)
-    if check_enum(body, "onTaskFailure", ("noaction", "performexitoptionsjobaction")) not in (None, "noaction"):
+    check(body, shapes.JOB, features)
+    check_id(body["id"])
+    _check_job_properties(body)
+    if body.get("onTaskFailure") is not None and body["onTaskFailure"].lower() != "noaction":
         raise unsupported_property("onTaskFailure", "Task exit conditions are not offered here.")
-    check_int(body, "priority", minimum=-1000, maximum=1000)
-    check_int(body, "maxParallelTasks", minimum=-1)
-    constraints = check_type(body, "constraints", dict)
-    if constraints is not None:
-        check_duration(constraints, "maxWallClockTime", "constraints.")
-        check_int(constraints, "maxTaskRetryCount", minimum=-1, prefix="constraints.")
-    pool_info = check_type(body, "poolInfo", dict)
-    if pool_info is not None and pool_info.get("poolId") is not None:
+    manager = body.get("jobManagerTask")
+    if manager is not None:
+        _check_task_rules(manager, uses_dependencies=False, prefix="jobManagerTask.")
+
+
+def validate_job_update(body: dict[str, Any], features: Collection[str]) -> None:
+    """A job update (PATCH) body."""
+    check(body, shapes.JOB_UPDATE, features)
+    _check_job_properties(body)
+
+
+def _check_job_properties(body: dict[str, Any]) -> None:
+    pool_info = body.get("poolInfo")
+    if pool_info is not None:
+        if pool_info.get("poolId") is None:
+            raise missing_property("poolInfo.poolId")
         check_id(pool_info["poolId"], "poolInfo.poolId")
+    parallel = body.get("maxParallelTasks")
+    if parallel is not None and parallel != -1 and parallel < 1:
+        raise invalid_property("maxParallelTasks", "The value must be -1 or greater than 0.")
 
 
-def _check_resource_files(files: list[Any], where: str) -> None:
-    for index, resource in enumerate(files):
-        if not isinstance(resource, dict):
-            raise invalid_property(where, "Each resource file must be an object.")
-        sources = [name for name in _RESOURCE_SOURCES if resource.get(name)]
-        if len(sources) != 1:
-            raise invalid_property(f"{where}[{index}].httpUrl", "Exactly one of httpUrl, storageContainerUrl and "
-                                                                "autoStorageContainerName must be given.")
-        if sources == ["httpUrl"]:
-            require(resource, "filePath", f"{where}[{index}].")
+def validate_terminate(body: dict[str, Any]) -> str | None:
+    """A job terminate body; returns its ``terminateReason``."""
+    check(body, shapes.JOB_TERMINATE, ())
+    reason: str | None = body.get("terminateReason")
+    return reason
 
 
-def _check_output_files(files: list[Any], where: str) -> None:
-    for index, output in enumerate(files):
-        prefix = f"{where}[{index}]."
-        if not isinstance(output, dict):
-            raise invalid_property(where, "Each output file must be an object.")
-        require(output, "filePattern", prefix)
-        destination = check_type(output, "destination", dict, prefix) or {}
-        container = check_type(destination, "container", dict, prefix + "destination.") or {}
-        require(container, "containerUrl", prefix + "destination.container.")
-        options = _required_object(output, "uploadOptions", prefix)
-        require(options, "uploadCondition", prefix + "uploadOptions.")
-        check_enum(options, "uploadCondition", UPLOAD_CONDITIONS, prefix + "uploadOptions.")
+def validate_task_spec(body: Any, *, uses_dependencies: bool, features: Collection[str]) -> None:
+    """A task add body; ``uses_dependencies`` is the job's setting."""
+    check(body, shapes.TASK, features)
+    _check_task_rules(body, uses_dependencies=uses_dependencies, prefix="")
 
 
-def validate_task_spec(body: dict[str, Any], *, uses_dependencies: bool, prefix: str = "") -> None:
-    """A task add body (a job manager task with ``prefix``); ``uses_dependencies`` is the job's setting."""
-    check_id(require(body, "id", prefix), prefix + "id")
-    if not isinstance(require(body, "commandLine", prefix), str):
-        raise invalid_property(prefix + "commandLine", "The value must be a string.")
-    check_int(body, "requiredSlots", minimum=1, prefix=prefix)
-    constraints = check_type(body, "constraints", dict, prefix)
-    if constraints is not None:
-        check_duration(constraints, "maxWallClockTime", prefix + "constraints.")
-        check_duration(constraints, "retentionTime", prefix + "constraints.")
-        check_int(constraints, "maxTaskRetryCount", minimum=-1, prefix=prefix + "constraints.")
-    for setting in check_list(body, "environmentSettings", prefix):
-        if not isinstance(setting, dict):
-            raise invalid_property(prefix + "environmentSettings", "Each setting must be an object.")
-        require(setting, "name", prefix + "environmentSettings.")
-    _check_resource_files(check_list(body, "resourceFiles", prefix), prefix + "resourceFiles")
-    _check_output_files(check_list(body, "outputFiles", prefix), prefix + "outputFiles")
-    multi = check_type(body, "multiInstanceSettings", dict, prefix)
+def _check_task_rules(body: dict[str, Any], *, uses_dependencies: bool, prefix: str) -> None:
+    check_id(body["id"], prefix + "id")
+    _check_user_identity(body.get("userIdentity"), prefix + "userIdentity")
+    _check_container_settings(body.get("containerSettings"), prefix + "containerSettings")
+    _check_resource_files(body.get("resourceFiles"), prefix + "resourceFiles")
+    multi = body.get("multiInstanceSettings")
     if multi is not None:
-        where = prefix + "multiInstanceSettings."
-        check_int(multi, "numberOfInstances", minimum=1, maximum=1000, prefix=where)
-        require(multi, "coordinationCommandLine", where)
-        _check_resource_files(check_list(multi, "commonResourceFiles", where), where + "commonResourceFiles")
-    depends_on = check_type(body, "dependsOn", dict, prefix) or {}
-    if depends_on.get("taskIdRanges"):
-        raise unsupported_property(prefix + "dependsOn.taskIdRanges", "Task id ranges are not offered here.")
-    if depends_on.get("taskIds") and not uses_dependencies:
+        if body.get("requiredSlots") not in (None, 1):
+            raise invalid_property(prefix + "requiredSlots", "A multi-instance task must require exactly 1 slot.")
+        _check_resource_files(multi.get("commonResourceFiles"), prefix + "multiInstanceSettings.commonResourceFiles")
+    task_ids = (body.get("dependsOn") or {}).get("taskIds") or []
+    if task_ids and not uses_dependencies:
         raise BatchApiError("TaskDependenciesNotSpecifiedOnJob")
-    check_list(depends_on, "taskIds", prefix + "dependsOn.")
-    if body.get("exitConditions") is not None:
-        raise unsupported_property(prefix + "exitConditions", "Task exit conditions are not offered here.")
+    if sum(len(task_id) for task_id in task_ids) > MAX_DEPENDENCY_CHARS:
+        raise BatchApiError("TaskDependencyListTooLong")
+
+
+def _check_resource_files(files: Iterable[dict[str, Any]] | None, where: str) -> None:
+    for index, resource in enumerate(files or []):
+        here = f"{where}[{index}]"
+        sources = [name for name in shapes.RESOURCE_SOURCES if resource.get(name)]
+        if len(sources) != 1:
+            raise invalid_property(f"{here}.httpUrl", "Exactly one of httpUrl, storageContainerUrl and "
+                                                      "autoStorageContainerName must be given.")
+        if sources == ["httpUrl"]:
+            if not resource.get("filePath"):
+                raise missing_property(f"{here}.filePath")
+            if resource.get("blobPrefix") is not None:
+                raise invalid_property(f"{here}.blobPrefix", "blobPrefix applies only to container sources.")
+        if sources != ["autoStorageContainerName"] and not str(resource[sources[0]]).startswith(("https://", "http://")):
+            raise invalid_property(f"{here}.{sources[0]}", "The value must be an http(s) URL.")
+        path = resource.get("filePath")
+        if path is not None and (PurePosixPath(path).is_absolute() or ".." in PurePosixPath(path).parts):
+            raise invalid_property(f"{here}.filePath", "The path must stay inside the task's working directory.")
+        if resource.get("fileMode") is not None and not _FILE_MODE.match(resource["fileMode"]):
+            raise invalid_property(f"{here}.fileMode", "The value must be an octal file mode such as 0770.")

@@ -34,15 +34,16 @@ def ensure(api: BatchApi, job_id: str, pool_id: str, *, uses_dependencies: bool,
     """The Batch job (created now if new, open for tasks) and whether it was created now.
 
     ``lifetime`` bounds the job's wall-clock time (and so the SAS URLs its tasks get);
-    ``max_parallel`` caps its tasks in flight (a sweep's ``max_concurrent_trials``);
+    ``max_parallel`` caps its tasks in flight (a sweep's ``max_concurrent_trials``); it needs a
+    Batch account feature (a default account answers 403), so it is sent only when given;
     ``manager`` is the job manager task of an adaptive sweep (only given at creation).
     """
     existing = get(api, job_id)
     if existing is None:
+        parallel = {"max_parallel_tasks": max_parallel} if max_parallel is not None else {}
         options = m.BatchJobCreateOptions(
             id=job_id, pool_info=m.BatchPoolInfo(pool_id=pool_id), uses_task_dependencies=uses_dependencies,
-            max_parallel_tasks=max_parallel or -1,
-            all_tasks_complete_mode="noaction", constraints=m.BatchJobConstraints(
+            **parallel, all_tasks_complete_mode="noaction", constraints=m.BatchJobConstraints(
                 max_wall_clock_time=timedelta(seconds=lifetime)), job_manager_task=manager,
             metadata=[m.BatchMetadataItem(name=naming.METADATA_MARK, value="1")]
             + ([m.BatchMetadataItem(name=naming.METADATA_SWEEP, value="1")] if manager is not None else [])

@@ -19,9 +19,11 @@ MIN_RESIZE_TIMEOUT = 300.0
 
 
 def fingerprint(spec: PoolSpec) -> str:
-    """A short hash of the spec without node counts (those change by resizing), kept in the
-    pool's metadata to recognise "same pool" later."""
-    text = json.dumps(spec.model_dump(mode="json", exclude={"nodes"}, exclude_none=True), sort_keys=True)
+    """A short hash of the spec without node counts (those change by resizing) and without what
+    is not the pool's own (the account's ``max_parallel_tasks`` feature), kept in the pool's
+    metadata to recognise "same pool" later."""
+    exclude: dict[str, Any] = {"nodes": True, "azure": {"max_parallel_tasks"}}
+    text = json.dumps(spec.model_dump(mode="json", exclude=exclude, exclude_none=True), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

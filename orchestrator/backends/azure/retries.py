@@ -3,7 +3,9 @@ Azure SDK exceptions onto orch's error tree (one ``map_errors`` context manager,
 
 Retried: HTTP 408, 429, 500, 502, 503 and 504, connections that could not be made, and
 connections dropped before an answer. Retrying a create is safe because every caller treats
-"already exists" as success (ids are deterministic). Messages never carry SAS tokens.
+"already exists" as success (ids are deterministic). Messages never carry SAS tokens. A 403 that
+names a property the account lacks ("Property maxParallelTasks is not enabled for current
+account") is a missing account feature, not a refused key: it says which and what to do.
 """
 from __future__ import annotations
 
@@ -28,9 +30,18 @@ from orchestrator.errors import (
     NotFoundError,
     OrchError,
     SpecError,
+    UnsupportedError,
 )
 
 T = TypeVar("T")
+_MISSING_FEATURE = re.compile(r"Property (\w+) is not enabled for current account")
+FEATURE_HINTS = {
+    "maxParallelTasks": "remove max_parallel_tasks from the pool file's azure: block (orch then holds trials back "
+                        "itself), or ask Azure support to enable maxParallelTasks for the Batch account",
+    "authenticationTokenSettings": "adaptive sweeps run their controller with a task authentication token, which "
+                                   "Batch retired on 30 September 2024; only accounts that still allow them run "
+                                   "adaptive sweeps (see the README's Azure section)",
+}
 RETRIED_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 _SAS_SIGNATURE = re.compile(r"(sig=)[^&\s'\"]+", re.IGNORECASE)
 
@@ -143,9 +154,24 @@ def code_of(error: BaseException) -> str:
     return str(getattr(error, "code", "") or "")
 
 
+def missing_feature(error: HttpResponseError) -> str | None:
+    """The account feature a 403 names ("Property X is not enabled for current account"), if any."""
+    match = _MISSING_FEATURE.search(str(error))
+    if match is None and error.response is not None:
+        try:
+            match = _MISSING_FEATURE.search(error.response.text())
+        except Exception:  # the body was streamed away: no detail to read
+            match = None
+    return match.group(1) if match else None
+
+
 def _from_status(action: str, exc: HttpResponseError, tries: str) -> OrchError:
     status, code = status_of(exc), error_code(exc)
     text = f"{action}: {code or 'HTTP ' + str(status)}{tries} ({_message(exc)})"
+    feature = missing_feature(exc) if status == 403 else None
+    if feature is not None:
+        return UnsupportedError(f"{action}: the Batch account does not have the {feature} feature",
+                                hint=FEATURE_HINTS.get(feature, f"ask Azure support to enable {feature}"))
     if status in (401, 403):
         return AuthError(text, hint="the key or token was refused; check credentials.yaml")
     if status == 404:

@@ -3,25 +3,31 @@
 Only pools with ``backend: azure`` have it (``PoolSpec`` checks). Node counts, task slots per
 node (``max_tasks_per_node``), the start task and the environment stay in the pool's common
 keys; this block holds what only Batch knows: VM size, OS image, containers, node fill,
-autoscale, inter-node communication, and the lifetime of the SAS URLs orch hands to tasks.
+autoscale, inter-node communication, the lifetime of the SAS URLs orch hands to tasks, and
+whether the Batch account has the ``maxParallelTasks`` job property (off by default in Batch).
 """
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import date
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from orchestrator.backends.azure import vm_sizes
+from orchestrator.backends.azure import image_support, vm_sizes
 from orchestrator.errors import SpecError
 from orchestrator.spec.blocks import BackendBlock
 from orchestrator.spec.common import Duration, StrictModel
 
-GPU_IMAGE = ("microsoft-dsvm", "ubuntu-hpc", "2204", "latest", "batch.node.ubuntu 22.04")
-"""Default image of GPU and container pools: Ubuntu HPC, with NVIDIA drivers, Docker and MPI."""
+GPU_IMAGE = ("microsoft-dsvm", "ubuntu-hpc", "2404", "latest", "batch.node.ubuntu 24.04")
+"""Default image of GPU and container pools: Ubuntu HPC 24.04, with NVIDIA drivers, Docker and MPI
+(Batch's replacement for ubuntu-hpc 2204, whose support ends 2027-06-30; see ``image_support``)."""
 CPU_IMAGE = ("canonical", "ubuntu-24_04-lts", "server", "latest", "batch.node.ubuntu 24.04")
 """Default image of CPU pools without containers."""
+_GALLERY_IMAGE = re.compile(r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Compute/galleries/"
+                            r"[^/]+/images/[^/]+(/versions/[^/]+)?$", re.IGNORECASE)
+MAX_TASK_SLOTS = 256
 _CONTAINER_NAME = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 
 
@@ -36,10 +42,20 @@ class MarketplaceImage(StrictModel):
 
 
 class CustomImage(StrictModel):
-    """An Azure Compute Gallery image version or managed image (its ARM resource id)."""
+    """An Azure Compute Gallery image or image version (its ARM resource id). Batch stopped taking
+    managed images (``Microsoft.Compute/images``) after 31 March 2026."""
 
-    id: str = Field(pattern=r"^/subscriptions/.+")
+    id: str
     node_agent_sku_id: str = Field(min_length=1)
+
+    @field_validator("id")
+    @classmethod
+    def _gallery_image(cls, value: str) -> str:
+        if not _GALLERY_IMAGE.match(value):
+            raise ValueError(f"{value!r} is not an Azure Compute Gallery image id (/subscriptions/<sub>/resourceGroups/"
+                             "<group>/providers/Microsoft.Compute/galleries/<gallery>/images/<image>[/versions/<v>]); "
+                             "Batch no longer takes managed images: publish the image to a gallery")
+        return value
 
 
 class RegistryRef(StrictModel):
@@ -107,6 +123,9 @@ class AzurePoolOptions(BackendBlock):
     job_lifetime: Duration = 48 * 3600.0
     output_upload: Literal["tasksuccess", "taskfailure", "taskcompletion"] = "taskcompletion"
     storage_container: str | None = None
+    max_parallel_tasks: bool = Field(default=False, description=(
+        "the Batch account has the maxParallelTasks job property (a Batch account feature, off by default: "
+        "ask Azure support); then Batch itself caps a sweep's trials in flight"))
 
     @field_validator("vm_size")
     @classmethod
@@ -149,6 +168,44 @@ class AzurePoolOptions(BackendBlock):
             return bool(self.inter_node_communication)
         most = (self.autoscale.max_nodes or 0) if self.autoscale else pool_nodes
         return vm_sizes.requires_inter_node_communication(self.vm_size, max(1, most))
+
+    def pool_problem(self, *, slots_per_node: int) -> str | None:
+        """Batch allows at most 4 task slots per vCPU of the VM size, and 256."""
+        most = min(4 * vm_sizes.lookup(self.vm_size).vcpus, MAX_TASK_SLOTS)
+        if slots_per_node <= most:
+            return None
+        return (f"max_tasks_per_node: Batch runs at most {most} tasks per node on {self.vm_size} (4 per vCPU, "
+                f"at most {MAX_TASK_SLOTS}); got {slots_per_node}")
+
+    def distributed_problem(self, *, nodes: int, slots_per_node: int) -> tuple[str, str] | None:
+        """Batch runs a multi-node task as a multi-instance task, which it schedules only on pools
+        with one task slot per node (elsewhere it stays queued forever)."""
+        if slots_per_node == 1:
+            return None
+        return (f"a task on {nodes} nodes becomes a Batch multi-instance task, which Batch schedules only on pools "
+                f"with one task slot per node; this pool runs {slots_per_node} tasks per node",
+                "set max_tasks_per_node: 1 in the pool file, then `orch pool delete` and `orch pool create` it "
+                "(or keep a separate pool for distributed jobs)")
+
+    @property
+    def caps_in_flight(self) -> bool:
+        """Batch caps tasks in flight (``maxParallelTasks``) only where the account has the feature."""
+        return self.max_parallel_tasks
+
+    def warnings(self, today: date | None = None) -> list[str]:
+        """The image or node agent SKU is retired, or retires within a year (``image_support``)."""
+        today = today or date.today()
+        image = None
+        if self.custom_image is not None:
+            agent, agent_key = self.custom_image.node_agent_sku_id, "azure.custom_image.node_agent_sku_id"
+        else:
+            market = self.marketplace_image()
+            image = image_support.marketplace_image(market.publisher, market.offer, market.sku)
+            agent = market.node_agent_sku_id
+            agent_key = "azure.image.node_agent_sku_id" if self.image else "azure.image (orch's default)"
+        found = [image_support.warning("azure.image" if self.image else "azure.image (orch's default)", image, today),
+                 image_support.warning(agent_key, image_support.node_agent(agent), today)]
+        return [text for text in found if text is not None]
 
     @property
     def has_gpu(self) -> bool:

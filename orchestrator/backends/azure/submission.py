@@ -2,9 +2,12 @@
 collections, and an adaptive sweep's controller gets its payload.
 
 The job is created before its tasks (``noaction`` when all tasks complete) and sealed
-(``terminatejob``) only after every task is in, so it never completes half-submitted. A
-``controlled`` job is created with the sweep manager task (``sweep_setup``), which waits for the
-payload ``start_sweep`` uploads once the tasks known up front are in. Every task shares one
+(``terminatejob``) only after every task is in, so it never completes half-submitted. Its
+``maxParallelTasks`` is set only where the pool says the account has that feature
+(``azure.max_parallel_tasks``); elsewhere the sweep controller holds trials back. A
+``controlled`` job is created with the sweep manager task (``sweep_setup``, in the pool's task
+container on container pools), which waits for the payload ``start_sweep`` uploads once the tasks
+known up front are in. Every task shares one
 ``TaskContext``: the workdir snapshot and inputs (uploaded once, by content hash), the outputs
 container URL and the pool's container settings; both calls derive it the same way from what
 they are given, so nothing is carried between them.
@@ -43,8 +46,9 @@ def submit(account: Account, pool: PoolSpec, container: str, job: JobLaunch,
     """Create the job if new and add the tasks Batch does not have yet (see the module docstring)."""
     options = pool_model.azure_options(pool)
     manager = _manager_task(account, pool, container, job.id) if job.controlled else None
+    max_parallel = job.max_in_flight if options.caps_in_flight else None  # else the sweep controller holds back
     batch_job, created = job_ops.ensure(account.batch, job.id, job.pool_id, lifetime=options.job_lifetime,
-                                        uses_dependencies=job.uses_dependencies, max_parallel=job.max_in_flight,
+                                        uses_dependencies=job.uses_dependencies, max_parallel=max_parallel,
                                         manager=manager, spec_digest=job.spec_digest)
     if (not created and job.spec_digest and job_ops.spec_digest(batch_job) != job.spec_digest
             and job_ops.job_state(batch_job) == "active"):
@@ -134,7 +138,8 @@ def _manager_task(account: Account, pool: PoolSpec, container: str, job_id: str)
     store.ensure_container(container)
     lifetime = pool_model.azure_options(pool).job_lifetime
     expiry = datetime.now(timezone.utc) + timedelta(seconds=lifetime + OUTPUT_MARGIN)
-    return sweep_setup.manager_task(sweep_setup.payload_url(store, container, job_id, expiry), dict(pool.env))
+    return sweep_setup.manager_task(sweep_setup.payload_url(store, container, job_id, expiry), dict(pool.env),
+                                    container=pool_model.task_container_settings(pool, account.credentials))
 
 
 def _expiry(batch_job: Any, pool: PoolSpec) -> datetime:

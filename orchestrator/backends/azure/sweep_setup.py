@@ -12,8 +12,9 @@ and the task reads it through a read-only SAS URL (``ORCH_SWEEP_PAYLOAD_URL``) t
 the job. The payload carries the job spec, the controller settings and the task context (workdir
 snapshot and outputs URLs), so trials the manager adds look exactly like those submitted here.
 
-Nodes need orch installed (the pool's start task or image); the interpreter is ``python3``
-unless the pool's ``env`` sets ``ORCH_PYTHON``.
+Nodes need orch installed (the pool's start task or image; on a container pool, the task image,
+where the manager runs like every other task); the interpreter is ``python3`` unless the pool's
+``env`` sets ``ORCH_PYTHON``.
 """
 from __future__ import annotations
 
@@ -35,12 +36,15 @@ MANAGER_COMMAND = ("/bin/sh -c 'exec \"${ORCH_PYTHON:-python3}\" -m orchestrator
 MANAGER_RETRIES = 3
 
 
-def manager_task(payload_url: str, pool_env: dict[str, str]) -> m.BatchJobManagerTask:
-    """The job manager task of an adaptive sweep job (see the module docstring)."""
+def manager_task(payload_url: str, pool_env: dict[str, str], *,
+                 container: m.BatchTaskContainerSettings | None = None) -> m.BatchJobManagerTask:
+    """The job manager task of an adaptive sweep job (see the module docstring). On a container
+    pool ``container`` is the pool's task container settings: Batch requires container settings on
+    every task of such a pool, the job manager's included."""
     task = m.BatchJobManagerTask(
         id=naming.SWEEP_MANAGER_ID, display_name="orch sweep controller", command_line=MANAGER_COMMAND,
         environment_settings=environment({**pool_env, PAYLOAD_URL_ENV: payload_url}),
-        kill_job_on_completion=False, run_exclusive=False, required_slots=1,
+        kill_job_on_completion=False, run_exclusive=False, required_slots=1, container_settings=container,
         constraints=m.BatchTaskConstraints(max_task_retry_count=MANAGER_RETRIES))
     task["authenticationTokenSettings"] = {"access": ["job"]}  # not modelled by azure-batch 15.1.0
     return task

@@ -84,9 +84,11 @@ def wrapped_command(user_line: str, zip_path: str | None, shared_inputs: Sequenc
 
 
 def required_slots(launch: TaskLaunch, ctx: TaskContext) -> int:
-    """Slots a task takes: its CPU share of a node (whole nodes for multi-node tasks)."""
+    """Slots a task takes: its CPU share of a node. A multi-node (multi-instance) task takes 1:
+    Batch requires it, and schedules such tasks only on pools with one slot per node, so each of
+    its instances has a node to itself (``AzurePoolOptions.distributed_problem`` refuses others)."""
     if launch.distributed is not None and launch.distributed.nodes != 1:
-        return ctx.slots_per_node
+        return 1
     per_slot = ctx.cpus_per_node / ctx.slots_per_node
     return max(1, min(ctx.slots_per_node, math.ceil(launch.resources.cpus / per_slot - 1e-9)))
 
