@@ -53,7 +53,7 @@ class Dashboard:
     def cached(self, key: tuple[str, ...], fn: Callable[[], T]) -> T:
         """``fn()``'s value, computed at most once per ``ttl`` for ``key``; a value that took long
         to get is kept ``SLOW_FACTOR`` times as long as it took (a 20,000-task listing from a
-        remote service is not asked for again every second)."""
+        remote service is not asked for again every second). ``ttl`` 0 caches nothing."""
         with self.lock:
             hit = self._cache.get(key)
             if hit is not None and self.clock() < hit[0]:
@@ -61,7 +61,8 @@ class Dashboard:
             started = self.clock()
             value = fn()
             done = self.clock()
-            self._cache[key] = (done + max(self.ttl, SLOW_FACTOR * (done - started)), value)
+            if self.ttl > 0:
+                self._cache[key] = (done + max(self.ttl, SLOW_FACTOR * (done - started)), value)
             return value
 
     def derived(self, key: tuple[str, ...], source: object, fn: Callable[[], T]) -> T:

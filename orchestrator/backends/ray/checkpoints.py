@@ -2,9 +2,10 @@
 
 Every task gets ``ORCH_CHECKPOINT_DIR``, a folder on its node. Before an attempt starts, the
 task's last saved checkpoint is restored into it (an empty folder if there is none). While the
-attempt runs, the folder is watched: once what it holds has changed and then stayed the same for
-one poll (a write completed), it is zipped and saved with the pool manager, which keeps it on
-the head node's disk, whole or not at all; and once more when the attempt ends. Keyed by job and
+attempt runs, the folder is watched: once what it holds has changed and no file in it was
+modified for ``QUIET_SECONDS`` (a write completed) — or it has kept changing for
+``MAX_UNSAVED`` seconds — it is zipped and saved with the pool manager, which keeps it on the
+head node's disk, whole or not at all; and once more when the attempt ends. Keyed by job and
 task (a sweep's trial is a task). Scripts should write their files atomically (a temporary name,
 then rename), as ``jobs/train_digits.py`` does, so a half-written file is never saved.
 """
@@ -14,6 +15,7 @@ import io
 import os
 import shutil
 import threading
+import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +24,9 @@ from typing import Any
 import ray
 from orchestrator.backends.ray.messages import TaskRun
 
-POLL_SECONDS = 1.0
+POLL_SECONDS = 0.25
+QUIET_SECONDS = 0.25
+MAX_UNSAVED = 5.0
 CALL_TIMEOUT = 120.0
 Signature = tuple[tuple[str, int, int], ...]
 
@@ -33,6 +37,7 @@ class Saver:
     def __init__(self, folder: Path, run: TaskRun, manager: Callable[[], Any]) -> None:
         self.folder, self.run, self.manager = folder, run, manager
         self.saved: Signature = ()
+        self.dirty_since: float | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -57,28 +62,32 @@ class Saver:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        self._save_if_changed(stable_since=None)
+        self._save_if_changed(settled=True)
 
     def _watch(self) -> None:
-        previous: Signature = self.saved
         while not self._stop.wait(POLL_SECONDS):
-            previous = self._save_if_changed(stable_since=previous)
+            self._save_if_changed(settled=False)
 
-    def _save_if_changed(self, stable_since: Signature | None) -> Signature:
-        """Save when the folder differs from what was saved and (unless ``stable_since`` is None)
-        equals the previous poll's view. Returns the current view."""
+    def _save_if_changed(self, *, settled: bool = True) -> None:
+        """Save when the folder differs from what was saved and is quiet (see the module
+        docstring); ``settled``: the attempt ended, so save whatever changed."""
         try:
             current = signature(self.folder)
         except OSError:
-            return ()
-        if current and current != self.saved and (stable_since is None or current == stable_since):
+            return
+        if current == self.saved:
+            self.dirty_since = None
+            return
+        now = time.monotonic()
+        self.dirty_since = self.dirty_since or now
+        quiet = not current or time.time_ns() - max(mtime for _, _, mtime in current) >= QUIET_SECONDS * 1e9
+        if current and (settled or quiet or now - self.dirty_since >= MAX_UNSAVED):
             try:
                 ray.get(self.manager().save_checkpoint.remote(self.run.job_id, self.run.task_id, pack(self.folder)),
                         timeout=CALL_TIMEOUT)
-                self.saved = current
+                self.saved, self.dirty_since = current, None
             except Exception:  # the manager may be restarting: the next poll saves again
                 pass
-        return current
 
 
 def signature(folder: Path) -> Signature:

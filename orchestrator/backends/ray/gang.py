@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import ray
-from orchestrator.backends.ray import orphans, process_tree, task_files
+from orchestrator.backends.ray import checkpoints, orphans, process_tree, task_files
 from orchestrator.backends.ray.local_cluster import free_port
 from orchestrator.backends.ray.messages import TaskRun
 from orchestrator.launch.plans import DistributedSpec, RankPlan, rank_plans
@@ -73,6 +73,7 @@ class GangMixin:
         self.gangs: dict[tuple[str, str], GangState] = {}
         self.rank_procs: dict[tuple[str, str], list[subprocess.Popen[bytes]]] = {}
         self.rank_attempts: dict[tuple[str, str], int] = {}
+        self.gang_savers: dict[tuple[str, str], checkpoints.Saver] = {}
         self.output_lock = threading.Lock()
 
     # -- head side -----------------------------------------------------------------------
@@ -190,6 +191,11 @@ class GangMixin:
         base = self._env(run, root, wd, [])  # type: ignore[attr-defined]
         base.pop("CUDA_VISIBLE_DEVICES", None)
         head = ray.get_actor(batch.head, namespace=self.namespace)
+        if batch.node_rank == 0:  # rank 0 writes checkpoints: its node restores and saves them
+            saver = checkpoints.Saver(root / "checkpoint", run, self._manager)  # type: ignore[attr-defined]
+            saver.restore()
+            saver.start()
+            self.gang_savers[(run.job_id, run.task_id)] = saver
         with self.lock:
             self.rank_attempts[(run.job_id, run.task_id)] = run.attempt
         for plan in batch.ranks:
@@ -225,6 +231,9 @@ class GangMixin:
             if not procs:
                 self.rank_procs.pop((run.job_id, run.task_id), None)
                 self.rank_attempts.pop((run.job_id, run.task_id), None)
+            saver = self.gang_savers.pop((run.job_id, run.task_id), None) if not procs else None
+        if saver is not None:
+            saver.finish()
         tail = tails.get("stderr", b"")[-_TAIL_BYTES:].decode("utf-8", "replace")
         ray.get(head.rank_exited.remote(run.job_id, run.task_id, run.attempt, rank, code, tail))
 

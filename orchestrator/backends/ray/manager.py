@@ -10,6 +10,7 @@ Placement is ``scheduling``'s.
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 import threading
 import time
@@ -240,6 +241,14 @@ class PoolManager(Scheduler):
 
     def ping(self) -> bool:
         return True
+
+    def pid(self) -> int:
+        """The manager's process id (it changes when Ray restarts the manager)."""
+        return os.getpid()
+
+    def node_id(self) -> str:
+        """The Ray node the manager runs on (the head)."""
+        return str(ray.get_runtime_context().get_node_id())
 
     # -- what agents ask -----------------------------------------------------------------
     def report(self, events: list[TaskEvent]) -> bool:
