@@ -3,7 +3,7 @@
 ``parse_duration`` turns any of these into seconds (a positive float); ``format_duration``
 writes seconds back in the same short form. Units: ``d`` (days), ``h``, ``m``, ``s``; each at
 most once, largest first; spaces between parts are allowed (``"1h 30m"``). A bare number (or a
-numeric string) means seconds.
+numeric string) means seconds. At most 100 years (beyond, it is no limit: leave the key out).
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import math
 import re
 
 UNIT_SECONDS: dict[str, int] = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+MAX_SECONDS = 100 * 365 * 86400  # longer is no limit at all; leaving the key out says that
 _PART = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([dhms])")
 _EXAMPLES = '90 (seconds), "45s", "10m", "1h30m", "1.5h" or "2d"'
 
@@ -53,6 +54,8 @@ def _parse_units(text: str, original: str) -> float:
 def _positive(seconds: float, original: object) -> float:
     if not math.isfinite(seconds) or seconds <= 0:
         raise ValueError(f"duration {original!r} must be positive and finite (like {_EXAMPLES})")
+    if seconds > MAX_SECONDS:
+        raise ValueError(f"duration {original!r} is more than 100 years; leave the key out for no limit")
     return seconds
 
 

@@ -125,6 +125,12 @@ class InterruptedByUser(OrchError):
     exit_code = 130
 
 
+class DeclinedError(OrchError):
+    """The user answered no at a confirmation prompt (or stdin closed there). Nothing was changed."""
+
+    exit_code = 10
+
+
 EXIT_CODES: dict[int, str] = {
     0: "success (for a followed job: every task succeeded)",
     1: "a followed job finished with failed or cancelled tasks",
@@ -136,5 +142,6 @@ EXIT_CODES: dict[int, str] = {
     7: "a wait timed out",
     8: "authentication failed or credentials missing",
     9: "the backend failed after bounded retries",
+    10: "a confirmation was declined (or stdin closed at the prompt); nothing was changed",
     130: "interrupted (Ctrl-C); state is consistent, re-run to resume",
 }

@@ -1,15 +1,17 @@
 """Follow a job's task output through a backend, using the pure ``tail`` core.
 
 For one task, its file is followed; for many, lines of every task are interleaved with a
-``[task-id]`` prefix, picking up tasks as they start, until the job ends.
+``[task-id]`` prefix, picking up tasks as they start, until the job ends. Files as they are now
+are streamed in the backend's chunks (``file_chunks``), as bytes or as incrementally decoded text.
 """
 from __future__ import annotations
 
+import codecs
 import time
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from orchestrator.backend import Backend
-from orchestrator.model import JobInfo, JobRef, TaskState
+from orchestrator.model import FileChunk, JobInfo, JobRef, TaskState
 from orchestrator.tail import Backoff, Follower, follow, interleave
 
 STATUS_EVERY = 2.0
@@ -75,13 +77,69 @@ def follow_all(backend: Backend, job: JobRef, name: str = "stdout") -> Iterator[
     yield from interleave({}, more=more, is_done=watch.job_done, backoff=Backoff(minimum=0.2, maximum=FILE_POLL_CAP))
 
 
-def read_whole(backend: Backend, job: JobRef, task_id: str, name: str) -> bytes | None:
-    """A task file's bytes as they are now (None while it does not exist)."""
-    out = bytearray()
+def file_chunks(backend: Backend, job: JobRef, task_id: str, name: str) -> Iterator[bytes] | None:
+    """A task file's bytes up to its size now, chunk by chunk as the backend returns them
+    (memory: one chunk); None while the file does not exist."""
+    first = backend.read_file(job, task_id, name, offset=0)
+    return None if first is None else _chunks(backend, job, task_id, name, first)
+
+
+def _chunks(backend: Backend, job: JobRef, task_id: str, name: str, chunk: FileChunk) -> Iterator[bytes]:
+    end, offset = chunk.size, 0
     while True:
-        chunk = backend.read_file(job, task_id, name, offset=len(out))
-        if chunk is None:
-            return None if not out else bytes(out)
-        out += chunk.data
-        if not chunk.data or len(out) >= chunk.size:
-            return bytes(out)
+        if chunk.data:
+            yield chunk.data
+        offset += len(chunk.data)
+        if not chunk.data or offset >= end:
+            return
+        next_chunk = backend.read_file(job, task_id, name, offset=offset)
+        if next_chunk is None or next_chunk.size < offset:
+            return  # removed, or restarted by a retry while being read
+        chunk = next_chunk
+
+
+def decoded(chunks: Iterable[bytes]) -> Iterator[str]:
+    """UTF-8 text of ``chunks`` (undecodable bytes replaced), a character split across chunks kept whole."""
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    for data in chunks:
+        text = decoder.decode(data)
+        if text:
+            yield text
+    rest = decoder.decode(b"", final=True)
+    if rest:
+        yield rest
+
+
+def prefixed(prefix: str, texts: Iterable[str]) -> Iterator[str]:
+    """``texts`` with ``prefix`` at the start of every line, block by block (no line is buffered,
+    so a file without newlines costs no more memory than one with them); ends with a newline."""
+    at_line_start = True
+    for text in texts:
+        if not text:
+            continue
+        head = prefix if at_line_start else ""
+        at_line_start = text.endswith("\n")
+        body = text[:-1] if at_line_start else text
+        yield head + body.replace("\n", "\n" + prefix) + ("\n" if at_line_start else "")
+    if not at_line_start:
+        yield "\n"
+
+
+def follow_bytes(backend: Backend, job: JobRef, task_id: str, name: str) -> Iterator[bytes]:
+    """A task file's bytes as they are written, until the task ends and the last bytes are read
+    (a file that shrank, rewritten by a retry, is read again from its start)."""
+    watch, pace, offset = JobWatch(backend, job), Backoff(maximum=FILE_POLL_CAP), 0
+    while True:
+        finished = watch.task_done(task_id)
+        chunk = backend.read_file(job, task_id, name, offset=offset)
+        if chunk is not None and chunk.size < offset:
+            offset, chunk = 0, backend.read_file(job, task_id, name, offset=0)
+        got = chunk is not None and bool(chunk.data)
+        if chunk is not None and chunk.data:
+            offset += len(chunk.data)
+            yield chunk.data
+            if offset < chunk.size:
+                continue
+        if finished:
+            return
+        time.sleep(pace.next(got))

@@ -1,4 +1,4 @@
-"""Job verbs the CLI calls: find a job's pool and backend, list, show, cancel, delete.
+"""Job verbs the CLI calls: check a job offline, find a job's pool and backend, list, show, cancel, delete.
 
 A job id is routed through the local job index; a job the index does not know (submitted from
 another machine) is looked for on every known pool and then indexed, so the next lookup is direct.
@@ -7,13 +7,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.backend import Backend, SweepHost, capability, load_backend, supports
 from orchestrator.errors import NotFoundError
 from orchestrator.model import JobInfo, JobRef
 from orchestrator.records import job_index, pool_records
 from orchestrator.records.job_index import JobEntry
+
+if TYPE_CHECKING:
+    from orchestrator.spec.job import JobSpec
+    from orchestrator.spec.pool import PoolSpec
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,27 @@ class JobHandle:
     @property
     def id(self) -> str:
         return self.ref.job_id
+
+
+def check_offline(job: JobSpec, *, base_dir: Path, pool: PoolSpec | None) -> list[str]:
+    """Every check submission runs that needs no backend (``orch validate``), through the functions
+    submission calls: sweeps' placeholders and factories (``plan.preflight``; blob listings need the
+    backend and are taken as empty), local inputs, the workdir's size from ``stat`` (and what its
+    snapshot would leave out), and, when ``pool`` is given, that every task fits it
+    (``plan.check_fits``). Returns warnings; raises ``OrchError``."""
+    from orchestrator import plan, workdir
+
+    if pool is not None:
+        plan.check_fits(job, pool)
+    warnings = plan.preflight(job, base_dir=base_dir, blob_lister=lambda container, prefix: ())
+    if any(plan.reads_blobs(task) for task in job.tasks):
+        warnings.append("file factories over blob storage (azure_storage) are expanded only at submission")
+    plan.check_inputs(job, base_dir)
+    root = (base_dir / job.workdir).resolve() if job.workdir is not None else None
+    if root is not None and root.is_dir():
+        _, left_out = workdir.scan(root, max_bytes=workdir.MAX_BYTES, what=f"workdir {root}")
+        warnings += [f"workdir: a snapshot would leave out {item}" for item in left_out]
+    return warnings
 
 
 def locate(job_id: str, *, config_dir: Path | None = None) -> JobHandle:

@@ -119,10 +119,12 @@ class JobInput:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """A packed folder: the zip's bytes and their SHA-256 (hex), which names it everywhere."""
+    """A packed folder: the zip's bytes and their SHA-256 (hex), which names it everywhere;
+    ``left_out``: what the folder has that could not be packed, ``"path (why)"``, for the user."""
 
     digest: str
     data: bytes
+    left_out: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ deleted pool's jobs leave the job index. Backends do the engine work.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,10 +22,11 @@ from orchestrator.backend import (
     load_backend,
     supports,
 )
-from orchestrator.errors import ConflictError, NotFoundError
+from orchestrator.errors import ConflictError, NotFoundError, OrchError
 from orchestrator.model import JobRef, PoolInfo, PriceQuote
 from orchestrator.records import job_index, pool_records
 from orchestrator.records.pool_records import PoolRecord
+from orchestrator.spec.loader import load_pool
 from orchestrator.spec.pool import PoolSpec
 
 
@@ -36,6 +38,23 @@ def pool_backend(pool_id: str, *, config_dir: Path | None = None,
     for callers that build their own (tests, programs embedding orch)."""
     record = pool_records.require(pool_id)
     return backend or load_backend(record.backend, config_dir=config_dir), record.pool_spec()
+
+
+def known_spec(pool_id: str, given: Iterable[PoolSpec] = (), pool_file: Path | None = None) -> PoolSpec | None:
+    """The spec of pool ``pool_id`` if known without a backend: one of ``given``, the pool file if
+    it loads and has that id, or this machine's record of the pool; else None."""
+    for spec in given:
+        if spec.id == pool_id:
+            return spec
+    if pool_file is not None and pool_file.is_file():
+        try:
+            from_file: PoolSpec | None = load_pool(pool_file)
+        except OrchError:
+            from_file = None
+        if from_file is not None and from_file.id == pool_id:
+            return from_file
+    record = pool_records.load(pool_id)
+    return record.pool_spec() if record is not None else None
 
 
 def create_pool(spec: PoolSpec, *, config_dir: Path | None = None, progress: ProgressFn | None = None,

@@ -69,7 +69,7 @@ def run_plan(plan: Plan, backend: Backend, *, warn: Warn | None = None, append: 
     for warning in plan.warnings:
         if warn is not None:
             warn(warning)
-    launch = replace(plan.job, workdir=snapshot_workdir(plan.spec, plan.base_dir))
+    launch = replace(plan.job, workdir=snapshot_workdir(plan.spec, plan.base_dir, warn=warn))
     job_index.record(plan.index)
     report = backend.submit(launch, plan.launches())
     if host is not None and plan.controller is not None:
@@ -104,8 +104,11 @@ def check_resubmission(plan: Plan, backend: Backend, *, append: bool) -> None:
                                                            "or give the job a new id")
 
 
-def snapshot_workdir(job: JobSpec, base_dir: Path) -> Snapshot | None:
-    """The job's workdir, packed (None when the job has none)."""
+def snapshot_workdir(job: JobSpec, base_dir: Path, *, warn: Warn | None = None) -> Snapshot | None:
+    """The job's workdir, packed (None when the job has none); ``warn`` hears what was left out."""
     if job.workdir is None:
         return None
-    return workdir.snapshot((base_dir / job.workdir).resolve())
+    snapshot = workdir.snapshot((base_dir / job.workdir).resolve())
+    for item in snapshot.left_out if warn is not None else ():
+        warn(f"workdir: left out {item}")
+    return snapshot

@@ -17,6 +17,14 @@ if [ -n "$missing" ]; then
     exit 1
   fi
 fi
+if ! command -v prlimit >/dev/null 2>&1; then  # the hostile-input tests run orch under a memory limit
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq util-linux >/dev/null
+  else
+    echo "test.sh: the tests need prlimit (Debian/Ubuntu: apt-get install util-linux)" >&2
+    exit 1
+  fi
+fi
 bash scripts/setup.sh
 # shellcheck disable=SC1091
 . "${ORCH_VENV:-.venv}/bin/activate"

@@ -1,4 +1,5 @@
-"""What every command needs: where the spec files are (``--config-dir``, ``--pool``)."""
+"""What every command needs: where the spec files are (``--config-dir``, ``--pool``), and loading
+them with their warnings printed to stderr."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -25,10 +26,15 @@ class Settings:
         if not path.exists():
             raise SpecError(f"pool file not found: {path}",
                             hint="pass a file, set --config-dir / ORCH_CONFIG_DIR, or run `orch init`")
-        return load_pool(path)
+        return load_pool(path, warn=warn)
 
     def load_job_spec(self, path: Path) -> JobSpec:
-        return load_job(path)
+        return load_job(path, warn=warn)
+
+
+def warn(text: str) -> None:
+    """Print a warning to stderr."""
+    click.echo(f"warning: {text}", err=True)
 
 
 def settings() -> Settings:

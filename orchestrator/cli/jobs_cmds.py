@@ -5,7 +5,9 @@ from pathlib import Path
 
 import click
 
-from orchestrator.cli.context import config_dir, settings
+from orchestrator.cli import on_interrupt
+from orchestrator.cli.context import config_dir, settings, warn
+from orchestrator.cli.params import JOB_ID, POOL_ID
 from orchestrator.cli.render import (
     OUTPUT_OPTION,
     clock,
@@ -40,8 +42,7 @@ def add(file: Path, tail: bool, append: bool, output: str) -> None:
 
     job = settings().load_job_spec(file)
     try:
-        report = submit_job(job, config_dir=config_dir(), append=append,
-                            warn=lambda w: click.echo(f"warning: {w}", err=True))
+        report = submit_job(job, config_dir=config_dir(), append=append, warn=warn)
     except SpecError as error:
         raise place_error(error, file) from None
     if output == "json" and not tail:
@@ -59,6 +60,8 @@ def follow_and_exit(job_id: str, name: str = "stdout") -> None:
     from orchestrator.jobs import locate
 
     handle = locate(job_id, config_dir=config_dir())
+    on_interrupt(f"job {job_id} keeps running on pool {handle.ref.pool_id}: `orch logs {job_id} --tail` follows it "
+                 f"again, `orch jobs show {job_id}` shows it, `orch jobs cancel {job_id}` stops it")
     for line in follow_all(handle.backend, handle.ref, name):
         click.echo(line)
     info = handle.backend.get_job(handle.ref)
@@ -75,7 +78,7 @@ def follow_and_exit(job_id: str, name: str = "stdout") -> None:
 
 
 @jobs.command("list")
-@click.option("--pool", "pool_id", default=None, help="Only jobs of this pool.")
+@click.option("--pool", "pool_id", type=POOL_ID, default=None, help="Only jobs of this pool.")
 @OUTPUT_OPTION
 def list_jobs(pool_id: str | None, output: str) -> None:
     """List jobs of every pool."""
@@ -91,7 +94,7 @@ def list_jobs(pool_id: str | None, output: str) -> None:
 
 
 @jobs.command("show")
-@click.argument("job_id")
+@click.argument("job_id", type=JOB_ID)
 @OUTPUT_OPTION
 def show(job_id: str, output: str) -> None:
     """Show a job and its tasks: states, exit codes, nodes, times."""
@@ -113,7 +116,7 @@ def _task_row(task: TaskInfo) -> tuple[object, ...]:
 
 
 @jobs.command("cancel")
-@click.argument("job_id")
+@click.argument("job_id", type=JOB_ID)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 def cancel(job_id: str, yes: bool) -> None:
     """Cancel a job: pending tasks never start, running ones are killed with their process trees."""
@@ -126,7 +129,7 @@ def cancel(job_id: str, yes: bool) -> None:
 
 
 @jobs.command("delete")
-@click.argument("job_id")
+@click.argument("job_id", type=JOB_ID)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 def delete(job_id: str, yes: bool) -> None:
     """Delete a job and its record (cancels it first if it still runs)."""

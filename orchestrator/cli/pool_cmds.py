@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from orchestrator.cli.context import config_dir, settings
+from orchestrator.cli.params import POOL_ID
 from orchestrator.cli.render import (
     OUTPUT_OPTION,
     emit_json,
@@ -56,7 +57,7 @@ def list_pools(output: str) -> None:
 
 
 @pool.command("show")
-@click.argument("pool_id", required=False)
+@click.argument("pool_id", type=POOL_ID, required=False)
 @OUTPUT_OPTION
 def show(pool_id: str | None, output: str) -> None:
     """Show one pool and its nodes (default: the pool of the pool file)."""
@@ -66,7 +67,7 @@ def show(pool_id: str | None, output: str) -> None:
 
 
 @pool.command("resize")
-@click.argument("pool_id")
+@click.argument("pool_id", type=POOL_ID)
 @click.argument("nodes", type=click.IntRange(1, 1000))
 @click.option("--quiet", "-q", is_flag=True)
 @OUTPUT_OPTION
@@ -78,7 +79,7 @@ def resize(pool_id: str, nodes: int, quiet: bool, output: str) -> None:
 
 
 @pool.command("delete")
-@click.argument("pool_id", required=False)
+@click.argument("pool_id", type=POOL_ID, required=False)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--force", is_flag=True, help="Delete even while tasks run (they are killed).")
 @click.option("--quiet", "-q", is_flag=True)

@@ -58,7 +58,8 @@ def cli(ctx: click.Context, config_dir: Path, pool_file: Path | None) -> None:
     Quick start:
       orch init && orch pool create && orch jobs add jobs/hello.yaml --tail
     Exit codes: 0 ok, 1 job had failed tasks, 2 bad spec/usage, 3 not found,
-    4 backend unreachable, 5 conflict, 6 capacity, 7 timeout, 8 auth, 9 backend error, 130 Ctrl-C.
+    4 backend unreachable, 5 conflict, 6 capacity, 7 timeout, 8 auth, 9 backend error,
+    10 confirmation declined, 130 Ctrl-C.
     """
     from orchestrator.cli.context import Settings
 

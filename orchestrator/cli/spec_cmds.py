@@ -5,10 +5,16 @@ import json
 import os
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from orchestrator.errors import OrchError, SpecError
+
+if TYPE_CHECKING:
+    from orchestrator.cli.context import Settings
+    from orchestrator.spec.job import JobSpec
+    from orchestrator.spec.pool import PoolSpec
 
 TEMPLATE_FILES = {"pool.yaml": "pool.yaml", "jobs/hello.yaml": "hello.yaml"}
 
@@ -16,22 +22,54 @@ TEMPLATE_FILES = {"pool.yaml": "pool.yaml", "jobs/hello.yaml": "hello.yaml"}
 @click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 def validate(files: tuple[Path, ...]) -> None:
-    """Check pool and job FILES (told apart by their keys) without touching any backend."""
-    from orchestrator.spec.loader import load_any
-    from orchestrator.spec.pool import PoolFields
+    """Check pool and job FILES (told apart by their keys) without touching any backend.
 
-    problems: list[OrchError] = []
+    Job files also get every check submission runs that needs no backend: sweep placeholders and
+    factories, inputs, the workdir's size, and whether the tasks fit their pool when the pool is
+    known (a pool file given alongside, the config's pool file, or a pool created here).
+    """
+    from orchestrator.cli.context import settings, warn
+    from orchestrator.spec.job import JobSpec
+    from orchestrator.spec.loader import load_any
+    from orchestrator.spec.pool import PoolFields, PoolSpec
+
+    loaded: list[tuple[Path, PoolSpec | JobSpec]] = []
+    problems = 0
     for path in files:
         try:
-            spec = load_any(path)
+            spec = load_any(path, warn=warn)
             for warning in spec.block.warnings() if isinstance(spec, PoolFields) else []:
-                click.echo(f"warning: {path}: {warning}", err=True)
-            click.echo(f"ok: {path} ({type(spec).__name__.removesuffix('Spec').lower()} {spec.id!r})")
+                warn(f"{path}: {warning}")
+            loaded.append((path, spec))
         except OrchError as exc:
-            problems.append(exc)
+            problems += 1
+            click.echo(f"error: {exc}", err=True)
+    pools = [spec for _, spec in loaded if isinstance(spec, PoolSpec)]
+    for path, spec in loaded:
+        try:
+            note = _check_job(path, spec, pools, settings()) if isinstance(spec, JobSpec) else ""
+            click.echo(f"ok: {path} ({type(spec).__name__.removesuffix('Spec').lower()} {spec.id!r}{note})")
+        except OrchError as exc:
+            problems += 1
             click.echo(f"error: {exc}", err=True)
     if problems:
-        raise SpecError(f"{len(problems)} of {len(files)} file(s) invalid")
+        raise SpecError(f"{problems} of {len(files)} file(s) invalid")
+
+
+def _check_job(path: Path, job: JobSpec, pools: list[PoolSpec], config: Settings) -> str:
+    """Submission's backend-free checks of ``job`` (warnings printed); what the ok line adds."""
+    from orchestrator.cli.context import warn
+    from orchestrator.jobs import check_offline
+    from orchestrator.pools import known_spec
+    from orchestrator.spec.loader import place_error
+
+    pool = known_spec(job.pool, pools, config.pool_path())
+    try:
+        for warning in check_offline(job, base_dir=config.config_dir, pool=pool):
+            warn(f"{path}: {warning}")
+    except SpecError as exc:
+        raise place_error(exc, path) from None
+    return f", fits pool {pool.id!r}" if pool else f"; pool {job.pool!r} not known here, so not checked against it"
 
 
 @click.command()

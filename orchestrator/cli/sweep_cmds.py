@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import click
 
-from orchestrator.cli.context import config_dir, settings
+from orchestrator.cli import on_interrupt
+from orchestrator.cli.context import config_dir, settings, warn
+from orchestrator.cli.params import JOB_ID
 from orchestrator.cli.render import OUTPUT_OPTION, counts_text, emit_json
 from orchestrator.errors import SpecError
 
@@ -55,13 +58,13 @@ def run(file: Path, dry_run: bool, resume: bool, yes: bool, tail: bool, append: 
         if dry_run:
             warnings, launches = preview(job, config_dir=config_dir())
             for warning in warnings:
-                click.echo(f"warning: {warning}", err=True)
+                warn(warning)
             for launch in launches:
                 click.echo(json.dumps({"id": launch.id, "params": dict(launch.params), "command": launch.command},
                                       default=str))
             return
-        report = submit_job(job, config_dir=config_dir(), append=append,
-                            warn=lambda w: click.echo(f"warning: {w}", err=True))
+        on_interrupt(f"run `orch sweep {shlex.quote(str(file))} --resume` to submit the trials not yet present")
+        report = submit_job(job, config_dir=config_dir(), append=append, warn=warn)
     except SpecError as exc:
         raise place_error(exc, file) from None
     verb = "resumed" if resume else "submitted"
@@ -74,7 +77,7 @@ def run(file: Path, dry_run: bool, resume: bool, yes: bool, tail: bool, append: 
 
 
 @sweep.command("status")
-@click.argument("job_id")
+@click.argument("job_id", type=JOB_ID)
 @OUTPUT_OPTION
 def status(job_id: str, output: str) -> None:
     """Progress bar and trial counts of a sweep (stopped = ended early by its policy)."""
@@ -108,7 +111,7 @@ def status(job_id: str, output: str) -> None:
 
 
 @sweep.command("results")
-@click.argument("job_id")
+@click.argument("job_id", type=JOB_ID)
 @click.option("--metric", default=None, help="Metric to rank by (default: the sweep's objective, else the first "
                                              "numeric metric reported).")
 @click.option("--goal", type=click.Choice(["maximize", "minimize"]), default=None,

@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from orchestrator.spec.ids import check_id
+
 
 def orch_home() -> Path:
     """``$ORCH_HOME`` or ``~/.orch``."""
@@ -12,4 +14,4 @@ def orch_home() -> Path:
 
 def pool_state_dir(pool_id: str) -> Path:
     """Private folder of one pool, for its backend: tokens, a local cluster's files, node roots."""
-    return orch_home() / "state" / pool_id
+    return orch_home() / "state" / check_id(pool_id, "pool id")

@@ -3,7 +3,7 @@
 Lets ``orch logs`` find the most recent job and route a job id to its pool without asking every
 backend. Backends stay the source of truth for state; this index only routes, and only the
 core writes it (``orchestrator.submit`` before submitting, ``orchestrator.jobs`` for jobs found
-on a pool that the index did not know yet).
+on a pool that the index did not know yet). Ids are checked before a file name is made of them.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from orchestrator.records.home import orch_home
+from orchestrator.spec.ids import check_id
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class JobEntry:
 
 def record(entry: JobEntry) -> JobEntry:
     """Index a job. Re-recording it on the same pool keeps its first submission time."""
+    check_id(entry.pool_id, "pool id")
     existing = lookup(entry.id)
     same = existing is not None and existing.pool_id == entry.pool_id
     entry = replace(entry, submitted_at=existing.submitted_at if same and existing else time.time())
@@ -44,8 +46,9 @@ def record(entry: JobEntry) -> JobEntry:
 
 
 def lookup(job_id: str) -> JobEntry | None:
+    path = orch_home() / "jobs" / f"{check_id(job_id, 'job id')}.json"
     try:
-        return _entry(json.loads((orch_home() / "jobs" / f"{job_id}.json").read_text()))
+        return _entry(json.loads(path.read_text()))
     except (FileNotFoundError, ValueError, TypeError, AttributeError):
         return None
 
@@ -69,7 +72,7 @@ def entries() -> list[JobEntry]:
 
 
 def forget(job_id: str) -> None:
-    (orch_home() / "jobs" / f"{job_id}.json").unlink(missing_ok=True)
+    (orch_home() / "jobs" / f"{check_id(job_id, 'job id')}.json").unlink(missing_ok=True)
 
 
 def forget_pool(pool_id: str) -> None:

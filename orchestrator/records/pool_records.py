@@ -5,7 +5,7 @@ lifecycle, and ``engine``: what its backend needs to reach it again (for a local
 address, token file and the processes orch started; for Azure the credentials file). The core's
 pool verbs (``orchestrator.pools``) create and remove records and set ``state`` and ``spec``;
 a backend writes only its ``engine`` part, through ``save_engine``. Writes are atomic (temp
-file + rename).
+file + rename). Every id is checked (``SpecError``) before a path is built from it.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Any
 
 from orchestrator.errors import NotFoundError
 from orchestrator.records.home import orch_home, pool_state_dir
+from orchestrator.spec.ids import check_id
 from orchestrator.spec.pool import PoolSpec
 
 __all__ = ["PoolRecord", "all_records", "load", "pool_state_dir", "remove", "require", "save", "save_engine"]
@@ -40,6 +41,7 @@ def pools_dir() -> Any:
 
 
 def save(record: PoolRecord) -> None:
+    check_id(record.id, "pool id")
     directory = pools_dir()
     directory.mkdir(parents=True, exist_ok=True)
     tmp = directory / f".{record.id}.json.tmp"
@@ -55,8 +57,9 @@ def save_engine(pool_id: str, engine: dict[str, Any]) -> None:
 
 
 def load(pool_id: str) -> PoolRecord | None:
+    path = pools_dir() / f"{check_id(pool_id, 'pool id')}.json"
     try:
-        return _from_json(json.loads((pools_dir() / f"{pool_id}.json").read_text()))
+        return _from_json(json.loads(path.read_text()))
     except FileNotFoundError:
         return None
 
@@ -84,7 +87,7 @@ def all_records() -> list[PoolRecord]:
 
 
 def remove(pool_id: str) -> None:
-    (pools_dir() / f"{pool_id}.json").unlink(missing_ok=True)
+    (pools_dir() / f"{check_id(pool_id, 'pool id')}.json").unlink(missing_ok=True)
 
 
 def _from_json(data: dict[str, Any]) -> PoolRecord:

@@ -8,8 +8,10 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from orchestrator.duration import parse_duration
+from orchestrator.spec.ids import ID_PATTERN, ID_RULE
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+__all__ = ["ID_PATTERN", "Command", "Duration", "Env", "Id", "Retries", "StrictModel", "check_command"]
+
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 TRIAL_INDEX_DIGITS = 5
 """A sweep trial's task id is ``<task id>-<index>``, the index zero-padded to this many digits."""
@@ -39,10 +41,8 @@ class StrictModel(BaseModel):
 
 
 def _check_id(value: str) -> str:
-    if not ID_PATTERN.match(value):
-        raise ValueError(
-            f"{value!r} is not a valid id: use 1-64 letters, digits, '-' or '_', starting with a letter or digit"
-        )
+    if not ID_PATTERN.fullmatch(value):
+        raise ValueError(f"{value!r} is not a valid id: {ID_RULE}")
     return value
 
 

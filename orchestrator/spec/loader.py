@@ -1,6 +1,8 @@
 """Load spec files into typed models; every problem becomes a ``SpecError`` at file:line:column.
 
 All errors of a file are collected and reported together. Unknown keys get a "did you mean".
+Files are read as YAML 1.2; each loader takes ``warn``, called with every ``file:line:column``
+warning the file gets (values that YAML 1.1 reads differently) before it is validated.
 """
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import re
 import types
 import typing
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Callable, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -20,24 +22,32 @@ from orchestrator.spec.pool import PoolSpec
 from orchestrator.spec.yaml_source import KeyPath, Positioned, read_yaml
 
 M = TypeVar("M", bound=BaseModel)
+Warn = Callable[[str], None]
 _KEY_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
 
-def load_pool(path: Path) -> PoolSpec:
+def load_pool(path: Path, *, warn: Warn | None = None) -> PoolSpec:
     """Load a pool file."""
-    return validate_model(PoolSpec, read_yaml(path))
+    return validate_model(PoolSpec, _read(path, warn))
 
 
-def load_job(path: Path) -> JobSpec:
+def load_job(path: Path, *, warn: Warn | None = None) -> JobSpec:
     """Load a job file."""
-    return validate_model(JobSpec, read_yaml(path))
+    return validate_model(JobSpec, _read(path, warn))
 
 
-def load_any(path: Path) -> PoolSpec | JobSpec:
+def load_any(path: Path, *, warn: Warn | None = None) -> PoolSpec | JobSpec:
     """Load a pool or a job file, told apart by its ``tasks`` key."""
-    source = read_yaml(path)
+    source = _read(path, warn)
     model: type[BaseModel] = JobSpec if isinstance(source.data, dict) and "tasks" in source.data else PoolSpec
     return validate_model(model, source)  # type: ignore[return-value]
+
+
+def _read(path: Path, warn: Warn | None) -> Positioned:
+    source = read_yaml(path)
+    for warning in source.warnings if warn is not None else ():
+        warn(warning)
+    return source
 
 
 def validate_model(model: type[M], source: Positioned) -> M:

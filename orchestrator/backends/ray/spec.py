@@ -1,11 +1,15 @@
 """The ``ray:`` block of a pool file: how orch reaches (or starts) the pool's Ray cluster."""
 from __future__ import annotations
 
+import re
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from orchestrator.spec.blocks import BackendBlock
+
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+ADDRESS = re.compile(rf"(?:ray://)?(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9A-Fa-f:.]+\]):([0-9]{{1,5}})")
 
 
 class RayOptions(BackendBlock):
@@ -18,3 +22,13 @@ class RayOptions(BackendBlock):
     address: str | None = None
     auth_token_file: str | None = None
     startup_timeout: float = Field(default=120.0, gt=0, le=3600)
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        """``host:port``, ``ray://host:port`` or ``auto``."""
+        match = ADDRESS.fullmatch(value) if value is not None and value != "auto" else None
+        if value is not None and value != "auto" and (match is None or not 0 < int(match.group(1)) < 65536):
+            raise ValueError(f"{value!r} is not a Ray address: give host:port (e.g. 10.0.0.4:6379), "
+                             "ray://host:port, or auto")
+        return value
