@@ -10,7 +10,13 @@ import pytest
 from azure.batch import models as m
 from click.testing import CliRunner
 
-from orchestrator.backends.azure import image_support, naming, pool_model, sweep_setup, task_model
+from orchestrator.backends.azure import (
+    image_support,
+    naming,
+    pool_model,
+    sweep_setup,
+    task_model,
+)
 from orchestrator.backends.azure.credentials import Credentials
 from orchestrator.backends.azure.spec import CPU_IMAGE, GPU_IMAGE, AzurePoolOptions
 from orchestrator.cli.root import cli

@@ -24,7 +24,12 @@ from orchestrator.model import JobInfo, JobRef, TaskState
 from orchestrator.spec.job import JobSpec
 from orchestrator.spec.pool import PoolSpec
 from orchestrator.submit import submit_job
-from tests.batch_service import BatchService, ServiceSettings, self_signed_cert, start_batch_service
+from tests.batch_service import (
+    BatchService,
+    ServiceSettings,
+    self_signed_cert,
+    start_batch_service,
+)
 from tests.support.azurite import Azurite, start_azurite
 
 pytestmark = pytest.mark.slow

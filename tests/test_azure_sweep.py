@@ -19,7 +19,12 @@ from orchestrator.backends.azure.task_model import TaskContext
 from orchestrator.model import JobInfo, JobRef, TaskState
 from orchestrator.spec.job import JobSpec
 from orchestrator.sweep.controller import ControllerSettings
-from tests.batch_service import BatchService, ServiceSettings, self_signed_cert, start_batch_service
+from tests.batch_service import (
+    BatchService,
+    ServiceSettings,
+    self_signed_cert,
+    start_batch_service,
+)
 from tests.support.azurite import Azurite, start_azurite
 
 POOL = f"""id: sweeppool

@@ -31,7 +31,12 @@ from azure.core.exceptions import (
 )
 from azure.core.rest import HttpRequest
 
-from tests.batch_service import BatchService, ServiceSettings, self_signed_cert, start_batch_service
+from tests.batch_service import (
+    BatchService,
+    ServiceSettings,
+    self_signed_cert,
+    start_batch_service,
+)
 from tests.support.batch_sdk import (
     POLL,
     after,

@@ -187,11 +187,11 @@ def test_unreachable_address_fails_fast(tmp_path: Path) -> None:
 def test_pool_delete_leaves_no_process(tmp_path: Path) -> None:
     pools.create_pool(PoolSpec.model_validate({"id": "shortlived", "nodes": 2}))
     record = ClusterRecord.of(pool_records.require("shortlived"))
-    assert local_cluster.cluster_processes(record.temp_dir, record.process_groups)
+    assert local_cluster.cluster_processes(record.node_marks())
     jobs.submit("shortlived", {"id": "bg", "tasks": [{"command": "sleep 120"}]})
     time.sleep(1)
     pools.delete_pool("shortlived", force=True)
-    assert local_cluster.cluster_processes(record.temp_dir, record.process_groups) == []
+    assert local_cluster.cluster_processes(record.node_marks()) == []
     leftovers = [p for p in psutil.process_iter(["cmdline"])
                  if "sleep 120" in " ".join(p.info["cmdline"] or []) and p.status() != psutil.STATUS_ZOMBIE]
     assert leftovers == []
@@ -232,6 +232,6 @@ def test_pool_resize_adds_and_removes_nodes(tmp_path: Path) -> None:
         jobs.wait_job("elastic", "spread")
         assert {t.node_id for t in backend.list_tasks(JobRef("elastic", "spread"))} == {"0", "1"}
         assert len(pools.resize_pool("elastic", 1).nodes) == 1
-        assert len(ClusterRecord.of(pool_records.require("elastic")).process_groups) == 1
+        assert len(ClusterRecord.of(pool_records.require("elastic")).node_marks()) == 1
     finally:
         pools.delete_pool("elastic", force=True)

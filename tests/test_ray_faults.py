@@ -59,7 +59,7 @@ def victim() -> int:
 def kill_node(index: int) -> None:
     """SIGKILL every process of the raylet hosting pool node ``index`` (the machine dies)."""
     cluster = ClusterRecord.of(pool_records.require(POOL))
-    for proc in local_cluster.cluster_processes(None, [cluster.process_groups[raylet_of(index)]]):
+    for proc in local_cluster.cluster_processes([cluster.node_marks()[raylet_of(index)]]):
         try:
             proc.send_signal(signal.SIGKILL)
         except psutil.Error:
@@ -122,8 +122,10 @@ def test_a_restarted_machine_keeps_every_job_and_retries_what_was_running(pool: 
     jobs.wait_state(pool, "interrupted", "long", TaskState.RUNNING)
     cluster = ClusterRecord.of(pool_records.require(pool))
     ray.shutdown()
-    for proc in local_cluster.cluster_processes(cluster.temp_dir, cluster.process_groups):
+    doomed = local_cluster.cluster_processes(cluster.node_marks())
+    for proc in doomed:
         proc.send_signal(signal.SIGKILL)  # the machine goes down: every pool process at once
+    psutil.wait_procs(doomed, timeout=30)
     pools.create_pool(PoolSpec.model_validate({"id": POOL, "nodes": 2, "cpus_per_node": 1}))
     assert load_backend("ray").get_job(ref("done-before")).task_counts == {"succeeded": 1}  # type: ignore[union-attr]
     info = jobs.wait_job(pool, "interrupted", timeout=120)

@@ -12,7 +12,7 @@ import time
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from orchestrator.records.home import orch_home
+from orchestrator.records.home import orch_home, private_dir
 from orchestrator.spec.ids import check_id
 
 
@@ -38,7 +38,7 @@ def record(entry: JobEntry) -> JobEntry:
     same = existing is not None and existing.pool_id == entry.pool_id
     entry = replace(entry, submitted_at=existing.submitted_at if same and existing else time.time())
     directory = orch_home() / "jobs"
-    directory.mkdir(parents=True, exist_ok=True)
+    private_dir(directory)
     tmp = directory / f".{entry.id}.tmp"
     tmp.write_text(json.dumps(asdict(entry)))
     tmp.replace(directory / f"{entry.id}.json")

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from orchestrator.errors import NotFoundError
-from orchestrator.records.home import orch_home, pool_state_dir
+from orchestrator.records.home import orch_home, pool_state_dir, private_dir
 from orchestrator.spec.ids import check_id
 from orchestrator.spec.pool import PoolSpec
 
@@ -43,7 +43,7 @@ def pools_dir() -> Any:
 def save(record: PoolRecord) -> None:
     check_id(record.id, "pool id")
     directory = pools_dir()
-    directory.mkdir(parents=True, exist_ok=True)
+    private_dir(directory)
     tmp = directory / f".{record.id}.json.tmp"
     tmp.write_text(json.dumps(asdict(record), indent=2, sort_keys=True))
     tmp.replace(directory / f"{record.id}.json")

@@ -7,7 +7,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from .timekeeping import UNLIMITED_DURATION, Lifecycle, Revision, format_timestamp, utc_now
+from .timekeeping import (
+    UNLIMITED_DURATION,
+    Lifecycle,
+    Revision,
+    format_timestamp,
+    utc_now,
+)
 
 if TYPE_CHECKING:
     from .runner import ExecutionHandle

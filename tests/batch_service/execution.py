@@ -33,7 +33,12 @@ from .runner import ExecutionHandle, ProcessOutcome, run_process
 from .settings import AutoStorage
 from .state import BatchState
 from .timekeeping import UNLIMITED_DURATION, format_timestamp, parse_duration, utc_now
-from .transfers import OutputFileError, ResourceFileError, download_resource_files, upload_output_files
+from .transfers import (
+    OutputFileError,
+    ResourceFileError,
+    download_resource_files,
+    upload_output_files,
+)
 
 TaskFinishedCallback = Callable[[JobRecord, TaskRecord], None]
 

@@ -22,7 +22,13 @@ from typing import Any
 from .autoscale import FormulaError, evaluate_formula, format_results
 from .entities import NodeRecord, PoolRecord
 from .errors import BatchApiError
-from .layout import NodeDirs, NodeIdentity, apply_settings, node_environment, prepare_task_dir
+from .layout import (
+    NodeDirs,
+    NodeIdentity,
+    apply_settings,
+    node_environment,
+    prepare_task_dir,
+)
 from .runner import ExecutionHandle, run_process
 from .specs import validate_pool_spec, validate_resize
 from .state import BatchState

@@ -18,7 +18,14 @@ from typing import Any, cast
 
 from .errors import BatchApiError
 from .faults import FAULT_OPTIONS, FaultInjector, FaultKind, RequestLog
-from .http_messages import Request, Response, created, entity, list_response, status_only
+from .http_messages import (
+    Request,
+    Response,
+    created,
+    entity,
+    list_response,
+    status_only,
+)
 from .jobs import JobEngine
 from .layout import find_entry, read_range
 from .pools import PoolEngine

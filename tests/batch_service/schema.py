@@ -21,7 +21,12 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .errors import BatchApiError, invalid_property, missing_property, unsupported_property
+from .errors import (
+    BatchApiError,
+    invalid_property,
+    missing_property,
+    unsupported_property,
+)
 from .timekeeping import parse_duration
 
 Kind = Literal["string", "int", "bool", "duration", "object", "array"]

@@ -10,7 +10,14 @@ from types import TracebackType
 from typing import Any
 
 from .auth import SharedKeyVerifier
-from .faults import FaultInjector, FaultKind, FaultRule, FaultTiming, RequestLog, RequestRecord
+from .faults import (
+    FaultInjector,
+    FaultKind,
+    FaultRule,
+    FaultTiming,
+    RequestLog,
+    RequestRecord,
+)
 from .jobs import JobEngine
 from .pools import PoolEngine
 from .routes import AdminRoutes, BatchRoutes

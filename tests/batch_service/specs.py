@@ -30,7 +30,12 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from . import shapes
-from .errors import BatchApiError, invalid_property, missing_property, unsupported_property
+from .errors import (
+    BatchApiError,
+    invalid_property,
+    missing_property,
+    unsupported_property,
+)
 from .schema import check
 from .timekeeping import parse_duration
 

@@ -26,6 +26,7 @@ from orchestrator.backends.ray import checkpoints, orphans, process_tree, task_f
 from orchestrator.backends.ray.gang import GangMixin
 from orchestrator.backends.ray.messages import AgentFacts, TaskEvent, TaskRun, coalesce
 from orchestrator.model import FileChunk
+from orchestrator.records.home import private_dir
 
 _FLUSH_SECONDS = 0.005
 _READ_LIMIT = 4 * 1024 * 1024
@@ -39,7 +40,8 @@ class NodeAgent(GangMixin):
     def __init__(self, pool_id: str, index: int, node_root: str, cpus: float, gpus: float, slots: int,
                  pool_env: dict[str, str], manager_name: str, namespace: str) -> None:
         self.pool_id, self.index, self.root = pool_id, index, Path(node_root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        os.umask(0o077)  # what tasks write is the user's alone, as on a private machine
+        private_dir(self.root)
         self.capacity = (cpus, gpus, slots)
         self.free_cpus, self.free_slots = cpus, slots
         self.free_gpus = [str(g) for g in ray.get_gpu_ids()][: int(gpus)] or [str(i) for i in range(int(gpus))]

@@ -199,7 +199,7 @@ class RayBackend:
 
     # -- plumbing ------------------------------------------------------------------------
     def _connect(self, cluster: ClusterRecord) -> None:
-        connect(cluster.address or "auto", cluster.token_file, pool_id=cluster.pool_id)
+        connect(cluster.address or "auto", cluster.token_file, pool_id=cluster.pool_id, loopback=cluster.loopback)
 
     def _manager(self, cluster: ClusterRecord) -> Any | None:
         self._connect(cluster)

@@ -1,13 +1,16 @@
 """What the Ray backend keeps in a pool's record (its ``engine`` part) to reach the pool again.
 
 ``address`` and ``token_file`` reach the cluster; for a local cluster orch started itself
-(``started_cluster``), ``temp_dir`` and ``process_groups`` identify the processes to stop.
+(``started_cluster``), ``nodes`` holds each node's process marks (what orch may stop) and
+``exposed`` whether it listens beyond 127.0.0.1.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from orchestrator.backends.ray.local_cluster import NodeMarks
+from orchestrator.backends.ray.process_marks import ProcessMark
 from orchestrator.records import pool_records
 from orchestrator.records.pool_records import PoolRecord
 
@@ -19,7 +22,20 @@ class ClusterRecord:
     token_file: str | None = None
     started_cluster: bool = False
     temp_dir: str | None = None
-    process_groups: list[int] = field(default_factory=list)
+    nodes: list[list[list[object]]] = field(default_factory=list)
+    exposed: bool = False
+
+    @property
+    def loopback(self) -> bool:
+        """Its nodes listen on 127.0.0.1 only (a local cluster orch started, not exposed)."""
+        return self.started_cluster and not self.exposed
+
+    def node_marks(self) -> list[NodeMarks]:
+        """Each node's marks (an unreadable entry proves nothing and is dropped)."""
+        return [tuple(mark for mark in map(ProcessMark.load, node) if mark is not None) for node in self.nodes]
+
+    def set_node_marks(self, nodes: list[NodeMarks]) -> None:
+        self.nodes = [[mark.dump() for mark in node] for node in nodes]
 
     @classmethod
     def of(cls, record: PoolRecord) -> ClusterRecord:

@@ -8,19 +8,21 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Iterator
 
 import ray
 from orchestrator.backends.ray.local_cluster import auth_env
+from orchestrator.backends.ray.loopback import keep_loopback
 from orchestrator.errors import AuthError, BackendError, BackendUnavailableError
 
 NAMESPACE = "orch"
 _current: tuple[str, str | None] | None = None
 
 
-def connect(address: str, token_file: str | None, *, pool_id: str) -> None:
-    """Make this process a driver of the cluster at ``address`` (no-op if already connected)."""
+def connect(address: str, token_file: str | None, *, pool_id: str, loopback: bool = False) -> None:
+    """Make this process a driver of the cluster at ``address`` (no-op if already connected).
+    ``loopback``: the cluster's nodes are on 127.0.0.1 (a local pool orch started unexposed)."""
     global _current
     if _current == (address, token_file) and ray.is_initialized():
         return
@@ -31,7 +33,8 @@ def connect(address: str, token_file: str | None, *, pool_id: str) -> None:
     for name in ("ray", "ray._private", "ray.util"):
         logging.getLogger(name).setLevel(logging.ERROR)
     try:
-        ray.init(address=address, namespace=NAMESPACE, logging_level=logging.ERROR, log_to_driver=False)
+        with keep_loopback() if loopback else nullcontext():
+            ray.init(address=address, namespace=NAMESPACE, logging_level=logging.ERROR, log_to_driver=False)
     except ConnectionError as exc:
         raise BackendUnavailableError(f"cannot connect to the Ray cluster of pool {pool_id!r} at {address}: {exc}",
                                       hint="check the address, or recreate the pool") from None

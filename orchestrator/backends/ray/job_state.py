@@ -171,7 +171,7 @@ class JobRecord:
 
     def _retry(self, record: TaskRecord) -> None:
         record.attempt += 1
-        record.dispatched = False
+        record.dispatched, record.started_at = False, None  # the new attempt's start is its own
         self._set(record, TaskState.PENDING)
         self.ready.appendleft(record.launch.id)
 

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import ray
 from orchestrator.backends.ray import recovery
@@ -41,8 +39,8 @@ class PoolManager(Scheduler):
         self.nodes: list[NodeShare] = []
         self.gang_nodes: dict[tuple[str, str], list[int]] = {}
         self.jobs: dict[str, JobRecord] = recovery.restore_jobs(self.journal, pool_id)
-        saved = self.journal.value("nodes")
-        names, facts = saved if saved else (agent_names, facts)
+        names, facts = recovery.current_nodes(self.journal.value("nodes"), (agent_names, facts),
+                                              recovery.alive_ray_nodes())
         with self.lock:
             self._use_nodes(names, facts)
             held, silent = recovery.inventories(self.nodes)
@@ -291,36 +289,4 @@ class PoolManager(Scheduler):
     # -- journal -------------------------------------------------------------------------
     def _persist(self) -> None:
         """Write what changed since the last call, in one durable transaction."""
-        dirty = [job for job in self.jobs.values() if job.changed or job.new or job.ended_attempts]
-        if not dirty:
-            return
-        with self.journal.transaction() as tx:
-            for job in dirty:
-                row = job.row()
-                tx.execute("INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                           (row.id, row.created_at, row.max_running, row.sealed, row.cancelled, row.ended_at,
-                            row.spec_digest, row.workdir, pickle.dumps(row.inputs)))
-                base = len(job.tasks) - len(job.new)
-                tx.executemany("INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                               (_task_values(job, task_id, base + offset) for offset, task_id in enumerate(job.new)))
-                changed = [task_id for task_id in job.changed if task_id not in set(job.new)]
-                tx.executemany("UPDATE tasks SET state = ?, attempt = ?, node = ?, exit_code = ?, started_at = ?, "
-                               "ended_at = ?, error = ?, dispatched = ? WHERE job_id = ? AND task_id = ?",
-                               (_state_values(job, task_id) + (job.id, task_id) for task_id in changed))
-                tx.executemany("INSERT OR REPLACE INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                               ((job.id, task_id, a.attempt, a.node, a.state, a.started_at, a.ended_at, a.exit_code,
-                                 a.error) for task_id, a in job.ended_attempts))
-                job.changed.clear()
-                job.new.clear()
-                job.ended_attempts.clear()
-
-
-def _state_values(job: JobRecord, task_id: str) -> tuple[Any, ...]:
-    record = job.tasks[task_id]
-    return (record.state.value, record.attempt, record.node, record.exit_code, record.started_at, record.ended_at,
-            record.error, record.dispatched)
-
-
-def _task_values(job: JobRecord, task_id: str, seq: int) -> tuple[Any, ...]:
-    record = job.tasks[task_id]
-    return (job.id, task_id, seq, pickle.dumps(record.launch)) + _state_values(job, task_id)
+        recovery.persist_changes(self.journal, self.jobs.values())

@@ -3,8 +3,8 @@
 A task runs in its own session, so when its node's raylet or agent dies the process lives on.
 The agent records each task process it starts (pid and start time) under its node root, and
 removes the record when the process ends. Whoever finds the node gone (the pool manager on the
-same machine, or ``pool delete``) kills what is still recorded — only a process whose pid *and*
-start time match the record, so a reused pid is never signalled.
+same machine, or ``pool delete``) kills what is still recorded — only a process whose pid and start
+time match the record, so a reused pid is never signalled.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from pathlib import Path
 import psutil
 
 from orchestrator.backends.ray import process_tree
+from orchestrator.backends.ray.process_marks import ProcessMark
 
 FOLDER = "processes"
 
@@ -28,11 +29,13 @@ def record(root: Path, job_id: str, task_id: str, pid: int) -> Path:
     path = _record_path(root, job_id, task_id, pid)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
-        started = psutil.Process(pid).create_time()
+        mark = ProcessMark.of(psutil.Process(pid), with_exe=False)  # it may not have exec'd yet
     except psutil.Error:
+        mark = None
+    if mark is None:
         return path
     staging = path.with_suffix(".tmp")
-    staging.write_text(json.dumps({"pid": pid, "create_time": started, "job": job_id, "task": task_id}))
+    staging.write_text(json.dumps({"mark": mark.dump(), "job": job_id, "task": task_id}))
     os.replace(staging, path)
     return path
 
@@ -43,13 +46,8 @@ def forget(path: Path) -> None:
 
 def matching(entry: dict[str, object]) -> psutil.Process | None:
     """The recorded process if it still runs as that very process (pid and start time agree)."""
-    try:
-        proc = psutil.Process(int(entry["pid"]))  # type: ignore[arg-type]
-        if abs(proc.create_time() - float(entry["create_time"])) > 0.01:  # type: ignore[arg-type]
-            return None
-        return None if proc.status() == psutil.STATUS_ZOMBIE else proc
-    except (psutil.Error, KeyError, TypeError, ValueError):
-        return None
+    mark = ProcessMark.load(entry.get("mark"))
+    return mark.live() if mark is not None else None
 
 
 def kill_recorded(root: str | Path) -> int:

@@ -44,16 +44,19 @@ def create(spec: PoolSpec, progress: ProgressFn | None) -> ClusterRecord:
     started_now = False
     if options.address:
         cluster.address, cluster.token_file = options.address, options.auth_token_file
-    elif not cluster.started_cluster or not local_cluster.cluster_processes(cluster.temp_dir, cluster.process_groups):
+    elif not cluster.started_cluster or not local_cluster.cluster_processes(cluster.node_marks()[:1]):
+        if cluster.started_cluster:  # the head is gone (say, the machine restarted): what is left is useless
+            local_cluster.stop(cluster.node_marks())
         _say(progress, f"starting a local Ray cluster of {spec.nodes.dedicated} node(s)")
         local = local_cluster.start(pool_records.pool_state_dir(spec.id), spec.nodes.dedicated, spec.cpus_per_node,
-                                    spec.gpus_per_node, timeout=options.startup_timeout)
+                                    spec.gpus_per_node, timeout=options.startup_timeout, expose=options.expose)
         cluster.address, cluster.token_file, cluster.temp_dir = local.address, local.token_file, local.temp_dir
-        cluster.process_groups, cluster.started_cluster, started_now = list(local.process_groups), True, True
+        cluster.set_node_marks(list(local.nodes))
+        cluster.started_cluster, cluster.exposed, started_now = True, options.expose, True
     cluster.save()
     connected = False
     try:
-        connect(cluster.address or "auto", cluster.token_file, pool_id=spec.id)
+        connect(cluster.address or "auto", cluster.token_file, pool_id=spec.id, loopback=cluster.loopback)
         connected = True
         _wait_for_nodes(spec, cluster, options.startup_timeout)
         _say(progress, "reserving nodes")
@@ -158,17 +161,16 @@ def _resize_local_cluster(cluster: ClusterRecord, old: int, spec: PoolSpec, prog
         _say(progress, f"adding {new - old} node(s)")
         state_dir = pool_records.pool_state_dir(cluster.pool_id)
         for index in range(old, new):
-            args = local_cluster._node_args(index, cluster.address or "", 0, spec.cpus_per_node,
-                                            spec.gpus_per_node, cluster.temp_dir or "")
-            cluster.process_groups.append(local_cluster._ray_start(args, cluster.token_file or "",
-                                                                   state_dir / f"ray-start-{index}.log",
-                                                                   spec.options(RayOptions).startup_timeout))
+            marks = local_cluster.start_node(index, cluster.address or "", spec.cpus_per_node, spec.gpus_per_node,
+                                             cluster.temp_dir or "", cluster.token_file or "",
+                                             state_dir / f"ray-start-{index}.log",
+                                             timeout=spec.options(RayOptions).startup_timeout, expose=cluster.exposed)
+            cluster.set_node_marks([*cluster.node_marks(), marks])
             cluster.save()
     elif new < old:
         _say(progress, f"removing {old - new} node(s)")
-        for group in cluster.process_groups[new:]:
-            local_cluster.stop(None, [group])
-        cluster.process_groups = cluster.process_groups[:new]
+        local_cluster.stop(cluster.node_marks()[new:])
+        cluster.set_node_marks(cluster.node_marks()[:new])
         cluster.save()
 
 
@@ -200,6 +202,7 @@ def teardown(cluster: ClusterRecord, spec: PoolSpec) -> None:
     if cluster.started_cluster:
         if ray.is_initialized():
             ray.shutdown()
-        local_cluster.stop(cluster.temp_dir, cluster.process_groups)
+        local_cluster.stop(cluster.node_marks())
         for root in sorted((pool_records.pool_state_dir(cluster.pool_id) / "nodes").glob("*")):
             orphans.kill_recorded(root)
+        local_cluster.remove_temp_dir(pool_records.pool_state_dir(cluster.pool_id))

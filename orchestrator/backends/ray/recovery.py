@@ -1,5 +1,6 @@
 """How the pool manager survives: replaying its journal, reconciling with the agents, losing nodes.
 
+- **Journal**: every change is written (``persist_changes``) before the manager acknowledges it.
 - **Replay**: a (re)started manager rebuilds every job from the journal (``JobRecord.restore``).
 - **Reconcile**: it then asks each live agent what it holds (queued or running attempts). An
   attempt the journal has as running or sent that an agent holds is adopted (never run twice);
@@ -12,7 +13,9 @@
 """
 from __future__ import annotations
 
+import pickle
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import ray
@@ -28,10 +31,57 @@ CALL_TIMEOUT = 10.0
 Held = dict[tuple[str, str, int], tuple[int, str]]  # (job, task, attempt) -> (node index, queued|running)
 
 
+def persist_changes(journal: Journal, jobs: Iterable[JobRecord]) -> None:
+    """Journal what changed in ``jobs`` since the last call (new tasks, changed states, ended
+    attempts), in one durable transaction, and clear their change marks."""
+    dirty = [job for job in jobs if job.changed or job.new or job.ended_attempts]
+    if not dirty:
+        return
+    with journal.transaction() as tx:
+        for job in dirty:
+            row = job.row()
+            tx.execute("INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (row.id, row.created_at, row.max_running, row.sealed, row.cancelled, row.ended_at,
+                        row.spec_digest, row.workdir, pickle.dumps(row.inputs)))
+            base = len(job.tasks) - len(job.new)
+            tx.executemany("INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           ((job.id, task_id, base + offset, pickle.dumps(job.tasks[task_id].launch))
+                            + _state_values(job, task_id) for offset, task_id in enumerate(job.new)))
+            new = set(job.new)
+            tx.executemany("UPDATE tasks SET state = ?, attempt = ?, node = ?, exit_code = ?, started_at = ?, "
+                           "ended_at = ?, error = ?, dispatched = ? WHERE job_id = ? AND task_id = ?",
+                           (_state_values(job, task_id) + (job.id, task_id)
+                            for task_id in job.changed if task_id not in new))
+            tx.executemany("INSERT OR REPLACE INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           ((job.id, task_id, a.attempt, a.node, a.state, a.started_at, a.ended_at, a.exit_code,
+                             a.error) for task_id, a in job.ended_attempts))
+            job.changed.clear()
+            job.new.clear()
+            job.ended_attempts.clear()
+
+
+def _state_values(job: JobRecord, task_id: str) -> tuple[Any, ...]:
+    record = job.tasks[task_id]
+    return (record.state.value, record.attempt, record.node, record.exit_code, record.started_at, record.ended_at,
+            record.error, record.dispatched)
+
+
 def restore_jobs(journal: Journal, pool_id: str) -> dict[str, JobRecord]:
     """Every journaled job as it was."""
     return {row.id: JobRecord.restore(pool_id, row, list(journal.tasks(row.id)), journal.attempts(row.id))
             for row in journal.jobs()}
+
+
+def current_nodes(saved: tuple[list[str], list[Any]] | None, given: tuple[list[str], list[Any]],
+                  alive: set[str]) -> tuple[list[str], list[Any]]:
+    """Which node list a (re)starting manager uses: the journaled one (newer than what Ray restarts
+    the manager with, after a resize) while its Ray nodes live; the one it was started with when
+    those are gone (the pool's cluster was started again, e.g. after the machine restarted)."""
+    if not saved:
+        return given
+    if all(fact.node_id in alive for fact in saved[1]):
+        return saved
+    return given if all(fact.node_id in alive for fact in given[1]) else saved
 
 
 def inventories(nodes: list[NodeShare]) -> tuple[Held, set[int]]:

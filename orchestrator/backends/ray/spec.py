@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from orchestrator.spec.blocks import BackendBlock
 
@@ -22,6 +22,9 @@ class RayOptions(BackendBlock):
     address: str | None = None
     auth_token_file: str | None = None
     startup_timeout: float = Field(default=120.0, gt=0, le=3600)
+    expose: bool = False
+    """A local cluster listens on this machine's network address (other machines can reach it,
+    token auth still on) instead of 127.0.0.1 only."""
 
     @field_validator("address")
     @classmethod
@@ -32,3 +35,10 @@ class RayOptions(BackendBlock):
             raise ValueError(f"{value!r} is not a Ray address: give host:port (e.g. 10.0.0.4:6379), "
                              "ray://host:port, or auto")
         return value
+
+    @model_validator(mode="after")
+    def _expose_is_for_local_clusters(self) -> RayOptions:
+        if self.expose and self.address:
+            raise ValueError("expose applies to a local cluster orch starts; a cluster at ray.address listens "
+                             "where it was started: remove expose")
+        return self
