@@ -17,8 +17,8 @@ torch.distributed when torchrun's ``RANK``/``WORLD_SIZE`` are, else one process.
 distributed modes the learning rate is scaled by the world size, every rank trains on its
 own shard, and weights start identical. Rank 0 reports per-epoch metrics with
 ``orchestrator.report`` and writes a checkpoint after each epoch to ``--checkpoint``
-(default ``$ORCH_CHECKPOINT_DIR/checkpoint.pt``: orch restores that folder before every attempt,
-on whatever node it lands) by writing a temporary file and renaming it;
+(default ``$ORCH_CHECKPOINT_DIR/checkpoint.pt``, which orch restores before every attempt on
+whatever node it runs; without it ``$ORCH_TASK_DIR/checkpoint.pt``) by writing a temporary file and renaming it;
 a restarted run resumes after the last finished epoch (the checkpoint keeps the random
 state, so a resumed run ends with the same weights as an uninterrupted one). At the end every rank prints
 ``weights-checksum: <sha256>`` and rank 0 prints ``test_accuracy: <x>``.
@@ -79,11 +79,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data", type=pathlib.Path, default=None,
                         help=".npz file (x, y) or directory of them; default: sklearn digits")
     parser.add_argument("--dist", choices=("auto", "none", "horovod", "torch"), default="auto")
-    checkpoint_home = os.environ.get("ORCH_CHECKPOINT_DIR") or os.environ.get("ORCH_TASK_DIR")
-    default_ckpt = pathlib.Path(checkpoint_home) / "checkpoint.pt" if checkpoint_home else None
+    home = os.environ.get("ORCH_CHECKPOINT_DIR") or os.environ.get("ORCH_TASK_DIR")  # the first follows the task
+    default_ckpt = pathlib.Path(home) / "checkpoint.pt" if home else None
     parser.add_argument("--checkpoint", type=_optional_path, default=default_ckpt,
-                        help="checkpoint file (default: $ORCH_CHECKPOINT_DIR/checkpoint.pt under orch, which "
-                             "follows the task to its next attempt; '' for none)")
+                        help="checkpoint file (default: $ORCH_CHECKPOINT_DIR/checkpoint.pt, restored on any node "
+                             "a retried or requeued attempt lands on; else $ORCH_TASK_DIR/checkpoint.pt; '' for none)")
     args = parser.parse_args(argv)
     if args.epochs < 1 or args.batch_size < 1 or args.lr <= 0 or not 0 <= args.dropout < 1:
         parser.error("need --epochs >= 1, --batch-size >= 1, --lr > 0 and 0 <= --dropout < 1")

@@ -238,10 +238,16 @@ class SubmitReport:
 
 @dataclass(frozen=True)
 class FileChunk:
-    """Bytes read from a file at an offset, with the file's size at the time of the read."""
+    """Bytes read from a file at an offset, with the file's size at the time of the read.
+
+    ``origin`` names which file it is where the backend can tell (e.g. its creation time): a
+    chunk with another origin than the last one read is a new file (a retried or requeued
+    attempt's), so a follower starts it from 0 even when it is already longer than the old one.
+    """
 
     data: bytes
     size: int
+    origin: str | None = None
 
 
 @dataclass(frozen=True)

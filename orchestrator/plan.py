@@ -16,6 +16,8 @@ checked here, before the first call that creates anything:
   them and seals the job. So do sweeps with ``limits.max_concurrent_trials`` on an engine that
   cannot cap tasks in flight (the pool block's ``caps_in_flight``): their trials are held back
   and the controller streams them (``sweep.adaptive.is_held``). Other jobs are submitted sealed.
+  A pool whose cluster cannot run a controller (``BackendBlock.controller_problem``, e.g. an Azure
+  pool with no way to reach Batch from a node) refuses such a job here.
 
 Task ids are deterministic (spec ids, trial ids), so a plan run again submits only what is missing.
 """
@@ -74,6 +76,9 @@ def make_plan(job: JobSpec, pool: PoolSpec, *, base_dir: Path, blob_lister: Blob
     warnings = tuple(preflight(job, base_dir=base_dir, blob_lister=blob_lister))
     caps = pool.block.caps_in_flight
     controlled = any(needs_controller(task, caps_in_flight=caps) for task in job.tasks)
+    problem = pool.block.controller_problem() if controlled else None
+    if problem is not None:
+        raise UnsupportedError(f"job {job.id!r} on pool {pool.id!r}: {problem[0]}", hint=problem[1])
     launch = JobLaunch(id=job.id, pool_id=job.pool, seal=job.auto_complete and not controlled, controlled=controlled,
                        max_in_flight=job_concurrency(job) if caps else None,
                        uses_dependencies=any(task.depends_on for task in job.tasks),

@@ -2,8 +2,9 @@
 
 A ``Follower`` turns a ``read_at(offset) -> FileChunk | None`` function into text: UTF-8 is
 decoded incrementally (a character split across reads is never mangled), a file that does not
-exist yet is waited for, a file that shrank (the task was retried) restarts from 0 with a
-visible marker, and after the task ends there is one more read so nothing is lost.
+exist yet is waited for, a file that shrank or whose ``origin`` changed (the task was retried or
+requeued: a new attempt's file) restarts from 0 with a visible marker, and after the task ends
+there is one more read so nothing is lost.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Callable, Iterator
 from orchestrator.model import FileChunk
 
 ReadAt = Callable[[int], "FileChunk | None"]
-RESTART_MARKER = "[orch: the file restarted from the beginning (the task was retried)]\n"
+RESTART_MARKER = "[orch: the file restarted from the beginning (the task was retried or requeued)]\n"
 
 
 @dataclass
@@ -26,6 +27,7 @@ class Follower:
     is_finished: Callable[[], bool]
     offset: int = 0
     done: bool = False
+    origin: str | None = None
     _decoder: codecs.IncrementalDecoder = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")("replace"))
 
     def poll(self) -> str:
@@ -36,11 +38,13 @@ class Follower:
         chunk = self.read_at(self.offset)
         text = ""
         if chunk is not None:
-            if chunk.size < self.offset:
+            if chunk.size < self.offset or self._new_file(chunk.origin):
                 self.offset = 0
                 self._decoder.reset()
                 text = RESTART_MARKER
                 chunk = self.read_at(0)
+            if chunk is not None and chunk.origin is not None:
+                self.origin = chunk.origin
             if chunk is not None and chunk.data:
                 self.offset += len(chunk.data)
                 text += self._decoder.decode(chunk.data)
@@ -50,6 +54,9 @@ class Follower:
             text += self._decoder.decode(b"", final=True)
             self.done = True
         return text
+
+    def _new_file(self, origin: str | None) -> bool:
+        return origin is not None and self.origin is not None and origin != self.origin and self.offset > 0
 
 
 @dataclass

@@ -111,7 +111,7 @@ def test_the_cli_runs_a_job_and_a_sweep_on_azure_then_removes_everything(
     assert "0 file(s) uploaded, 1 unchanged" in orch("data", "upload", "inputs")
     listed = {b["name"] for b in json.loads(orch("data", "ls", "-o", "json"))["blobs"]}
     assert {"data/inputs/a.csv", "jobs/hello/greet/stdout.txt", "jobs/grid/trial-00000/metrics.jsonl"} <= listed
-    workdir_zip = next(name for name in listed if name.startswith("inputs/"))
+    workdir_zip = next(name for name in listed if name.startswith("inputs/") and name.endswith(".zip"))
     orch("data", "download", workdir_zip, "fetched")
     with zipfile.ZipFile(io.BytesIO((config / "fetched" / Path(workdir_zip).name).read_bytes())) as snapshot:
         assert "notes.txt" in snapshot.namelist() and "credentials.yaml" not in snapshot.namelist()

@@ -21,6 +21,7 @@ from orchestrator.errors import (
     ConflictError,
     NotFoundError,
     SpecError,
+    UnsupportedError,
 )
 from orchestrator.model import Resources, TaskLaunch
 from orchestrator.spec.job import DistributedSpec
@@ -170,6 +171,63 @@ def test_pending_tasks_autoscale_formula_bounds_nodes_by_slots() -> None:
     assert body["enableAutoScale"] and "targetDedicatedNodes" not in body
 
 
+def test_spot_autoscale_covers_preempted_nodes_with_dedicated_ones_within_the_nodes_wanted() -> None:
+    spec = azure_pool(autoscale={"scenario": "pending_tasks", "min_nodes": 0, "max_nodes": 4, "low_priority": True})
+    formula = pool_model.autoscale_formula(spec)
+    assert formula is not None and "$PreemptedNodeCount.GetSample(180 * TimeInterval_Second)" in formula
+
+    def targets(pending: int, preempted: int) -> tuple[float, float]:
+        got = evaluate_formula(formula, {"$PendingTasks": float(pending), "$PreemptedNodeCount": float(preempted),
+                                         "$NodeDeallocationOption": "requeue"})
+        return got["$TargetLowPriorityNodes"], got["$TargetDedicatedNodes"]
+
+    slots = spec.slots_per_node
+    assert targets(3 * slots, 0) == (3, 0)
+    assert targets(3 * slots, 2) == (3, 2)  # Spot target kept (Batch seeks it); two dedicated cover the gap
+    assert targets(1 * slots, 3) == (1, 1)  # never more dedicated nodes than nodes wanted
+    assert targets(0, 2) == (0, 0)
+
+
+def test_a_sweep_that_needs_a_controller_is_refused_on_a_pool_that_cannot_reach_batch(tmp_path: Path) -> None:
+    from orchestrator.plan import make_plan
+    from orchestrator.spec.job import JobSpec
+
+    job = JobSpec.model_validate({"id": "s", "pool": "p", "workdir": None, "tasks": [{
+        "command": "echo {{x}}", "search_space": {"x": {"choice": [1, 2, 3]}},
+        "limits": {"max_concurrent_trials": 1}}]})
+    with pytest.raises(UnsupportedError) as refused:  # held-back trials need the controller too
+        make_plan(job, azure_pool(), base_dir=tmp_path)
+    assert refused.value.exit_code == 2 and "azure.identity" in (refused.value.hint or "")
+    assert "task_authentication_tokens" in (refused.value.hint or "")
+    identity = {"resource_id": "/subscriptions/s/resourceGroups/g/providers/Microsoft.ManagedIdentity/"
+                               "userAssignedIdentities/orch", "client_id": "11111111-2222-3333-4444-555555555555"}
+    assert make_plan(job, azure_pool(identity=identity), base_dir=tmp_path).controller is not None
+    assert make_plan(job, azure_pool(task_authentication_tokens=True), base_dir=tmp_path).controller is not None
+    assert make_plan(job, azure_pool(max_parallel_tasks=True), base_dir=tmp_path).controller is None
+    with pytest.raises(ValueError, match="is not a user-assigned identity"):
+        azure_pool(identity={"resource_id": "/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/x"})
+
+
+def test_a_pool_with_an_identity_translates_to_resource_manager_and_back_unchanged() -> None:
+    from orchestrator.backends.azure import arm_pools
+    from tests.batch_service.arm import data_plane_body
+
+    identity = {"resource_id": "/subscriptions/s/resourceGroups/g/providers/Microsoft.ManagedIdentity/"
+                               "userAssignedIdentities/orch", "client_id": "11111111-2222-3333-4444-555555555555"}
+    credentials = creds.Credentials.model_validate({"batch": {"account": "abc", "url": "http://h", "aad": True},
+                                                    "registries": {"r": {"username": "u", "password": "p"}}})
+    for spec in (azure_pool(identity=identity, container={"images": ["r.io/x:1"], "registries": [
+                     {"server": "r.io", "credentials": "r"}]}).model_copy(update={"start_task": None}),
+                 PoolSpec.model_validate({"id": "p", "backend": "azure", "start_task": "apt-get install -y x",
+                                          "azure": {"vm_size": "D4s_v5", "identity": identity, "node_fill": "pack",
+                                                    "autoscale": {"scenario": "pending_tasks", "max_nodes": 3}}})):
+        body = pool_model.pool_create_options(spec, credentials).as_dict()
+        arm = arm_pools.arm_body(body, spec.azure.identity)
+        assert arm["identity"] == {"type": "UserAssigned", "userAssignedIdentities": {identity["resource_id"]: {}}}
+        back = data_plane_body(body["id"], arm["properties"])
+        assert back == {key: value for key, value in body.items() if key != "id"} | {"id": body["id"]}
+
+
 def launch(**fields: object) -> TaskLaunch:
     return TaskLaunch(**{"id": "t1", "command": "echo hi", **fields})  # type: ignore[arg-type]
 
@@ -212,6 +270,24 @@ def test_task_script_sets_the_orch_contract_and_runs_list_commands_quoted(tmp_pa
         probe = subprocess.run(["/bin/sh", "-c", "; ".join(task_model._prelude(None)) + "; " + script.split(";")[0]],
                                env=env, capture_output=True, text=True, check=True).stdout.split()
         assert probe == [str(work), f"{work}/metrics.jsonl", str(attempt * 2)]
+
+
+def test_tasks_run_under_the_checkpoint_helper_and_without_it_where_python_is_missing(tmp_path: Path) -> None:
+    ctx = context(workdir_url=None, checkpoint_helper_url="http://blob/inputs/abc.py?sig=r")
+    body = task_model.task_options(launch(command="echo ran in $PWD"), ctx, "x/",
+                                   checkpoint_url="http://blob/c/checkpoints/j/t1/checkpoint.zip?sig=w").as_dict()
+    assert {"httpUrl": "http://blob/inputs/abc.py?sig=r", "filePath": task_model.CHECKPOINT_HELPER} \
+        in body["resourceFiles"]
+    env = {e["name"]: e["value"] for e in body["environmentSettings"]}
+    assert env[task_model.CHECKPOINT_URL_ENV].endswith("?sig=w") and "sig=w" not in body["commandLine"]
+    assert f'"$ORCH_TASK_DIR"/{task_model.CHECKPOINT_HELPER} run --' in body["commandLine"]
+    work = tmp_path / "wd"
+    work.mkdir()
+    environ = {"AZ_BATCH_TASK_WORKING_DIR": str(work), "AZ_BATCH_TASK_DIR": str(tmp_path), "PATH": "/usr/bin:/bin",
+               "ORCH_PYTHON": "/nowhere/python3", task_model.CHECKPOINT_URL_ENV: "http://x?sig=w"}
+    done = subprocess.run(shlex.split(body["commandLine"]), env=environ, capture_output=True, text=True, check=True)
+    assert done.stdout == f"ran in {work}\n" and "is neither restored nor saved" in done.stderr
+    assert (tmp_path / "checkpoint").is_dir()  # ORCH_CHECKPOINT_DIR exists all the same
 
 
 def test_multi_node_task_becomes_a_multi_instance_task_with_nccl_env() -> None:

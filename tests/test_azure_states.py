@@ -47,3 +47,25 @@ def test_tasks_blocked_behind_a_failed_dependency_are_failed_transitively() -> N
 def test_in_a_cancelled_job_waiting_tasks_are_cancelled_not_failed() -> None:
     tasks = [task("a", "completed", "failure", failure="TaskEnded"), task("b", "active", depends_on=["a"])]
     assert states(tasks, cancelled=True) == {"a": TaskState.CANCELLED, "b": TaskState.CANCELLED}
+
+
+def test_attempts_come_from_what_batch_keeps_retries_requeues_and_the_last_run() -> None:
+    body = {"id": "t", "state": "completed", "nodeInfo": {"nodeId": "tvm-2"},
+            "executionInfo": {"result": "success", "exitCode": 0, "retryCount": 1, "requeueCount": 2,
+                              "lastRetryTime": "2026-01-01T10:00:00Z", "lastRequeueTime": "2026-01-01T10:05:00Z",
+                              "startTime": "2026-01-01T10:06:00Z", "endTime": "2026-01-01T10:09:00Z"}}
+    info = job_ops.task_infos([m.BatchTask(body)], "j", job_cancelled=False, stopped=set())[0]
+    got = [(a.number, a.state, a.node_id, a.exit_code) for a in info.attempts]
+    assert got == [(1, "failed", None, None), (2, "preempted", None, None), (3, "preempted", None, None),
+                   (4, "succeeded", "tvm-2", 0)]
+    assert info.attempts[0].ended_at == 1767261600.0 and info.attempts[2].ended_at == 1767261900.0
+    assert info.attempts[1].ended_at is None and "requeued" in (info.attempts[1].error or "")
+    assert info.attempts[3].started_at == 1767261960.0 and info.retries == 1
+
+
+def test_a_requeued_task_waiting_again_has_its_preempted_attempt_only() -> None:
+    body = {"id": "t", "state": "active", "executionInfo": {"retryCount": 0, "requeueCount": 1,
+                                                             "lastRequeueTime": "2026-01-01T10:05:00Z"}}
+    info = job_ops.task_infos([m.BatchTask(body)], "j", job_cancelled=False, stopped=set())[0]
+    assert info.state == TaskState.PENDING
+    assert [(a.number, a.state) for a in info.attempts] == [(1, "preempted")]

@@ -15,6 +15,7 @@ from azure.batch import models as m
 
 from orchestrator.backends.azure import naming, sweep_setup
 from orchestrator.backends.azure.backend import AzureBackend
+from orchestrator.backends.azure.spec import PoolIdentity
 from orchestrator.backends.azure.task_model import TaskContext
 from orchestrator.model import JobInfo, JobRef, TaskState
 from orchestrator.spec.job import JobSpec
@@ -31,7 +32,7 @@ POOL = f"""id: sweeppool
 backend: azure
 nodes: 2
 env: {{ORCH_PYTHON: '{sys.executable}'}}
-azure: {{vm_size: D2s_v5}}
+azure: {{vm_size: D2s_v5, task_authentication_tokens: true}}
 """
 STEPS_SH = """#!/bin/sh
 for step in 1 2 3 4 5 6 7 8; do
@@ -74,6 +75,15 @@ def test_the_manager_task_asks_for_a_job_token_and_leaves_the_job_to_the_seal() 
     assert "orchestrator.backends.azure.sweep_manager" in body["commandLine"]
 
 
+def test_with_a_pool_identity_the_manager_task_asks_for_no_job_token() -> None:
+    identity = PoolIdentity(resource_id="/subscriptions/s/resourceGroups/g/providers/Microsoft.ManagedIdentity/"
+                                        "userAssignedIdentities/orch")
+    body = sweep_setup.manager_task("https://blob/payload?sig", {}, identity=identity).as_dict()
+    assert "authenticationTokenSettings" not in body
+    env = {e["name"]: e["value"] for e in body["environmentSettings"]}
+    assert env[sweep_setup.IDENTITY_RESOURCE_ENV] == identity.resource_id  # no client id given: by resource id
+
+
 def test_the_manager_payload_round_trips_job_settings_and_task_context() -> None:
     job = JobSpec.model_validate({"id": "j", "pool": "p", "tasks": [{"command": "echo {{x}}", "search_space": {
         "x": {"uniform": [0, 1]}}, "sampling": "bayesian", "limits": {"max_total_trials": 3},
@@ -82,14 +92,17 @@ def test_the_manager_payload_round_trips_job_settings_and_task_context() -> None
                           slots_per_node=2, pool_env={"A": "1"}, workdir_url="http://w", outputs_url="http://o",
                           output_condition="taskcompletion",
                           container=m.BatchTaskContainerSettings(image_name="img:1", container_run_options="--rm"),
-                          input_files=(m.ResourceFile(http_url="http://i", file_path="data/x"),))
+                          input_files=(m.ResourceFile(http_url="http://i", file_path="data/x"),),
+                          checkpoint_helper_url="http://h.py")
     payload = sweep_setup.ManagerPayload(job=job, settings=ControllerSettings(pool_nodes=3), context=context,
-                                         stopped_url="http://s")
+                                         stopped_url="http://s", checkpoint_urls={"task-0-00000": "http://c?sig=w"})
     back = sweep_setup.ManagerPayload.from_json(payload.to_json())
     assert (back.job, back.settings, back.stopped_url) == (job, payload.settings, "http://s")
+    assert back.checkpoint_urls == {"task-0-00000": "http://c?sig=w"}
     assert back.context.container is not None and back.context.container.as_dict() == context.container.as_dict()
     assert [f.as_dict() for f in back.context.input_files] == [{"httpUrl": "http://i", "filePath": "data/x"}]
     assert (back.context.pool_env, back.context.workdir_url) == ({"A": "1"}, "http://w")
+    assert back.context.checkpoint_helper_url == "http://h.py"
 
 
 @pytest.fixture(scope="module")

@@ -54,6 +54,25 @@ def test_file_that_shrank_restarts_with_marker() -> None:
     assert RESTART_MARKER in out and out.endswith("a2\n")
 
 
+def test_a_new_attempts_file_restarts_even_when_it_is_already_longer() -> None:
+    files = [(b"attempt 1\n", "t1"), (b"attempt 1\n", "t1"), (b"second attempt, longer already\n", "t2")]
+    reads = {"n": 0}
+
+    def read_at(offset: int) -> FileChunk:
+        data, origin = files[min(reads["n"], len(files) - 1)]
+        reads["n"] += 1
+        return FileChunk(data=data[offset:], size=len(data), origin=origin)
+
+    calls = {"n": 0}
+
+    def finished() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 3
+
+    out = "".join(follow(read_at, finished, sleep=lambda s: None))
+    assert out == "attempt 1\n" + RESTART_MARKER + "second attempt, longer already\n"
+
+
 def test_missing_file_of_finished_task_ends_quietly() -> None:
     assert collect(FakeFile([None]), finished_after=0) == ""
 

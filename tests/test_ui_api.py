@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator import jobs, pools
-from orchestrator.model import JobRef, TaskInfo, TaskState
+from orchestrator.model import AttemptInfo, JobRef, TaskInfo, TaskState
 from orchestrator.spec.job import JobSpec
 from orchestrator.spec.pool import PoolSpec
 from orchestrator.submit import submit_job
@@ -75,7 +75,7 @@ def test_a_20000_task_job_is_filtered_and_paged_by_the_server(mem: MemoryBackend
     page = served.get_json("/api/jobs/big/tasks?offset=0&limit=100")
     assert time.perf_counter() - start < 1.0
     assert (page["total"], page["matched"], len(page["tasks"])) == (20_000, 20_000, 100)
-    assert page["tasks"][0]["id"] == "t00000" and page["tasks"][0]["attempts"] is None
+    assert page["tasks"][0]["id"] == "t00000" and page["tasks"][0]["attempts"] == []
     failed = served.get_json("/api/jobs/big/tasks?state=failed&offset=100&limit=50")
     assert failed["matched"] == len(range(0, 20_000, 7)) and failed["tasks"][0]["id"] == f"t{700:05d}"
     assert {t["state"] for t in failed["tasks"]} == {"failed"}
@@ -184,10 +184,14 @@ def test_what_reaches_the_page_has_no_secrets() -> None:
     assert cleaned is not None
     assert "abc%2Fdef" not in cleaned and "c2VjcmV0a2V5" not in cleaned and "eyJhbGciOiJI" not in cleaned
     assert "sig=REDACTED" in cleaned and "se=2030" in cleaned
+    earlier = AttemptInfo(number=1, state="preempted", error=text, node_id="n0", ended_at=9.0)
     task = present.task(TaskInfo(id="t", job_id="j", state=TaskState.FAILED, error=text, started_at=10.0,
-                                 ended_at=12.5, exit_code=3, node_id="n1", retries=2))
+                                 ended_at=12.5, exit_code=3, node_id="n1", retries=2, attempts=(earlier,)))
     assert "abc%2Fdef" not in json.dumps(task)
-    assert (task["seconds"], task["retries"], task["exit_code"], task["attempts"]) == (2.5, 2, 3, None)
+    assert (task["seconds"], task["retries"], task["exit_code"]) == (2.5, 2, 3)
+    assert [(a["number"], a["state"], a["node_id"], a["ended_at"]) for a in task["attempts"]] == [
+        (1, "preempted", "n0", 9.0)]
+    assert "sig=REDACTED" in task["attempts"][0]["reason"]
 
 
 def test_pages_are_shells_with_escaped_ids_and_strict_headers(mem: MemoryBackend, served: Served) -> None:

@@ -116,7 +116,7 @@ def test_a_live_sweep_on_a_ray_pool(pool_home: dict[str, str], tmp_path: Path) -
         board.wait_for_url("**/jobs/ui-sweep/tasks/trial-00002")
         wait_for(lambda: "0.9" in board.inner_text("#params"), 10, "the trial's parameters")
         wait_for(lambda: "step 8 of trial-00002" in board.inner_text("#log"), 10, "the trial's log")
-        assert "not available" in board.inner_text("#attempts")
+        assert "succeeded" in board.inner_text("#attempts")  # the trial's one attempt, as the backend keeps it
     assert browser.errors == []
 
 

@@ -17,7 +17,9 @@ from orchestrator.cli.render import (
     seconds,
 )
 from orchestrator.errors import JobFailedError, NotFoundError, SpecError
-from orchestrator.model import TaskInfo
+from orchestrator.model import AttemptInfo, TaskInfo
+
+EARLIER_SHOWN = 20
 
 
 @click.group()
@@ -97,7 +99,8 @@ def list_jobs(pool_id: str | None, output: str) -> None:
 @click.argument("job_id", type=JOB_ID)
 @OUTPUT_OPTION
 def show(job_id: str, output: str) -> None:
-    """Show a job and its tasks: states, exit codes, nodes, times."""
+    """Show a job and its tasks: states, exit codes, nodes, earlier attempts (retried, preempted and
+    requeued, lost with their node), times."""
     from orchestrator.jobs import existing_job
 
     handle, info = existing_job(job_id, config_dir=config_dir())
@@ -108,11 +111,47 @@ def show(job_id: str, output: str) -> None:
     click.echo(f"job {info.id} on pool {info.pool_id}: {info.state} ({counts_text(dict(info.task_counts))})")
     emit_table(None, ["TASK", "STATE", "EXIT", "NODE", "RETRIES", "STARTED", "DURATION", "ERROR"],
                [_task_row(t) for t in tasks])
+    _echo_earlier_attempts(tasks)
 
 
 def _task_row(task: TaskInfo) -> tuple[object, ...]:
     return (task.id, task.state.value, task.exit_code, task.node_id, task.retries, clock(task.started_at),
             seconds(task.started_at, task.ended_at) if task.started_at else "", task.error or "")
+
+
+def _echo_earlier_attempts(tasks: list[TaskInfo]) -> None:
+    """Tasks that ran more than once, one line each below the table (never cut by its width)."""
+    earlier = [(task.id, text) for task in tasks if (text := _earlier_attempts(task))]
+    if not earlier:
+        return
+    click.echo("earlier attempts:")
+    for task_id, text in earlier[:EARLIER_SHOWN]:
+        click.echo(f"  {task_id}: {text}")
+    if len(earlier) > EARLIER_SHOWN:
+        click.echo(f"  … and {len(earlier) - EARLIER_SHOWN} more task(s); --output json has every attempt")
+    cut = sum(1 for t in tasks for a in t.attempts if a.state in ("preempted", "lost"))
+    if cut:
+        click.echo(f"{cut} attempt(s) ended because their node was preempted or lost; preempted ones were "
+                   "requeued without counting as retries; each new attempt starts from the task's last saved "
+                   "checkpoint ($ORCH_CHECKPOINT_DIR)")
+
+
+def _earlier_attempts(task: TaskInfo) -> str:
+    """Attempts before the current one, e.g. ``attempt 1 preempted, requeued; attempt 2 failed (exit 3)``."""
+    attempts = list(task.attempts)
+    if attempts and task.state.is_terminal() and attempts[-1].state == task.state.value:
+        attempts.pop()  # the last attempt is the task's own outcome, shown in its row
+    return "; ".join(f"attempt {a.number} {_attempt_text(a)}" for a in attempts)
+
+
+def _attempt_text(attempt: AttemptInfo) -> str:
+    if attempt.state == "preempted":
+        return "preempted, requeued"
+    if attempt.state == "lost":
+        return "lost (node down)"
+    if attempt.state == "failed" and attempt.exit_code is not None:
+        return f"failed (exit {attempt.exit_code})"
+    return attempt.state
 
 
 @jobs.command("cancel")

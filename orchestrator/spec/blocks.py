@@ -49,6 +49,11 @@ class BackendBlock(StrictModel):
         ``slots_per_node`` tasks per node, as ``(problem, how to fix it)``; None when it can."""
         return None
 
+    def controller_problem(self) -> tuple[str, str] | None:
+        """Why a sweep controller (adaptive or held-back sweeps) cannot run in this pool's cluster,
+        as ``(problem, how to fix it)`` naming the keys to set; None when it can."""
+        return None
+
     @property
     def caps_in_flight(self) -> bool:
         """Whether the engine itself caps a job's tasks in flight (``limits.max_concurrent_trials``);

@@ -1,9 +1,10 @@
 """The dashboard's JSON shapes of the runtime nouns (``orchestrator.model``), with secrets redacted.
 
 Fields the model does not carry yet are present as ``None`` so the page has a place for them and
-says "not available" rather than inventing a figure: a task's ``attempts`` (each attempt and how
-it ended) and a pool's or job's ``spend``, ``burn_rate`` and ``autostop``. When the model grows
-them, only these functions change.
+says "not available" rather than inventing a figure: a pool's or job's ``spend``, ``burn_rate``
+and ``autostop``. When the model grows them, only these functions change. A task's ``attempts``
+are its ended attempts as the backend keeps them (number, state, why it ended, node, exit code,
+times), oldest first.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from orchestrator.model import JobInfo, NodeInfo, PoolInfo, TaskInfo
+from orchestrator.model import AttemptInfo, JobInfo, NodeInfo, PoolInfo, TaskInfo
 from orchestrator.records.job_index import JobEntry
 from orchestrator.ui.redact import redact
 
@@ -48,7 +49,13 @@ def task(info: TaskInfo, *, now: float | None = None) -> dict[str, Any]:
             "node_id": info.node_id, "started_at": info.started_at, "ended_at": info.ended_at,
             "seconds": round(end - info.started_at, 3) if end and info.started_at else None,
             "retries": info.retries, "error": redact(info.error), "params": _plain(dict(info.params)),
-            "attempts": NOT_YET}
+            "attempts": [attempt(a) for a in info.attempts]}
+
+
+def attempt(info: AttemptInfo) -> dict[str, Any]:
+    """One ended attempt; ``reason`` says why it ended (a preempted one: requeued, not a retry)."""
+    return {"number": info.number, "state": info.state, "reason": redact(info.error), "node_id": info.node_id,
+            "exit_code": info.exit_code, "started_at": info.started_at, "ended_at": info.ended_at}
 
 
 def _plain(params: dict[str, Any]) -> dict[str, Any]:

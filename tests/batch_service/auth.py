@@ -119,6 +119,10 @@ class JobTokens:
                 self._jobs[token] = job_id.lower()
             return token
 
+    def knows(self, token: str) -> bool:
+        with self._lock:
+            return token in self._jobs
+
     def verify(self, raw_path: str, authorization: str) -> None:
         """Return when ``Bearer <token>`` is a job token and the path lies within that job; else 403."""
         job = self._jobs.get(authorization.partition(" ")[2].strip())

@@ -24,7 +24,8 @@ class NodeRecord:
     """One compute node: a directory under the service root plus scheduling bookkeeping.
 
     ``running`` maps a running task key (``job/task``, ``job/task#instance``) to the slots it
-    holds; ``removal_pending`` marks a node that leaves the pool once its tasks finish.
+    holds; ``removal_pending`` marks a node that leaves the pool once its tasks finish. A
+    preempted node (``preemption``) keeps its id and record until Batch replaces its capacity.
     """
 
     id: str
@@ -42,6 +43,7 @@ class NodeRecord:
     start_task_info: dict[str, Any] | None = None
     start_task_handle: ExecutionHandle | None = None
     removal_pending: bool = False
+    boot_generation: int = 0  # bumped when the node is preempted: an older boot thread gives up
 
     @property
     def state(self) -> str:
@@ -103,6 +105,7 @@ class PoolRecord:
     last_autoscale: float = 0.0
     nodes: dict[str, NodeRecord] = field(default_factory=dict)
     resize_errors: list[dict[str, Any]] = field(default_factory=list)
+    identities: list[dict[str, Any]] = field(default_factory=list)  # user-assigned: resourceId, clientId, principalId
 
     @property
     def enable_auto_scale(self) -> bool:
@@ -155,6 +158,8 @@ class PoolRecord:
             body.update(autoScaleEvaluationInterval=self.auto_scale_interval, autoScaleRun=self.auto_scale_run)
         if self.resize_errors:
             body["resizeErrors"] = list(self.resize_errors)
+        if self.identities:
+            body["identity"] = {"type": "UserAssigned", "userAssignedIdentities": [dict(i) for i in self.identities]}
         return body
 
 

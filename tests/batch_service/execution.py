@@ -2,9 +2,11 @@
 
 As on a Batch node: create the task directory, download ``resourceFiles`` into ``wd``
 (``preparing``), run the command line (``running``), retrying a non-zero exit up to
-``maxTaskRetryCount`` (the task's, else the job's; -1: unlimited), upload ``outputFiles`` (a
-failed upload fails the task), complete. A ``requeue`` cancellation makes the task ``active``
-again; any other completes it (``terminate``/``delete`` with ``TaskEnded``). A multi-instance
+``maxTaskRetryCount`` (the task's, else the job's; -1: unlimited; retries made before a requeue
+count), upload ``outputFiles`` (a failed upload fails the task), complete. A ``requeue``
+cancellation (node removal, preemption) makes the task ``active`` again with ``requeueCount`` + 1,
+its files unavailable until it runs again; any other completes it (``terminate``/``delete`` with
+``TaskEnded``). A multi-instance
 task gets a task directory on each node (``AZ_BATCH_TASK_SHARED_DIR``, with the
 ``commonResourceFiles``); each attempt runs the coordination command on every instance at once
 and, when all exit 0, the command line on the primary.
@@ -77,6 +79,7 @@ class TaskPlan:
     account: str
     account_url: str
     max_retries: int
+    retries_done: int
     wall_clock_s: float | None
     auto_storage: AutoStorage | None
     handle: ExecutionHandle
@@ -110,6 +113,7 @@ def build_plan(state: BatchState, job: JobRecord, task: TaskRecord, placements: 
         job_id=job.id, task_id=task.id, spec=copy.deepcopy(task.spec), variables=variables,
         account=state.account, account_url=state.base_url,
         max_retries=int(explicit if explicit is not None else job_retries),
+        retries_done=int(task.execution.get("retryCount") or 0),
         wall_clock_s=None if wall_clock == UNLIMITED_DURATION else parse_duration(wall_clock).total_seconds(),
         auto_storage=state.settings.auto_storage, handle=handle, placements=tuple(placements),
     )
@@ -140,6 +144,7 @@ def _record_outcome(task: TaskRecord, result: RunResult) -> None:
         for key in ("startTime", "endTime", "exitCode", "failureInfo", "result", "containerInfo"):
             task.execution.pop(key, None)
         task.node_info = None
+        task.task_dir = None  # its files were on the node it left
         task.move("active")
         return
     task.execution["endTime"] = now
@@ -212,7 +217,7 @@ class TaskExecution:
             if task is not None:
                 task.execution.setdefault("startTime", format_timestamp(utc_now()))
                 task.move("running")
-        retries = 0
+        retries = plan.retries_done  # retries before a requeue count too: the budget is the task's
         while True:  # retry a non-zero exit while the budget (-1: unlimited) allows
             result = self._attempt()
             if result.cancel_reason or result.exit_code == 0 or result.failure_info is not None:

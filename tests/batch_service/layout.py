@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -52,12 +53,40 @@ class NodeDirs:
             directory.mkdir(parents=True, exist_ok=True)
 
 
+class CreationTimes:
+    """When files were created, as ``ocp-creation-time`` reports it (Linux keeps no birth time).
+
+    Files the service creates (a task's ``stdout.txt``/``stderr.txt``) are recorded when created;
+    any other file is dated when first seen. Keyed by path and inode, so a file created anew at
+    the same path (a requeued task on another node, or after a preemption) gets a new time.
+    """
+
+    _lock = threading.Lock()
+    _times: dict[tuple[str, int], datetime] = {}
+
+    @classmethod
+    def record(cls, path: Path) -> None:
+        with cls._lock:
+            cls._times[(str(path), path.stat().st_ino)] = datetime.now(timezone.utc)
+
+    @classmethod
+    def of(cls, path: Path, info: os.stat_result) -> datetime:
+        key = (str(path), info.st_ino)
+        with cls._lock:
+            if key not in cls._times:
+                cls._times[key] = datetime.fromtimestamp(min(info.st_ctime, info.st_mtime), timezone.utc)
+            return cls._times[key]
+
+
 def prepare_task_dir(task_dir: Path) -> Path:
     """Create the task directory with its ``wd/``, ``stdout.txt`` and ``stderr.txt``; returns ``wd``."""
     working_dir = task_dir / "wd"
     working_dir.mkdir(parents=True, exist_ok=True)
     for name in ("stdout.txt", "stderr.txt"):
-        (task_dir / name).touch()
+        path = task_dir / name
+        if not path.exists():
+            path.touch()
+            CreationTimes.record(path)
     return working_dir
 
 
@@ -73,9 +102,12 @@ class NodeIdentity:
 
 
 def node_environment(account: str, account_url: str, node: NodeIdentity, task_dir: Path) -> dict[str, str]:
-    """The host environment plus the ``AZ_BATCH_*`` variables every process on ``node`` gets."""
+    """The host environment plus the ``AZ_BATCH_*`` variables every process on ``node`` gets, and
+    where its managed identities' tokens come from (``identity``)."""
     dirs = NodeDirs(node.root_dir)
     env = dict(os.environ)
+    env["AZURE_POD_IDENTITY_AUTHORITY_HOST"] = (  # the node's identity endpoint (``identity``), not 169.254.169.254
+        f"{account_url}/nodes/{quote(node.pool_id, safe='')}/{quote(node.node_id, safe='')}")
     env.update(AZ_BATCH_ACCOUNT_NAME=account, AZ_BATCH_ACCOUNT_URL=account_url, AZ_BATCH_POOL_ID=node.pool_id,
                AZ_BATCH_NODE_ID=node.node_id, AZ_BATCH_NODE_IS_DEDICATED="true" if node.is_dedicated else "false",
                AZ_BATCH_NODE_ROOT_DIR=str(dirs.root), AZ_BATCH_NODE_SHARED_DIR=str(dirs.shared),
@@ -142,7 +174,7 @@ def find_entry(root: Path, name: str) -> FileEntry:
     is_directory = stat.S_ISDIR(info.st_mode)
     return FileEntry(name=path.relative_to(root).as_posix(), path=path, is_directory=is_directory,
                      size=0 if is_directory else info.st_size,
-                     created=datetime.fromtimestamp(info.st_ctime, timezone.utc),
+                     created=CreationTimes.of(path, info),
                      modified=datetime.fromtimestamp(info.st_mtime, timezone.utc),
                      mode=f"{stat.S_IMODE(info.st_mode):04o}")
 

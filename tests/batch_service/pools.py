@@ -49,6 +49,7 @@ def service_variables(state: BatchState, pool: PoolRecord) -> dict[str, Any]:
     active = sum(1 for task in tasks if task.state == "active")
     running = sum(1 for task in tasks if task.state in ("preparing", "running"))
     dedicated, low_priority = pool.current_counts()
+    preempted = sum(1 for node in pool.nodes.values() if node.state == "preempted")
     return {
         "$CurrentDedicatedNodes": float(dedicated), "$CurrentLowPriorityNodes": float(low_priority),
         "$TargetDedicatedNodes": float(pool.target_dedicated),
@@ -57,7 +58,7 @@ def service_variables(state: BatchState, pool: PoolRecord) -> dict[str, Any]:
         "$SucceededTasks": float(sum(1 for task in tasks if task.succeeded())),
         "$FailedTasks": float(sum(1 for task in tasks if task.state == "completed" and not task.succeeded())),
         "$TaskSlotsPerNode": float(pool.task_slots_per_node), "$CPUPercent": 0.0, "$MemoryBytes": 0.0,
-        "$PreemptedNodeCount": 0.0, "$UsableNodeCount": float(dedicated + low_priority),
+        "$PreemptedNodeCount": float(preempted), "$UsableNodeCount": float(dedicated + low_priority - preempted),
         "$NodeDeallocationOption": pool.deallocation_option,
     }
 
@@ -95,8 +96,9 @@ class PoolEngine:
     def __init__(self, state: BatchState) -> None:
         self.state = state
 
-    def create_pool(self, spec: dict[str, Any]) -> PoolRecord:
-        """Add a pool and start allocating its nodes; 409 PoolExists / PoolBeingDeleted, 400 for a bad body."""
+    def create_pool(self, spec: dict[str, Any], *, identities: list[dict[str, Any]] | None = None) -> PoolRecord:
+        """Add a pool and start allocating its nodes; 409 PoolExists / PoolBeingDeleted, 400 for a bad body.
+        ``identities``: its user-assigned identities (only Resource Manager gives them: ``arm``)."""
         validate_pool_spec(spec)
         with self.state.lock:
             existing = self.state.pools.get(spec["id"].lower())
@@ -105,7 +107,8 @@ class PoolEngine:
                 raise BatchApiError("PoolExists", values=[("PoolId", spec["id"])])
             pool = PoolRecord(spec["id"], dict(spec), target_dedicated=int(spec.get("targetDedicatedNodes") or 0),
                               target_low_priority=int(spec.get("targetLowPriorityNodes") or 0),
-                              resize_timeout=str(spec.get("resizeTimeout") or "PT15M"))
+                              resize_timeout=str(spec.get("resizeTimeout") or "PT15M"),
+                              identities=list(identities or []))
             if spec.get("enableAutoScale"):
                 run_formula(self.state, pool)
                 if pool.auto_scale_run and "error" in pool.auto_scale_run:
@@ -140,7 +143,7 @@ class PoolEngine:
             pool.deleting_since = time.monotonic()
             pool.allocation_generation += 1
             for node in pool.nodes.values():
-                self._cancel_node_work(node, "requeue")
+                self.cancel_node_work(node, "requeue")
             self.state.wake()
 
     def start_allocation(self, pool: PoolRecord) -> None:
@@ -164,7 +167,8 @@ class PoolEngine:
                 members = [n for n in pool.nodes.values() if n.is_dedicated == dedicated and not n.removal_pending]
                 for _ in range(target - len(members)):
                     self._add_node(pool, dedicated)
-                surplus = sorted(members, key=lambda n: (bool(n.running), -n.allocation_time.timestamp()))
+                surplus = sorted(members, key=lambda n: (n.state != "preempted", bool(n.running),
+                                                         -n.allocation_time.timestamp()))
                 for node in surplus[: max(0, len(members) - target)]:
                     self._remove_node(pool, node, pool.deallocation_option)
             pool.allocation_in_flight = False
@@ -177,17 +181,22 @@ class PoolEngine:
         NodeDirs(root).create()
         pool.nodes[node_id.lower()] = NodeRecord(node_id, pool.id, self.state.next_ip_address(), dedicated,
                                                  str(pool.spec.get("vmSize") or ""), root)
-        threading.Thread(target=self._boot, args=(pool.id, node_id), name=f"boot-{node_id}", daemon=True).start()
+        self.start_boot(pool.id, node_id)
+
+    def start_boot(self, pool_id: str, node_id: str) -> None:
+        """Take a node (new, or re-initialized after a preemption) through creating → … → idle."""
+        threading.Thread(target=self._boot, args=(pool_id, node_id), name=f"boot-{node_id}", daemon=True).start()
 
     def _remove_node(self, pool: PoolRecord, node: NodeRecord, option: str) -> None:
         if node.running and option in ("taskcompletion", "retaineddata"):
             node.removal_pending = True
             node.lifecycle.move("leavingpool")
             return
-        self._cancel_node_work(node, "requeue" if option == "requeue" else "terminate")
+        self.cancel_node_work(node, "requeue" if option == "requeue" else "terminate")
         del pool.nodes[node.id.lower()]
 
-    def _cancel_node_work(self, node: NodeRecord, reason: str) -> None:
+    def cancel_node_work(self, node: NodeRecord, reason: str) -> None:
+        """Kill the node's start task and its tasks' processes (``reason``: requeue or terminate); lock held."""
         if node.start_task_handle is not None:
             node.start_task_handle.cancel("delete")
         for key in list(node.running):
@@ -217,11 +226,11 @@ class PoolEngine:
         override = self.state.settings.autoscale_interval_s
         return override if override is not None else parse_duration(pool.auto_scale_interval).total_seconds()
 
-    def _step(self, pool_id: str, node_id: str, state_name: str) -> bool:
+    def _step(self, pool_id: str, node_id: str, state_name: str, generation: int) -> bool:
         time.sleep(self.state.settings.node_boot_delay_s)
         with self.state.lock:
             node = self.state.find_node(pool_id, node_id)
-            if node is None or self.state.stopping:
+            if node is None or self.state.stopping or node.boot_generation != generation:
                 return False
             node.lifecycle.move(state_name)
             if state_name == "starting":
@@ -230,13 +239,16 @@ class PoolEngine:
             return True
 
     def _boot(self, pool_id: str, node_id: str) -> None:
-        if not self._step(pool_id, node_id, "starting"):
+        with self.state.lock:
+            node = self.state.find_node(pool_id, node_id)
+            generation = node.boot_generation if node is not None else -1
+        if not self._step(pool_id, node_id, "starting", generation):
             return
         time.sleep(self.state.settings.node_boot_delay_s)
         with self.state.lock:
             node = self.state.find_node(pool_id, node_id)
             pool = self.state.pools.get(pool_id.lower())
-            if node is None or pool is None or self.state.stopping:
+            if node is None or pool is None or self.state.stopping or node.boot_generation != generation:
                 return
             start_task = copy.deepcopy(pool.spec.get("startTask"))
             wait = bool((start_task or {}).get("waitForSuccess", True))

@@ -1,6 +1,6 @@
 """Route handlers: the Batch operations orch calls, and the test-only admin API.
 
-Pools: create, list, get, resize, delete; list nodes; download a node file (relative to the node
+Pools: create, list, get, resize, delete; list and get nodes; download a node file (relative to the node
 root, e.g. ``startup/stderr.txt``). Jobs: create, list, get, update (PATCH), terminate, delete.
 Tasks: add (one or a collection), list, get, terminate; a task file's properties (HEAD) and
 (ranged) download (relative to the task directory, e.g. ``wd/out.bin``). Lists take ``$select``.
@@ -9,7 +9,10 @@ Admin (no authentication, never faulted or logged): ``POST /_admin/faults`` with
 "path", "method", "count", "probability", "seed", "retry_after", "timing"}`` → 201 and the rule,
 ``GET``/``DELETE /_admin/faults``; ``GET /_admin/requests[?method=&path=regex]`` → ``{"value":
 [{method, path, status, fault, time}], "count"}``, ``DELETE`` clears; ``GET``/``POST`` (partial
-update) ``/_admin/settings``.
+update) ``/_admin/settings``; ``POST /_admin/preemptions`` with ``{"poolId", "nodeId"}`` (or ``"jobId"``
+and ``"taskId"``: the node running that task; or neither: the first busy Spot node) and
+``"restoreAfterSeconds"`` (null: capacity never comes back) → 201 ``{"poolId", "nodeId",
+"requeuedTasks"}`` (see ``preemption``).
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ from .http_messages import (
 from .jobs import JobEngine
 from .layout import find_entry, read_range
 from .pools import PoolEngine
+from .preemption import Preemptions
 from .routing import Router
 from .settings import ServiceSettings
 from .specs import validate_terminate
@@ -53,6 +57,7 @@ class BatchRoutes:
             ("DELETE", "/pools/{poolId}", self.delete_pool, ()),
             ("POST", "/pools/{poolId}/resize", self.resize_pool, ()),
             ("GET", "/pools/{poolId}/nodes", self.list_nodes, _LIST),
+            ("GET", "/pools/{poolId}/nodes/{nodeId}", self.get_node, ()),
             ("GET", "/pools/{poolId}/nodes/{nodeId}/files/{filePath*}", self.download_node_file, ()),
             ("POST", "/jobs", self.create_job, ()),
             ("GET", "/jobs", self.list_jobs, _LIST),
@@ -102,6 +107,14 @@ class BatchRoutes:
             start_task = pool.spec.get("startTask")
             items = [pool.nodes[key].to_json(self.state.base_url, start_task) for key in sorted(pool.nodes)]
         return self._list(request, items, "nodes")
+
+    def get_node(self, request: Request) -> Response:
+        with self.state.lock:
+            pool = self.state.pool(request.path_params["poolId"])
+            node = self.state.node(pool.id, request.path_params["nodeId"])
+            body, url = node.to_json(self.state.base_url, pool.spec.get("startTask")), node.url(self.state.base_url)
+        return Response.json(200, {"odata.metadata": f"{request.base_url}/$metadata#nodes/@Element", **body},
+                             {"DataServiceId": url})
 
     def download_node_file(self, request: Request) -> Response:
         with self.state.lock:
@@ -185,8 +198,9 @@ class BatchRoutes:
 class AdminRoutes:
     """Handlers of the admin API."""
 
-    def __init__(self, faults: FaultInjector, log: RequestLog, settings: ServiceSettings) -> None:
-        self.faults, self.log, self.settings = faults, log, settings
+    def __init__(self, faults: FaultInjector, log: RequestLog, settings: ServiceSettings,
+                 preemptions: Preemptions) -> None:
+        self.faults, self.log, self.settings, self.preemptions = faults, log, settings, preemptions
 
     def register(self, router: Router) -> None:
         """Add the admin routes to ``router``."""
@@ -194,7 +208,7 @@ class AdminRoutes:
             ("POST", "faults", self.add_fault), ("GET", "faults", self.list_faults),
             ("DELETE", "faults", self.clear_faults), ("GET", "requests", self.list_requests),
             ("DELETE", "requests", self.clear_requests), ("GET", "settings", self.get_settings),
-            ("POST", "settings", self.update_settings),
+            ("POST", "settings", self.update_settings), ("POST", "preemptions", self.preempt),
         ):
             router.add(method, f"/_admin/{path}", handler)
 
@@ -234,3 +248,17 @@ class AdminRoutes:
         except (ValueError, TypeError) as exc:
             raise BatchApiError("InvalidRequestBody", str(exc)) from exc
         return Response.json(200, self.settings.as_json())
+
+    def preempt(self, request: Request) -> Response:
+        body = request.json_object()
+        unknown = set(body) - {"poolId", "nodeId", "jobId", "taskId", "restoreAfterSeconds"}
+        if unknown or not isinstance(body.get("poolId"), str):
+            raise BatchApiError("InvalidRequestBody", f"Give poolId (and nodeId, or jobId and taskId, and "
+                                                      f"restoreAfterSeconds); unknown: {sorted(unknown)}")
+        restore = body.get("restoreAfterSeconds", self.settings.preemption_restore_s)
+        if restore is not None and (isinstance(restore, bool) or not isinstance(restore, (int, float))):
+            raise BatchApiError("InvalidRequestBody", "restoreAfterSeconds must be a number of seconds or null")
+        done = self.preemptions.preempt(body["poolId"], body.get("nodeId"), job_id=body.get("jobId"),
+                                        task_id=body.get("taskId"),
+                                        restore_after_s=None if restore is None else float(restore))
+        return Response.json(201, done.as_json())

@@ -1,7 +1,9 @@
 """From a parsed request to a response (``/_admin`` requests skip all but routing).
 
-Per Batch API request: a ``before`` fault answers at once; a body over ``max_body_bytes`` gets
-413; then authentication (Shared Key, or a job token as ``Bearer``), the api-version, the route
+The identity endpoint and Resource Manager (``identity``, ``arm``) have their own routes and
+answers. Per Batch API request: a ``before`` fault answers at once; a body over ``max_body_bytes``
+gets 413; then authentication (Shared Key, or as ``Bearer`` a job token or a managed identity's
+token), the api-version, the route
 (400 ``InvalidUri`` when no operation serves the path, 405 ``UnsupportedHttpVerb`` for another
 method) and its options: a query parameter the operation does not take (``$filter``,
 ``maxresults``...) gets 400 ``UnsupportedQueryParameter``, a conditional header (``If-Match``...)
@@ -77,14 +79,26 @@ class Router:
         raise BatchApiError("InvalidUri", values=[("RequestUri", raw_path)])
 
 
+@dataclass(frozen=True)
+class OtherService:
+    """Requests that are not Batch's (the identity endpoint, Resource Manager): which paths, their
+    routes, and their own answer when no route fits."""
+
+    handles: Callable[[str], bool]
+    routes: Router
+    not_found: Callable[[], Response]
+
+
 class RequestDispatcher:
     """Answers Batch API and admin requests (see the module docstring)."""
 
     def __init__(self, settings: ServiceSettings, verifier: SharedKeyVerifier, tokens: JobTokens,
-                 faults: FaultInjector, log: RequestLog, batch_routes: Router, admin_routes: Router) -> None:
-        self.settings, self.verifier, self.tokens = settings, verifier, tokens
+                 faults: FaultInjector, log: RequestLog, batch_routes: Router, admin_routes: Router,
+                 bearer: Callable[[str], None] | None = None, others: tuple[OtherService, ...] = ()) -> None:
+        """``bearer`` checks a bearer token that is not a job token (a managed identity's)."""
+        self.settings, self.verifier, self.tokens, self.bearer = settings, verifier, tokens, bearer
         self.faults, self.log = faults, log
-        self.batch_routes, self.admin_routes = batch_routes, admin_routes
+        self.batch_routes, self.admin_routes, self.others = batch_routes, admin_routes, others
 
     def dispatch(self, request: Request, *, body_too_large: bool) -> Response | None:
         """The response to send, or None to drop the connection."""
@@ -93,6 +107,13 @@ class RequestDispatcher:
                 route, request.path_params = self.admin_routes.resolve(request.method, request.raw_path)
             except BatchApiError as error:
                 return error_response(error, request)
+            return _run(route.handler, request)
+        other = next((service for service in self.others if service.handles(request.raw_path)), None)
+        if other is not None:
+            try:
+                route, request.path_params = other.routes.resolve(request.method, request.raw_path)
+            except BatchApiError:
+                return other.not_found()
             return _run(route.handler, request)
         before = self.faults.pick(request.method, request.raw_path, "before")
         if before is not None:
@@ -109,7 +130,10 @@ class RequestDispatcher:
     def _batch(self, request: Request) -> Response:
         try:
             authorization = request.headers.get("authorization", "")
-            if authorization.startswith("Bearer "):
+            token = authorization[7:].strip() if authorization.startswith("Bearer ") else None
+            if token is not None and self.bearer is not None and not self.tokens.knows(token):
+                self.bearer(token)
+            elif token is not None:
                 self.tokens.verify(request.raw_path, authorization)
             else:
                 self.verifier.verify(request.method, request.raw_path, request.raw_query, request.headers)

@@ -9,19 +9,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from .arm import ArmError, ResourceManager
 from .auth import SharedKeyVerifier
-from .faults import (
-    FaultInjector,
-    FaultKind,
-    FaultRule,
-    FaultTiming,
-    RequestLog,
-    RequestRecord,
-)
+from .faults import FaultInjector, FaultKind, FaultRule, FaultTiming, RequestLog, RequestRecord
+from .http_messages import Response
+from .identity import Identities
 from .jobs import JobEngine
 from .pools import PoolEngine
+from .preemption import Preemption, Preemptions
 from .routes import AdminRoutes, BatchRoutes
-from .routing import RequestDispatcher, Router
+from .routing import OtherService, RequestDispatcher, Router
 from .scheduler import TaskScheduler
 from .server import BatchHttpServer, TlsFiles, server_context
 from .settings import ServiceSettings
@@ -47,13 +44,21 @@ class BatchService:
         self.request_log = RequestLog()
         jobs = JobEngine(self.state)
         self._pools = PoolEngine(self.state)
+        self.preemptions = Preemptions(self.state, self._pools)
         self._scheduler = TaskScheduler(self.state, jobs.on_task_finished,
                                         [self._pools.housekeeping, jobs.housekeeping])
-        batch_routes, admin_routes = Router(), Router()
+        batch_routes, admin_routes, imds_routes, arm_routes = Router(), Router(), Router(), Router()
         BatchRoutes(self.state, self._pools, jobs).register(batch_routes)
-        AdminRoutes(self.faults, self.request_log, settings).register(admin_routes)
+        AdminRoutes(self.faults, self.request_log, settings, self.preemptions).register(admin_routes)
+        self.identities = Identities(self.state, settings)
+        self.identities.register(imds_routes)
+        ResourceManager(self.state, self._pools, self.identities).register(arm_routes)
+        others = (OtherService(Identities.handles, imds_routes, lambda: Response.json(404, {"error": "not_found"})),
+                  OtherService(ResourceManager.handles, arm_routes, lambda: ArmError(
+                      404, "InvalidResourceType", "This local service serves only Pool_Create.").response()))
         dispatcher = RequestDispatcher(settings, SharedKeyVerifier(account, key), self.state.job_tokens, self.faults,
-                                       self.request_log, batch_routes, admin_routes)
+                                       self.request_log, batch_routes, admin_routes,
+                                       bearer=self.identities.authorize_batch, others=others)
         self._server = BatchHttpServer((host, port), dispatcher, settings,
                                        server_context(tls) if tls is not None else None)
         self.url = f"{self._server.scheme}://{self._server.authority}"
@@ -99,6 +104,15 @@ class BatchService:
         return self.faults.add(kind, path=path, method=method, count=count, probability=probability, seed=seed,
                                retry_after=retry_after, timing=timing)
 
+    def preempt(self, pool_id: str, node_id: str | None = None, *, job_id: str | None = None,
+                task_id: str | None = None, restore_after_s: float | None | str = "default") -> Preemption:
+        """Preempt a Spot node (see ``preemption``): ``node_id``, or the node running ``job_id``/``task_id``,
+        or the first busy Spot node. Its capacity comes back after ``restore_after_s`` (by default
+        ``settings.preemption_restore_s``; None: never)."""
+        restore = self.settings.preemption_restore_s if restore_after_s == "default" else restore_after_s
+        return self.preemptions.preempt(pool_id, node_id, job_id=job_id, task_id=task_id,
+                                        restore_after_s=None if restore is None else float(restore))
+
     def clear_faults(self) -> None:
         """Remove every fault rule."""
         self.faults.clear()
@@ -110,6 +124,12 @@ class BatchService:
     def clear_requests(self) -> None:
         """Empty the request log."""
         self.request_log.clear()
+
+    @property
+    def resource_id(self) -> str:
+        """The account's Azure Resource Manager id (``arm`` serves pool creation under it)."""
+        return (f"/subscriptions/{self.settings.subscription_id}/resourceGroups/{self.settings.resource_group}"
+                f"/providers/Microsoft.Batch/batchAccounts/{self.account}")
 
     def describe(self) -> dict[str, Any]:
         """``url``, ``account``, ``key`` and ``root`` as JSON-ready values."""

@@ -34,11 +34,19 @@ class ServiceSettings:
     Delays are in seconds. ``max_body_bytes`` is the largest request body accepted (Batch takes a
     task collection only when it is smaller than 1 MB; read strictly, 10^6 bytes),
     ``max_tasks_per_collection`` its task collection limit, ``max_page_size`` its list page size;
-    ``autoscale_interval_s`` overrides every pool's ``autoScaleEvaluationInterval`` when set.
+    ``autoscale_interval_s`` overrides every pool's ``autoScaleEvaluationInterval`` when set;
+    ``preemption_restore_s`` is how long a preempted Spot node waits for replacement capacity
+    (None: it stays preempted).
     ``account_features`` are the properties this account has enabled among
     ``shapes.ACCOUNT_FEATURES`` (``maxParallelTasks``, ``allowTaskPreemption``,
     ``networkConfiguration``, ``authenticationTokenSettings``); a default account has none and
     answers 403 when a request uses one.
+
+    Identities (``identity``, ``arm``): ``identities`` are the user-assigned managed identities
+    that exist (ARM resource id -> client id); ``batch_role_identities`` the client ids with a role
+    on this Batch account (None: all); ``operator_identity`` the client id the machine running the
+    tests gets tokens for (it signs in to Resource Manager); tokens last ``token_lifetime_s``. The
+    account's Resource Manager id is made of ``subscription_id``, ``resource_group`` and its name.
     """
 
     allocation_delay_s: float = 0.05
@@ -48,9 +56,16 @@ class ServiceSettings:
     max_tasks_per_collection: int = 100
     max_page_size: int = 1000
     autoscale_interval_s: float | None = None
+    preemption_restore_s: float | None = 0.5
     supported_api_versions: tuple[str, ...] = SUPPORTED_API_VERSIONS
     auto_storage: AutoStorage | None = field(default=None)
     account_features: frozenset[str] = frozenset()
+    identities: dict[str, str] = field(default_factory=dict)
+    batch_role_identities: frozenset[str] | None = None
+    operator_identity: str | None = None
+    token_lifetime_s: float = 3600.0
+    subscription_id: str = "00000000-0000-0000-0000-000000000000"
+    resource_group: str = "orch-local"
 
     def __post_init__(self) -> None:
         self.account_features = _features(self.account_features)
@@ -67,6 +82,10 @@ class ServiceSettings:
                 value = tuple(value)
             elif name == "account_features":
                 value = _features(value)
+            elif name == "batch_role_identities" and value is not None:
+                value = frozenset(str(item) for item in value)
+            elif name == "identities":
+                value = {str(key): str(item) for key, item in dict(value).items()}
             elif name.endswith("_s") and value is not None:
                 value = float(value)
             elif name.startswith("max_"):
@@ -77,6 +96,8 @@ class ServiceSettings:
         """The settings as JSON-ready values."""
         values = asdict(self)
         values["account_features"] = sorted(self.account_features)
+        if self.batch_role_identities is not None:
+            values["batch_role_identities"] = sorted(self.batch_role_identities)
         return values
 
 

@@ -2,8 +2,8 @@
 
 A pool is a Batch pool (its id is the spec's); its record's engine part keeps the credentials
 file it was made with and its blob container (``naming.pool_container``), which holds the
-workdir snapshots (content-addressed), inputs, task outputs and copies of every task's stdout,
-stderr and metrics. A job is a Batch job with the spec's id; tasks keep their spec/trial ids,
+workdir snapshots (content-addressed), inputs, task outputs, copies of every task's stdout,
+stderr and metrics, and each task's last saved checkpoint (``checkpoints``; deleted with the job). A job is a Batch job with the spec's id; tasks keep their spec/trial ids,
 so a submission re-run after Ctrl-C adds only what is missing (``submission``). Capabilities:
 a sweep host (a job manager task runs the controller), a data store and storage teardown (the
 pool's blob container), and a price list (``vm_sizes``).
@@ -18,6 +18,8 @@ from typing import Any
 
 from orchestrator.backend import Capability, ProgressFn
 from orchestrator.backends.azure import (
+    arm_pools,
+    checkpoints,
     job_ops,
     naming,
     pool_model,
@@ -72,7 +74,11 @@ class AzureBackend:
         container = naming.pool_container(spec.id, options.storage_container)
         if progress:
             progress(f"creating Batch pool {spec.id!r} ({options.vm_size}) on {account.credentials.batch.url}")
-        pool_ops.create(account.batch, spec, create_options)
+        identity = options.identity
+        through = (None if identity is None else  # Batch takes pool identities only through Resource Manager
+                   lambda: arm_pools.create(account.credentials.batch, create_options.as_dict(), identity,
+                                            policy=account.batch.policy))
+        pool_ops.create(account.batch, spec, create_options, through)
         # only once Batch has the pool: a refused create leaves nothing to clean up
         pool_records.save_engine(spec.id, {"credentials_file": self.accounts.source_of(account),
                                            "container": container, "address": account.credentials.batch.url})
@@ -174,7 +180,8 @@ class AzureBackend:
         self._tasks_seen.pop(job.job_id, None)
 
     def delete_job(self, job: JobRef) -> None:
-        api = self.accounts.for_pool(job.pool_id).batch
+        account = self.accounts.for_pool(job.pool_id)
+        api = account.batch
         try:
             api.call(f"deleting job {job.job_id!r}",
                      lambda: api.client.begin_delete_job(job.job_id, polling_interval=1).result())
@@ -184,6 +191,8 @@ class AzureBackend:
         finally:
             self._tasks_seen.pop(job.job_id, None)
         job_ops.forget_stopped(job.pool_id, job.job_id)
+        if account.store is not None:  # the same job id submitted again must not resume these
+            checkpoints.forget(account.store, self._container(job.pool_id), job.job_id)
 
     def read_file(self, job: JobRef, task_id: str, name: str, *, offset: int = 0) -> FileChunk | None:
         account = self.accounts.for_pool(job.pool_id)

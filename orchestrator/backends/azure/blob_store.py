@@ -2,8 +2,8 @@
 
 Uploads are content-addressed where they can be: a blob carries its SHA-256 in metadata and an
 upload whose content is already there is skipped. SAS URLs are scoped: read-only for one blob or
-a container's listing (inputs), create/write for a container (outputs), each expiring at a given
-time. With a SAS credential orch cannot mint SAS URLs and passes the given token on instead.
+a container's listing (inputs), read/create/write for one blob (a task's checkpoint),
+create/write for a container (outputs), each expiring at a given time. With a SAS credential orch cannot mint SAS URLs and passes the given token on instead.
 """
 from __future__ import annotations
 
@@ -162,6 +162,30 @@ class BlobStore:
                                                          permission=BlobSasPermissions(read=True), expiry=expiry,
                                                          start=_start(), **auth), expiry)
         return f"{self.url}/{container}/{quote(name)}?{sas}"
+
+    def blob_write_url(self, container: str, name: str, expiry: datetime) -> str:
+        """A URL that can read, create and write one blob (and its metadata) until ``expiry``."""
+        from azure.storage.blob import BlobSasPermissions, generate_blob_sas
+
+        permission = BlobSasPermissions(read=True, create=True, write=True)
+        sas = self._sas(lambda **auth: generate_blob_sas(self.service.account_name, container, name,
+                                                         permission=permission, expiry=expiry, start=_start(),
+                                                         **auth), expiry)
+        return f"{self.url}/{container}/{quote(name)}?{sas}"
+
+    def delete_prefix(self, container: str, prefix: str) -> int:
+        """Delete every blob under ``prefix``; how many there were."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        names = list(self.names(container, prefix))
+        with map_errors(f"deleting {container}/{prefix}"):
+            client = self.service.get_container_client(container)
+            for name in names:
+                try:
+                    client.delete_blob(name)
+                except ResourceNotFoundError:
+                    continue
+        return len(names)
 
     def container_url(self, container: str, expiry: datetime, *, write: bool, listing: bool = False) -> str:
         """A container URL that can read and list (``write`` False) or create and write blobs

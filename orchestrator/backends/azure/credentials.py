@@ -6,7 +6,8 @@ Where they come from, first match wins:
 2. ``<config dir>/credentials.yaml`` (``--config-dir`` / ``ORCH_CONFIG_DIR``);
 3. ``$ORCH_HOME/credentials.yaml``;
 4. the environment: ``ORCH_BATCH_ACCOUNT``, ``ORCH_BATCH_URL``, ``ORCH_BATCH_KEY`` (or
-   ``ORCH_BATCH_AAD=1`` for Entra ID through ``DefaultAzureCredential``); storage from
+   ``ORCH_BATCH_AAD=1`` for Entra ID through ``DefaultAzureCredential``; ``ORCH_BATCH_RESOURCE_ID``
+   for pools with a managed identity, created through Azure Resource Manager); storage from
    ``ORCH_STORAGE_CONNECTION_STRING``, or ``ORCH_STORAGE_ACCOUNT`` with ``ORCH_STORAGE_KEY``,
    ``ORCH_STORAGE_SAS`` or ``ORCH_STORAGE_AAD=1`` (``ORCH_STORAGE_URL``: blob endpoint, default
    ``https://<account>.blob.core.windows.net``).
@@ -31,15 +32,22 @@ FILE_NAME = "credentials.yaml"
 SECRET_KEYS = ("key", "connection_string", "sas", "password")
 _URL = r"^https?://[^\s/?#]+(/[^\s?#]*)?$"
 _QUOTED_INPUT = re.compile(r" \(got .*\)$", re.S)
+_BATCH_ACCOUNT_ID = r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Batch/batchAccounts/[^/]+$"
 
 
 class BatchAccount(StrictModel):
-    """A Batch account: shared key, or ``aad: true`` for Entra ID (DefaultAzureCredential)."""
+    """A Batch account: shared key, or ``aad: true`` for Entra ID (DefaultAzureCredential).
+
+    ``resource_id`` (its Azure Resource Manager id) is needed only for pools with a managed
+    identity, which Batch creates through Resource Manager (``management_url``), always with
+    Entra ID (DefaultAzureCredential)."""
 
     account: str = Field(min_length=3, max_length=24)
     url: str = Field(pattern=_URL)
     key: SecretStr | None = None
     aad: bool = False
+    resource_id: str | None = Field(default=None, pattern=_BATCH_ACCOUNT_ID)
+    management_url: str = Field(default="https://management.azure.com", pattern=_URL)
 
     @model_validator(mode="after")
     def _one_auth(self) -> "BatchAccount":
@@ -130,7 +138,8 @@ def from_environment(env: Mapping[str, str]) -> Credentials:
         raise AuthError("no Azure credentials: no credentials.yaml and ORCH_BATCH_ACCOUNT/ORCH_BATCH_URL are not set",
                         hint="copy templates/credentials.yaml.example to <config dir>/credentials.yaml, "
                              "or set ORCH_BATCH_ACCOUNT, ORCH_BATCH_URL and ORCH_BATCH_KEY (or ORCH_BATCH_AAD=1)")
-    data: dict[str, object] = {"batch": _pick(env, "ORCH_BATCH_", ("account", "url", "key"))}
+    data: dict[str, object] = {"batch": _pick(env, "ORCH_BATCH_", ("account", "url", "key", "resource_id",
+                                                                   "management_url"))}
     storage = _pick(env, "ORCH_STORAGE_", ("account", "url", "key", "connection_string", "sas"))
     if storage:
         data["storage"] = storage

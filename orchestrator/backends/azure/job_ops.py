@@ -4,6 +4,7 @@ is in (``terminatejob``), and read jobs and tasks back as orch's ``JobInfo``/``T
 Task states map as: active → pending (cancelled in a cancelled job); preparing, running →
 running; completed → succeeded (result success), stopped (stopped early through
 ``stop_tasks``), cancelled (killed by a cancel), else failed with its exit code or failure.
+Ended attempts (retried, requeued by a preemption, the last one) come from ``task_attempts``.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from azure.batch import models as m
 from orchestrator.backends.azure import naming
 from orchestrator.backends.azure.batch_client import BatchApi, text
 from orchestrator.backends.azure.retries import redact
+from orchestrator.backends.azure.task_attempts import task_attempts
 from orchestrator.errors import ConflictError, NotFoundError
 from orchestrator.model import JobInfo, TaskInfo, TaskState
 from orchestrator.records.pool_records import pool_state_dir
@@ -157,7 +159,8 @@ def task_info(task: Any, job_id: str, *, job_cancelled: bool, stopped: set[str])
     return TaskInfo(id=task.id, job_id=job_id, state=state, exit_code=info.exit_code if info else None,
                     node_id=node, started_at=_seconds(info.start_time if info else None),
                     ended_at=_seconds(info.end_time if info else None),
-                    retries=(info.retry_count or 0) if info else 0, error=error, fingerprint=task.display_name)
+                    retries=(info.retry_count or 0) if info else 0, error=error, fingerprint=task.display_name,
+                    attempts=task_attempts(task, state, node_id=node, error=error))
 
 
 def _task_state(task: Any, *, job_cancelled: bool, stopped: set[str]) -> TaskState:

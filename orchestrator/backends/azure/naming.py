@@ -65,3 +65,13 @@ def sweep_spec_blob(job_id: str) -> str:
 def stopped_prefix(job_id: str) -> str:
     """Prefix of a job's stopped-task markers: one empty blob ``stopped/<job>/<task>`` per task."""
     return f"stopped/{job_id}/"
+
+
+def checkpoint_prefix(job_id: str) -> str:
+    """Prefix of a job's task checkpoints (deleted with the job)."""
+    return f"checkpoints/{job_id}/"
+
+
+def checkpoint_blob(job_id: str, task_id: str) -> str:
+    """The blob holding one task's last saved checkpoint (a zip of its ``ORCH_CHECKPOINT_DIR``)."""
+    return f"{checkpoint_prefix(job_id)}{task_id}/checkpoint.zip"

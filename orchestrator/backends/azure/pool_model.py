@@ -20,9 +20,10 @@ MIN_RESIZE_TIMEOUT = 300.0
 
 def fingerprint(spec: PoolSpec) -> str:
     """A short hash of the spec without node counts (those change by resizing) and without what
-    is not the pool's own (the account's ``max_parallel_tasks`` feature), kept in the pool's
+    is not the pool's own (the account's features: ``max_parallel_tasks``,
+    ``task_authentication_tokens``), kept in the pool's
     metadata to recognise "same pool" later."""
-    exclude: dict[str, Any] = {"nodes": True, "azure": {"max_parallel_tasks"}}
+    exclude: dict[str, Any] = {"nodes": True, "azure": {"max_parallel_tasks", "task_authentication_tokens"}}
     text = json.dumps(spec.model_dump(mode="json", exclude=exclude, exclude_none=True), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -37,19 +38,32 @@ def inter_node_communication(spec: PoolSpec) -> bool:
 
 
 def autoscale_formula(spec: PoolSpec) -> str | None:
-    """The pool's autoscale formula: the one given, or the named scenario's."""
+    """The pool's autoscale formula: the one given, or the named scenario's.
+
+    ``pending_tasks`` asks for as many nodes as the pending tasks need (by task slots), within
+    the bounds. With Spot (``low_priority``) nodes it keeps that Spot target, which Batch seeks
+    again after preemptions, and covers Spot nodes preempted throughout the last three minutes
+    with as many dedicated nodes (``$PreemptedNodeCount``, as in Batch's autoscale documentation),
+    never more than the nodes wanted: preempted nodes are not billed, so the pool never pays for
+    more nodes than it asked for. Dedicated nodes leave once Spot capacity is back and their
+    tasks end (``taskcompletion``).
+    """
     scale = azure_options(spec).autoscale
     if scale is None:
         return None
     if scale.formula is not None:
         return scale.formula
-    target = "$TargetLowPriorityNodes" if scale.low_priority else "$TargetDedicatedNodes"
     slots = spec.slots_per_node
-    return (f"percent = $PendingTasks.GetSamplePercent(TimeInterval_Minute * 3);\n"
-            f"pending = percent < 70 ? max(0, $PendingTasks.GetSample(1)) : "
-            f"max(0, $PendingTasks.GetSample(TimeInterval_Minute * 3));\n"
-            f"{target} = max({scale.min_nodes}, min({scale.max_nodes}, ceil(pending / {slots})));\n"
-            f"$NodeDeallocationOption = taskcompletion;")
+    lines = ["percent = $PendingTasks.GetSamplePercent(TimeInterval_Minute * 3);",
+             "pending = percent < 70 ? max(0, $PendingTasks.GetSample(1)) : "
+             "max(0, $PendingTasks.GetSample(TimeInterval_Minute * 3));",
+             f"wanted = max({scale.min_nodes}, min({scale.max_nodes}, ceil(pending / {slots})));"]
+    if scale.low_priority:
+        lines += ["$TargetLowPriorityNodes = wanted;",
+                  "$TargetDedicatedNodes = min(wanted, $PreemptedNodeCount.GetSample(180 * TimeInterval_Second));"]
+    else:
+        lines.append("$TargetDedicatedNodes = wanted;")
+    return "\n".join(lines + ["$NodeDeallocationOption = taskcompletion;"])
 
 
 def pool_create_options(spec: PoolSpec, credentials: Credentials) -> m.BatchPoolCreateOptions:

@@ -40,12 +40,17 @@ def nodes_of(api: BatchApi, pool_id: str) -> list[Any]:
     return api.listed(f"listing nodes of {pool_id!r}", api.client.list_nodes, pool_id)
 
 
-def create(api: BatchApi, spec: PoolSpec, options: m.BatchPoolCreateOptions) -> None:
-    """Create the pool unless Batch has it; a pool with the same id but another spec is a conflict."""
+def create(api: BatchApi, spec: PoolSpec, options: m.BatchPoolCreateOptions,
+           through: Callable[[], None] | None = None) -> None:
+    """Create the pool unless Batch has it; a pool with the same id but another spec is a conflict.
+    ``through`` creates it another way than the data plane (``arm_pools`` for managed identities)."""
     existing = get(api, spec.id)
     if existing is None:
         try:
-            api.call(f"creating pool {spec.id!r}", api.client.create_pool, options)
+            if through is not None:
+                through()
+            else:
+                api.call(f"creating pool {spec.id!r}", api.client.create_pool, options)
             return
         except ConflictError:
             existing = get(api, spec.id)  # created by a retried request, or by someone else meanwhile

@@ -38,9 +38,10 @@ _MISSING_FEATURE = re.compile(r"Property (\w+) is not enabled for current accoun
 FEATURE_HINTS = {
     "maxParallelTasks": "remove max_parallel_tasks from the pool file's azure: block (orch then holds trials back "
                         "itself), or ask Azure support to enable maxParallelTasks for the Batch account",
-    "authenticationTokenSettings": "adaptive sweeps run their controller with a task authentication token, which "
-                                   "Batch retired on 30 September 2024; only accounts that still allow them run "
-                                   "adaptive sweeps (see the README's Azure section)",
+    "authenticationTokenSettings": "the pool says azure.task_authentication_tokens: true, but Batch retired task "
+                                   "authentication tokens on 30 September 2024 and this account does not allow "
+                                   "them: give the pool a managed identity (azure.identity) instead and remove "
+                                   "task_authentication_tokens (see the README's Azure section)",
 }
 RETRIED_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 _SAS_SIGNATURE = re.compile(r"(sig=)[^&\s'\"]+", re.IGNORECASE)

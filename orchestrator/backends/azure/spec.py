@@ -3,8 +3,9 @@
 Only pools with ``backend: azure`` have it (``PoolSpec`` checks). Node counts, task slots per
 node (``max_tasks_per_node``), the start task and the environment stay in the pool's common
 keys; this block holds what only Batch knows: VM size, OS image, containers, node fill,
-autoscale, inter-node communication, the lifetime of the SAS URLs orch hands to tasks, and
-whether the Batch account has the ``maxParallelTasks`` job property (off by default in Batch).
+autoscale, inter-node communication, the lifetime of the SAS URLs orch hands to tasks, the
+nodes' managed identity (how a sweep controller reaches Batch), and what the Batch account has
+beyond a default one (the ``maxParallelTasks`` job property; task authentication tokens).
 """
 from __future__ import annotations
 
@@ -78,11 +79,45 @@ class ContainerOptions(StrictModel):
         return self.task_image or self.images[0]
 
 
+_IDENTITY_ID = re.compile(r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.ManagedIdentity/"
+                          r"userAssignedIdentities/[^/]+$", re.IGNORECASE)
+_CLIENT_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+class PoolIdentity(StrictModel):
+    """A user-assigned managed identity the pool's nodes carry. The sweep controller reaches Batch
+    with it, so it needs a role on the Batch account that may read and write jobs and tasks.
+    Batch takes pool identities only through Azure Resource Manager: orch creates such a pool
+    there (the credentials need the Batch account's ``resource_id``)."""
+
+    resource_id: str = Field(description="the identity's ARM resource id (…/providers/Microsoft.ManagedIdentity/"
+                                         "userAssignedIdentities/<name>)")
+    client_id: str | None = Field(default=None, description="the identity's client id; tokens are asked for "
+                                                             "by resource id without it")
+
+    @field_validator("resource_id")
+    @classmethod
+    def _arm_id(cls, value: str) -> str:
+        if not _IDENTITY_ID.match(value):
+            raise ValueError(f"{value!r} is not a user-assigned identity's resource id (/subscriptions/<sub>/"
+                             "resourceGroups/<group>/providers/Microsoft.ManagedIdentity/userAssignedIdentities/<name>)")
+        return value
+
+    @field_validator("client_id")
+    @classmethod
+    def _uuid(cls, value: str | None) -> str | None:
+        if value is not None and not _CLIENT_ID.match(value):
+            raise ValueError(f"{value!r} is not a client id (a GUID such as 00000000-0000-0000-0000-000000000000)")
+        return value
+
+
 class Autoscale(StrictModel):
     """A Batch autoscale ``formula``, or a named ``scenario`` with node bounds.
 
     ``pending_tasks``: as many nodes as pending tasks need (by task slots), between
-    ``min_nodes`` and ``max_nodes``, re-evaluated every ``interval``.
+    ``min_nodes`` and ``max_nodes``, re-evaluated every ``interval``. With ``low_priority`` they
+    are Spot nodes, and Spot nodes that stay preempted are replaced by dedicated ones
+    (``$PreemptedNodeCount``, as Batch's autoscale documentation shows) until Spot capacity returns.
     """
 
     formula: str | None = None
@@ -126,6 +161,10 @@ class AzurePoolOptions(BackendBlock):
     max_parallel_tasks: bool = Field(default=False, description=(
         "the Batch account has the maxParallelTasks job property (a Batch account feature, off by default: "
         "ask Azure support); then Batch itself caps a sweep's trials in flight"))
+    identity: PoolIdentity | None = None
+    task_authentication_tokens: bool = Field(default=False, description=(
+        "the Batch account still allows task authentication tokens (authenticationTokenSettings, retired by "
+        "Batch on 30 September 2024); then a sweep controller may use one when the pool has no identity"))
 
     @field_validator("vm_size")
     @classmethod
@@ -191,6 +230,20 @@ class AzurePoolOptions(BackendBlock):
     def caps_in_flight(self) -> bool:
         """Batch caps tasks in flight (``maxParallelTasks``) only where the account has the feature."""
         return self.max_parallel_tasks
+
+    def controller_problem(self) -> tuple[str, str] | None:
+        """A sweep controller runs as a Batch job manager task and must reach Batch: with the pool's
+        managed identity, or a task authentication token where the account still allows them."""
+        if self.identity is not None or self.task_authentication_tokens:
+            return None
+        return ("this sweep needs a sweep controller in the pool (a Batch job manager task), which must reach "
+                "Batch: with the pool's managed identity (azure.identity), or with a task authentication token, "
+                "which Batch retired on 30 September 2024; this pool has neither",
+                "set azure.identity to a user-assigned identity with a role on the Batch account ({resource_id: "
+                "/subscriptions/<sub>/resourceGroups/<group>/providers/Microsoft.ManagedIdentity/"
+                "userAssignedIdentities/<name>, client_id: <its client id>}), then `orch pool delete` and "
+                "`orch pool create`; or set azure.task_authentication_tokens: true if the account still allows "
+                "task authentication tokens")
 
     def warnings(self, today: date | None = None) -> list[str]:
         """The image or node agent SKU is retired, or retires within a year (``image_support``)."""

@@ -8,9 +8,11 @@ The job is created before its tasks (``noaction`` when all tasks complete) and s
 ``controlled`` job is created with the sweep manager task (``sweep_setup``, in the pool's task
 container on container pools), which waits for the payload ``start_sweep`` uploads once the tasks
 known up front are in. Every task shares one
-``TaskContext``: the workdir snapshot and inputs (uploaded once, by content hash), the outputs
-container URL and the pool's container settings; both calls derive it the same way from what
-they are given, so nothing is carried between them.
+``TaskContext``: the workdir snapshot, inputs and checkpoint helper (uploaded once, by content
+hash), the outputs container URL and the pool's container settings; both calls derive it the
+same way from what they are given, so nothing is carried between them. Each task also gets the
+SAS URL of its own checkpoint blob (``checkpoints``); the controller's payload carries those of
+the trials it will add.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from typing import Any
 
 from azure.batch import models as m
 from orchestrator.backends.azure import (
+    checkpoints,
     job_ops,
     naming,
     pool_model,
@@ -31,7 +34,12 @@ from orchestrator.backends.azure.accounts import Account
 from orchestrator.backends.azure.inputs import input_resource_files, upload_workdir
 from orchestrator.backends.azure.retries import code_of
 from orchestrator.backends.azure.task_submit import add_tasks
-from orchestrator.errors import ConflictError, InterruptedByUser, NotFoundError
+from orchestrator.errors import (
+    ConflictError,
+    InterruptedByUser,
+    NotFoundError,
+    UnsupportedError,
+)
 from orchestrator.model import JobLaunch, SubmitReport, TaskLaunch
 from orchestrator.spec.job import JobSpec
 from orchestrator.spec.pool import PoolSpec
@@ -63,8 +71,10 @@ def submit(account: Account, pool: PoolSpec, container: str, job: JobLaunch,
             if launch.id in present:
                 skipped[0] += 1
                 continue
+            checkpoint = (checkpoints.task_url(account.store, container, job.id, launch.id, expiry)
+                          if ctx.checkpoint_helper_url and account.store is not None else None)
             yield task_model.task_options(launch, ctx, naming.task_prefix(job.id, launch.id),
-                                          task_files=task_files(account, launch, expiry))
+                                          task_files=task_files(account, launch, expiry), checkpoint_url=checkpoint)
 
     try:
         tally = add_tasks(account.batch, job.id, missing())
@@ -88,9 +98,11 @@ def start_sweep(account: Account, pool: PoolSpec, container: str, job: JobLaunch
                             hint="`orch jobs delete` it and run `orch sweep` again")
     store = account.require_store(f"the sweep controller of job {job.id!r}")
     ctx = task_context(account, pool, container, job, batch_job)
+    expiry = _expiry(batch_job, pool)
+    urls = checkpoints.controller_urls(store, container, spec, caps_in_flight=settings.caps_in_flight, expiry=expiry)
     payload = sweep_setup.ManagerPayload(
         job=spec, settings=replace(settings, poll_seconds=MANAGER_POLL_SECONDS), context=ctx,
-        stopped_url=store.container_url(container, _expiry(batch_job, pool), write=True, listing=True))
+        stopped_url=store.container_url(container, expiry, write=True, listing=True), checkpoint_urls=urls)
     sweep_setup.upload_payload(store, container, payload)
 
 
@@ -99,7 +111,7 @@ def task_context(account: Account, pool: PoolSpec, container: str, job: JobLaunc
     """What every task of the job shares; uploads the snapshot and inputs storage lacks."""
     options = pool_model.azure_options(pool)
     expiry = _expiry(batch_job, pool)
-    workdir_url = outputs_url = None
+    workdir_url = outputs_url = helper_url = None
     input_files: list[Any] = []
     if job.workdir is not None or job.inputs or account.store is not None:
         store = account.require_store(f"job {job.id!r} (its workdir snapshot and inputs)")
@@ -108,11 +120,13 @@ def task_context(account: Account, pool: PoolSpec, container: str, job: JobLaunc
         if job.workdir is not None:
             workdir_url = upload_workdir(store, container, job.workdir, expiry)
         input_files = input_resource_files(store, container, job.inputs, expiry)
+        helper_url = checkpoints.helper_url(store, container, expiry)
     return task_model.TaskContext(
         pool_id=pool.id, job_id=job.id, vm_size=options.vm_size, cpus_per_node=pool.cpus_per_node,
         gpus_per_node=pool.gpus_per_node, slots_per_node=pool.slots_per_node, pool_env=dict(pool.env),
         workdir_url=workdir_url, outputs_url=outputs_url, output_condition=options.output_upload,
-        container=pool_model.task_container_settings(pool, account.credentials), input_files=tuple(input_files))
+        container=pool_model.task_container_settings(pool, account.credentials), input_files=tuple(input_files),
+        checkpoint_helper_url=helper_url)
 
 
 def task_files(account: Account, launch: TaskLaunch, expiry: datetime) -> list[m.ResourceFile]:
@@ -134,11 +148,15 @@ def seal(account: Account, job_id: str) -> None:
 
 
 def _manager_task(account: Account, pool: PoolSpec, container: str, job_id: str) -> Any:
+    options = pool_model.azure_options(pool)
+    problem = options.controller_problem()
+    if problem is not None:  # planning refuses this first; a direct caller gets the same answer
+        raise UnsupportedError(f"job {job_id!r} on pool {pool.id!r}: {problem[0]}", hint=problem[1])
     store = account.require_store(f"the sweep controller of job {job_id!r}")
     store.ensure_container(container)
-    lifetime = pool_model.azure_options(pool).job_lifetime
-    expiry = datetime.now(timezone.utc) + timedelta(seconds=lifetime + OUTPUT_MARGIN)
+    expiry = datetime.now(timezone.utc) + timedelta(seconds=options.job_lifetime + OUTPUT_MARGIN)
     return sweep_setup.manager_task(sweep_setup.payload_url(store, container, job_id, expiry), dict(pool.env),
+                                    identity=options.identity,
                                     container=pool_model.task_container_settings(pool, account.credentials))
 
 

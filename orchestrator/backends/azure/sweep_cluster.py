@@ -3,12 +3,13 @@
 Every call goes to the Batch account with the job's token, and only to the job: list its tasks
 (the manager itself left out), add trials as task collections (ids already present are kept),
 read ``metrics.jsonl`` from the trials' nodes by byte range, terminate trials it stops, and seal
-the job. Stopped trials are recorded before they are terminated, as empty blobs
+the job. Trials it adds get the checkpoint URLs minted for them up front (``checkpoints``). Stopped trials are recorded before they are terminated, as empty blobs
 ``stopped/<job>/<task>`` in the pool container, so every client reports them ``stopped``.
 """
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -48,8 +49,10 @@ class StoppedMarkers:
 class BatchSweepCluster:
     """``SweepCluster`` for one Batch job (see the module docstring)."""
 
-    def __init__(self, api: BatchApi, context: TaskContext, markers: StoppedMarkers) -> None:
+    def __init__(self, api: BatchApi, context: TaskContext, markers: StoppedMarkers,
+                 checkpoint_urls: Mapping[str, str] | None = None) -> None:
         self.api, self.context, self.markers = api, context, markers
+        self.checkpoint_urls = dict(checkpoint_urls or {})
         self.job_id = context.job_id
 
     def job(self) -> JobInfo | None:
@@ -68,7 +71,8 @@ class BatchSweepCluster:
         return [_with_params(info, task) for info, task in zip(infos, trials)]
 
     def submit(self, launches: list[TaskLaunch]) -> None:
-        options = (task_model.task_options(launch, self.context, naming.task_prefix(self.job_id, launch.id))
+        options = (task_model.task_options(launch, self.context, naming.task_prefix(self.job_id, launch.id),
+                                           checkpoint_url=self.checkpoint_urls.get(launch.id))
                    for launch in launches)
         tally = add_tasks(self.api, self.job_id, options)
         if tally.failed:

@@ -2,9 +2,14 @@
 
 An adaptive sweep's Batch job is created with a job manager task (``naming.SWEEP_MANAGER_ID``)
 that runs ``python -m orchestrator.backends.azure.sweep_manager`` on a pool node, so the
-controller needs no terminal. Batch gives that task a job-scoped bearer token
-(``authenticationTokenSettings``) and the account URL; it does not end the job when it exits
-(``killJobOnCompletion`` false): the job completes once sealed and its trials are done.
+controller needs no terminal. It reaches Batch (at ``AZ_BATCH_ACCOUNT_URL``) with the pool's
+user-assigned managed identity (``azure.identity``: the task is told its client or resource id
+and asks the node's identity endpoint for a Batch token), or, where the pool says the account
+still allows them (``azure.task_authentication_tokens``), with the job-scoped token Batch gives
+a task that asks for one (``authenticationTokenSettings``; retired by Batch on 30 September
+2024). Planning refuses a sweep that needs a controller on a pool with neither. The task does
+not end the job when it exits (``killJobOnCompletion`` false): the job completes once sealed and
+its trials are done.
 
 The task is created with the job, before ``start_sweep`` knows the final spec, so it waits for
 its payload: ``start_sweep`` uploads ``ManagerPayload`` as JSON to ``naming.sweep_spec_blob``,
@@ -19,34 +24,43 @@ where the manager runs like every other task); the interpreter is ``python3`` un
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
 from azure.batch import models as m
 from orchestrator.backends.azure import naming
 from orchestrator.backends.azure.blob_store import BlobStore
+from orchestrator.backends.azure.spec import PoolIdentity
 from orchestrator.backends.azure.task_model import TaskContext, environment
 from orchestrator.spec.job import JobSpec
 from orchestrator.sweep.controller import ControllerSettings
 
 PAYLOAD_URL_ENV = "ORCH_SWEEP_PAYLOAD_URL"
+IDENTITY_CLIENT_ENV = "ORCH_BATCH_IDENTITY_CLIENT_ID"  # the pool identity the manager authenticates as
+IDENTITY_RESOURCE_ENV = "ORCH_BATCH_IDENTITY_RESOURCE_ID"  # … when its client id is not given
 STATE_FILE = "sweep-state.json"  # the manager's summary, in its working directory
 MANAGER_COMMAND = ("/bin/sh -c 'exec \"${ORCH_PYTHON:-python3}\" -m orchestrator.backends.azure.sweep_manager'")
 MANAGER_RETRIES = 3
 
 
-def manager_task(payload_url: str, pool_env: dict[str, str], *,
+def manager_task(payload_url: str, pool_env: dict[str, str], *, identity: PoolIdentity | None = None,
                  container: m.BatchTaskContainerSettings | None = None) -> m.BatchJobManagerTask:
-    """The job manager task of an adaptive sweep job (see the module docstring). On a container
-    pool ``container`` is the pool's task container settings: Batch requires container settings on
-    every task of such a pool, the job manager's included."""
+    """The job manager task of an adaptive sweep job (see the module docstring): it authenticates
+    as ``identity``, or with a job token when there is none. On a container pool ``container`` is
+    the pool's task container settings: Batch requires container settings on every task of such a
+    pool, the job manager's included."""
+    env = {**pool_env, PAYLOAD_URL_ENV: payload_url}
+    if identity is not None:
+        env.update({IDENTITY_CLIENT_ENV: identity.client_id} if identity.client_id
+                   else {IDENTITY_RESOURCE_ENV: identity.resource_id})
     task = m.BatchJobManagerTask(
         id=naming.SWEEP_MANAGER_ID, display_name="orch sweep controller", command_line=MANAGER_COMMAND,
-        environment_settings=environment({**pool_env, PAYLOAD_URL_ENV: payload_url}),
-        kill_job_on_completion=False, run_exclusive=False, required_slots=1, container_settings=container,
-        constraints=m.BatchTaskConstraints(max_task_retry_count=MANAGER_RETRIES))
-    task["authenticationTokenSettings"] = {"access": ["job"]}  # not modelled by azure-batch 15.1.0
+        environment_settings=environment(env), kill_job_on_completion=False, run_exclusive=False, required_slots=1,
+        container_settings=container, constraints=m.BatchTaskConstraints(max_task_retry_count=MANAGER_RETRIES))
+    if identity is None:
+        task["authenticationTokenSettings"] = {"access": ["job"]}  # not modelled by azure-batch 15.1.0
     return task
 
 
@@ -58,6 +72,7 @@ class ManagerPayload:
     settings: ControllerSettings
     context: TaskContext
     stopped_url: str | None  # a write+list SAS of the pool container, for stopped-task markers
+    checkpoint_urls: Mapping[str, str] = field(default_factory=dict)  # trial id -> its checkpoint blob's SAS URL
 
     def to_json(self) -> bytes:
         context: dict[str, Any] = {f.name: getattr(self.context, f.name) for f in fields(TaskContext)}
@@ -65,7 +80,8 @@ class ManagerPayload:
         context["container"] = self.context.container.as_dict() if self.context.container is not None else None
         context["input_files"] = [resource.as_dict() for resource in self.context.input_files]
         return json.dumps({"job": self.job.model_dump(mode="json"), "settings": asdict(self.settings),
-                           "context": context, "stopped_url": self.stopped_url}).encode()
+                           "context": context, "stopped_url": self.stopped_url,
+                           "checkpoint_urls": dict(self.checkpoint_urls)}).encode()
 
     @classmethod
     def from_json(cls, data: bytes) -> ManagerPayload:
@@ -76,7 +92,7 @@ class ManagerPayload:
         return cls(job=JobSpec.model_validate(raw["job"]), settings=ControllerSettings(**raw["settings"]),
                    context=TaskContext(**context, container=m.BatchTaskContainerSettings(container)
                                        if container else None, input_files=inputs),
-                   stopped_url=raw.get("stopped_url"))
+                   stopped_url=raw.get("stopped_url"), checkpoint_urls=dict(raw.get("checkpoint_urls") or {}))
 
 
 def payload_url(store: BlobStore, container: str, job_id: str, expiry: datetime) -> str:

@@ -3,11 +3,13 @@
 One poll of a file that did not grow costs one request (the file's properties); new bytes
 cost one ranged download more. A file Batch cannot serve (not written yet, task not started,
 node gone) is read from the copy uploaded when the task ended, but only for tasks that have
-ended, so waiting for a task to start costs nothing extra.
+ended, so waiting for a task to start costs nothing extra. Chunks read from the node carry the
+file's creation time as their ``origin``: a requeued attempt writes a new file, which a follower
+then reads from the start.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 from orchestrator.backends.azure import naming
 from orchestrator.backends.azure.batch_client import BatchApi
@@ -33,9 +35,9 @@ def _from_node(api: BatchApi, job_id: str, task_id: str, path: str, offset: int)
     where = f"reading {path} of task {job_id}/{task_id}"
     try:
         props = api.call(where, api.client.get_task_file_properties, job_id, task_id, path)
-        size = int(props.content_length)
+        size, origin = int(props.content_length), _origin(props)
         if offset >= size:
-            return FileChunk(b"", size)
+            return FileChunk(b"", size, origin)
         end = min(size, offset + READ_LIMIT) - 1
         data = api.download(where, api.client.download_task_file, job_id, task_id, path,
                             ocp_range=f"bytes={offset}-{end}")
@@ -45,4 +47,10 @@ def _from_node(api: BatchApi, job_id: str, task_id: str, path: str, offset: int)
         if code_of(exc) == "InvalidRange":  # it shrank between the two requests: a retried task
             return FileChunk(b"", 0)
         raise
-    return FileChunk(data, size)
+    return FileChunk(data, size, origin)
+
+
+def _origin(props: Any) -> str | None:
+    """Which file this is: its creation time (a requeued or retried attempt's file is a new one)."""
+    created = getattr(props, "creation_time", None)
+    return str(created) if created is not None else None
