@@ -40,6 +40,7 @@ if TYPE_CHECKING:
         TaskInfo,
         TaskLaunch,
         TransferReport,
+        UsageSpan,
     )
     from orchestrator.spec.job import JobSpec
     from orchestrator.spec.pool import PoolSpec
@@ -57,6 +58,7 @@ class Capability(str, Enum):
     STORAGE_TEARDOWN = "storage teardown"
     PRICE_LIST = "price list"
     BLOB_FILES = "blob file listing"
+    COST_LEDGER = "cost ledger"
 
 
 class Backend(Protocol):
@@ -162,6 +164,14 @@ class PriceList(Protocol):
         """What ``pool`` would cost per hour at list prices (nothing is created)."""
 
 
+class CostLedger(Protocol):
+    def usage(self, pool_id: str, *, since: float | None = None) -> Iterator[UsageSpan]:
+        """The pool's node time since ``since`` (epoch seconds; None: all it keeps) as spans, each
+        priced and attributed to the task that held that share of the node, or to no one (idle).
+        Computed from the engine's own records, so it holds after the CLI that created the pool
+        has exited; a pool that is gone keeps what the backend recorded of it."""
+
+
 C = TypeVar("C")
 CAPABILITY_OF: dict[type, Capability] = {
     SweepHost: Capability.SWEEP_HOST,
@@ -169,6 +179,7 @@ CAPABILITY_OF: dict[type, Capability] = {
     StorageTeardown: Capability.STORAGE_TEARDOWN,
     PriceList: Capability.PRICE_LIST,
     BlobFiles: Capability.BLOB_FILES,
+    CostLedger: Capability.COST_LEDGER,
 }
 
 

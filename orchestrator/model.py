@@ -148,6 +148,8 @@ class JobLaunch:
     inputs: tuple[JobInput, ...] = ()
     workdir: Snapshot | None = None
     spec_digest: str | None = None
+    budget: float | None = None  # USD for the whole job (limits.budget)
+    sweep_budgets: Mapping[str, float] = field(default_factory=dict)  # sweep task id -> USD for its trials
 
     @property
     def ref(self) -> JobRef:
@@ -174,6 +176,7 @@ class PoolInfo:
     target_nodes: int = 0
     address: str | None = None
     detail: str = ""
+    stops_at: float | None = None  # when an idle pool will stop itself (idle_timeout), if it is idle
 
     @property
     def free_slots(self) -> int:
@@ -310,3 +313,24 @@ class TransferReport:
 
     sent: tuple[str, ...] = ()
     unchanged: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class UsageSpan:
+    """A stretch of one node's time and who held it, priced. ``share`` is the fraction of the node
+    the task held (its CPUs or GPUs over the node's, whichever is larger); idle time has no job.
+    ``cost`` is ``(end - start) / 3600 * share * price_per_hour`` in USD."""
+
+    pool_id: str
+    node_id: str
+    start: float
+    end: float
+    price_per_hour: float
+    share: float = 1.0
+    job_id: str | None = None
+    task_id: str | None = None
+    spot: bool = False
+
+    @property
+    def cost(self) -> float:
+        return max(0.0, self.end - self.start) / 3600.0 * self.share * self.price_per_hour

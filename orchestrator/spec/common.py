@@ -8,9 +8,10 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from orchestrator.duration import parse_duration
+from orchestrator.money import parse_money
 from orchestrator.spec.ids import ID_PATTERN, ID_RULE
 
-__all__ = ["ID_PATTERN", "Command", "Duration", "Env", "Id", "Retries", "StrictModel", "check_command"]
+__all__ = ["ID_PATTERN", "Command", "Duration", "Env", "Id", "Money", "Retries", "StrictModel", "check_command"]
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 TRIAL_INDEX_DIGITS = 5
@@ -60,6 +61,7 @@ def _check_env(value: dict[str, Any]) -> dict[str, str]:
 Id = Annotated[str, AfterValidator(_check_id)]
 Env = Annotated[dict[str, Any], AfterValidator(_check_env)]
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+Money = Annotated[float, BeforeValidator(parse_money)]
 Retries = Annotated[int, Field(ge=0, le=100)]
 
 Command = str | list[str]

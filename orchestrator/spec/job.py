@@ -12,6 +12,7 @@ from orchestrator.spec.common import (
     Env,
     Id,
     KeyedError,
+    Money,
     Retries,
     StrictModel,
     check_command,
@@ -94,6 +95,13 @@ class TaskSpec(SweepFields):
     distributed: DistributedSpec | None = None
 
 
+class JobLimits(StrictModel):
+    """Caps on the whole job."""
+
+    budget: Money | None = None
+    """USD the job's tasks may cost in all; at it, no task starts and running ones stop."""
+
+
 class JobSpec(StrictModel):
     """A job: its pool, defaults for its tasks, and the tasks.
 
@@ -110,6 +118,7 @@ class JobSpec(StrictModel):
     auto_complete: bool = True
     workdir: str | None = "."
     inputs: list[InputSpec] = Field(default_factory=list)
+    limits: JobLimits | None = None
     tasks: list[TaskSpec] = Field(min_length=1, max_length=100_000)
 
     @model_validator(mode="after")

@@ -22,7 +22,7 @@ from pydantic import (
 from orchestrator import registry
 from orchestrator.errors import SpecError
 from orchestrator.spec.blocks import BackendBlock
-from orchestrator.spec.common import Command, Env, Id, StrictModel, check_command
+from orchestrator.spec.common import Command, Duration, Env, Id, Money, StrictModel, check_command
 
 B = TypeVar("B", bound=BackendBlock)
 
@@ -77,6 +77,16 @@ class PoolFields(StrictModel):
     max_tasks_per_node: int | None = Field(default=None, ge=1, le=1024)
     env: Env = Field(default_factory=dict)
     start_task: StartTask | None = None
+    idle_timeout: Duration | None = None
+    """With no active or pending task for this long, the pool stops itself (Azure: shrinks to zero
+    nodes; a local Ray cluster: stops); None never. Backends may default it (``pool_defaults``)."""
+    autodelete: bool = False
+    """At ``idle_timeout``, delete the pool instead of stopping it."""
+    price_per_node_hour: float | None = Field(default=None, ge=0, le=1e6)
+    """USD per node hour for the cost ledger: a Ray cluster's price, or a negotiated one (overrides
+    the VM price table; Spot nodes then cost the same)."""
+    max_spend: Money | None = None
+    """USD: once the pool's spend reaches it, no task starts and running ones are stopped."""
 
     @model_validator(mode="before")
     @classmethod

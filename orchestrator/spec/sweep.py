@@ -21,7 +21,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from orchestrator.duration import parse_duration
-from orchestrator.spec.common import StrictModel
+from orchestrator.spec.common import Money, StrictModel
 from orchestrator.spec.distributions import FINITE_KINDS, Distribution, DistributionBase
 from orchestrator.spec.factory import PARAM_NAME, TaskFactory
 
@@ -57,6 +57,8 @@ class SweepLimits(StrictModel):
     max_concurrent_trials: int | None = Field(default=None, ge=1)
     trial_timeout: float | None = None
     timeout: float | None = None
+    budget: Money | None = None
+    """USD the sweep's trials may cost in all; at it, no trial starts and running ones stop."""
 
     @field_validator("trial_timeout", "timeout", mode="before")
     @classmethod
