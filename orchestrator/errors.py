@@ -6,7 +6,28 @@ key path) and what to do. Backends and the pure core raise only these.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+REDACTED = "REDACTED"
+_SECRET_RULES = (
+    re.compile(r"(\bsig=)[^&\s'\"]+", re.IGNORECASE),                     # SAS signatures
+    re.compile(r"(\bAccountKey=)[^;\s'\"]+", re.IGNORECASE),              # storage connection strings
+    re.compile(r"(\bSharedAccessSignature=)[^;\s'\"]+", re.IGNORECASE),
+    re.compile(r"(\bBearer\s+)[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE),      # OAuth tokens
+    re.compile(r"(\bSharedKey\s+[^:\s]+:)[A-Za-z0-9+/=]{8,}", re.IGNORECASE),  # Batch shared-key signatures
+)
+
+
+def redact(text: str | None) -> str | None:
+    """``text`` with every secret the rules above find replaced by ``REDACTED`` (None stays None).
+    The CLI applies it to every error it prints, the dashboard to every text it shows, backends to
+    messages they pass on: a last line behind keeping secrets out of messages in the first place."""
+    if text is None:
+        return None
+    for rule in _SECRET_RULES:
+        text = rule.sub(rf"\g<1>{REDACTED}", text)
+    return text
 
 
 @dataclass(frozen=True)

@@ -101,3 +101,26 @@ def test_declined_confirmation_exits_10_and_changes_nothing(orch_home: Path, tmp
     assert proc.returncode == 10, err
     assert b"Nothing was changed" in err and b"Traceback" not in err
     assert pool_records.load("p1") is not None
+
+
+def test_errors_never_print_secrets(capsys: pytest.CaptureFixture[str]) -> None:
+    """The CLI's one error handler redacts whatever a message carries (a last line of defence)."""
+    from orchestrator.errors import BackendError, redact
+
+    secret = "https://acct.blob.core.windows.net/c/b?sv=2024&sig=abc%2Fdef&se=x AccountKey=k3y== Bearer eyJhbGciOiJIUzI1NiJ9.x"
+    assert "abc" not in redact(secret) and "k3y" not in redact(secret) and "eyJ" not in redact(secret)  # type: ignore[operator]
+    from orchestrator import cli
+
+    def boom(*_: object, **__: object) -> None:
+        raise BackendError(f"upload failed: {secret}")
+
+    import orchestrator.cli.root as root
+    original = root.cli.main
+    root.cli.main = boom  # type: ignore[method-assign]
+    try:
+        with pytest.raises(SystemExit):
+            cli.main(["status"])
+    finally:
+        root.cli.main = original  # type: ignore[method-assign]
+    err = capsys.readouterr().err
+    assert "REDACTED" in err and "abc%2Fdef" not in err and "k3y" not in err and "eyJhbGciOiJIUzI1NiJ9" not in err

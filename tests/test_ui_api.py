@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from orchestrator import jobs, pools
+from orchestrator.errors import redact
 from orchestrator.model import AttemptInfo, JobRef, TaskInfo, TaskState
 from orchestrator.spec.job import JobSpec
 from orchestrator.spec.pool import PoolSpec
 from orchestrator.submit import submit_job
 from orchestrator.sweep import results as sweep_results
 from orchestrator.ui import present
-from orchestrator.ui.redact import redact
 from orchestrator.ui.state import Dashboard
 from tests.support.memory_backend import MemoryBackend
 from tests.support.ui_server import Served, serve

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from orchestrator.errors import DeclinedError, OrchError
+from orchestrator.errors import DeclinedError, OrchError, redact
 
 _resume_hint: list[str] = []
 
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=args, prog_name="orch", standalone_mode=False, auto_envvar_prefix="ORCH")
     except OrchError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {redact(str(exc))}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         _interrupted(args)

@@ -12,9 +12,9 @@ import time
 from collections import Counter
 from typing import Any
 
+from orchestrator.errors import redact
 from orchestrator.model import AttemptInfo, JobInfo, NodeInfo, PoolInfo, TaskInfo
 from orchestrator.records.job_index import JobEntry
-from orchestrator.ui.redact import redact
 
 NOT_YET: None = None  # a figure the model does not carry yet (see the module docstring)
 

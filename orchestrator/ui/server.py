@@ -23,13 +23,13 @@ from orchestrator.errors import (
     NotFoundError,
     OrchError,
     SpecError,
+    redact,
 )
 from orchestrator.model import TaskState
 from orchestrator.ui import pages, present
 from orchestrator.ui.access import Access
 from orchestrator.ui.guard import Guard
 from orchestrator.ui.logs import DEFAULT_POLL_CAP, log_events
-from orchestrator.ui.redact import redact
 from orchestrator.ui.state import Dashboard
 
 STATIC = Path(__file__).resolve().parent / "static"

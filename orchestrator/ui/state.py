@@ -18,13 +18,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from orchestrator import jobs, pools
-from orchestrator.errors import NotFoundError, OrchError
+from orchestrator.errors import NotFoundError, OrchError, redact
 from orchestrator.jobs import JobHandle
 from orchestrator.model import FileChunk, JobInfo, PoolInfo, TaskInfo
 from orchestrator.records import job_index
 from orchestrator.records.job_index import JobEntry
 from orchestrator.sweep.results import Objective, resolve_objective
-from orchestrator.ui.redact import redact
 from orchestrator.ui.sweep_view import SweepBoard
 
 T = TypeVar("T")

@@ -32,6 +32,7 @@ from orchestrator.errors import (
     SpecError,
     UnsupportedError,
 )
+from orchestrator.errors import redact as redact_secrets
 
 T = TypeVar("T")
 _MISSING_FEATURE = re.compile(r"Property (\w+) is not enabled for current account")
@@ -44,7 +45,6 @@ FEATURE_HINTS = {
                                    "task_authentication_tokens (see the README's Azure section)",
 }
 RETRIED_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-_SAS_SIGNATURE = re.compile(r"(sig=)[^&\s'\"]+", re.IGNORECASE)
 
 
 @dataclass
@@ -111,8 +111,8 @@ def with_retries(action: str, call: Callable[[], T], policy: RetryPolicy) -> T:
 
 
 def redact(text: str) -> str:
-    """``text`` without SAS signatures."""
-    return _SAS_SIGNATURE.sub(r"\1REDACTED", text)
+    """``text`` without secrets (``orchestrator.errors.redact``)."""
+    return redact_secrets(text) or ""
 
 
 def _message(error: BaseException) -> str:
