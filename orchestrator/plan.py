@@ -225,8 +225,9 @@ def planned_trials(job: JobSpec) -> int:
 
 
 def spec_digest(job: JobSpec) -> str:
-    """The job spec, hashed: submitting another spec under an existing job id is noticed."""
-    return hashlib.sha256(job.model_dump_json().encode()).hexdigest()[:16]
+    """The job spec, hashed: submitting another spec under an existing job id is noticed. Only
+    what the spec sets counts, so an orch upgrade that adds keys with defaults changes no digest."""
+    return hashlib.sha256(job.model_dump_json(exclude_defaults=True).encode()).hexdigest()[:16]
 
 
 def job_concurrency(job: JobSpec) -> int | None:

@@ -26,8 +26,12 @@ from azure.core.exceptions import HttpResponseError
 from orchestrator.backends.azure import naming
 from orchestrator.backends.azure.backend import AzureBackend
 from orchestrator.model import JobRef, TaskState
-from tests.batch_service import BatchService, ServiceSettings, self_signed_cert, start_batch_service
-from tests.support.azurite import Azurite, start_azurite
+from tests.batch_service import (
+    BatchService,
+    ServiceSettings,
+)
+from tests.support.azure_stack import azure_services, write_credentials
+from tests.support.azurite import Azurite
 
 pytestmark = pytest.mark.slow
 IDENTITY = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/ml/providers/" \
@@ -61,14 +65,9 @@ def pool_file(pool_id: str, identity: bool) -> str:
 
 @pytest.fixture(scope="module")
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[BatchService, Azurite]]:
-    tls = self_signed_cert(tmp_path_factory.mktemp("tls"))
     settings = ServiceSettings(identities={IDENTITY: CLIENT}, operator_identity=OPERATOR)  # a default account
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("REQUESTS_CA_BUNDLE", str(tls.cert))
-        with start_batch_service(tmp_path_factory.mktemp("batch"), tls=tls, settings=settings) as batch, \
-                start_azurite(tmp_path_factory.mktemp("azurite")) as azurite:
-            patch.setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", batch.url)  # this machine's own identity endpoint
-            yield batch, azurite
+    with azure_services(tmp_path_factory, settings, identity_endpoint=True) as both:
+        yield both
 
 
 @pytest.fixture(scope="module")
@@ -81,10 +80,7 @@ def config(tmp_path_factory: pytest.TempPathFactory, services: tuple[BatchServic
     (folder / "plain.yaml").write_text(pool_file("plainpool", identity=False))
     (folder / "sweep.yaml").write_text(SWEEP.format(job="idsweep", pool="idpool"))
     (folder / "refused.yaml").write_text(SWEEP.format(job="refused", pool="plainpool"))
-    (folder / "credentials.yaml").write_text(
-        f"batch: {{account: {batch.account}, url: '{batch.url}', key: '{batch.key}', "
-        f"resource_id: '{batch.resource_id}', management_url: '{batch.url}'}}\n"
-        f"storage: {{connection_string: '{azurite.connection_string}'}}\n")
+    write_credentials(folder, batch, azurite, resource_manager=True)
     return folder
 
 

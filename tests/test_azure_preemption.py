@@ -20,8 +20,12 @@ from orchestrator.backends.azure import naming
 from orchestrator.backends.azure.backend import AzureBackend
 from orchestrator.model import JobRef, TaskInfo, TaskState
 from orchestrator.tail import RESTART_MARKER
-from tests.batch_service import BatchService, ServiceSettings, self_signed_cert, start_batch_service
-from tests.support.azurite import Azurite, start_azurite
+from tests.batch_service import (
+    BatchService,
+    ServiceSettings,
+)
+from tests.support.azure_stack import azure_services, write_credentials
+from tests.support.azurite import Azurite
 
 pytestmark = pytest.mark.slow
 T = TypeVar("T")
@@ -97,20 +101,14 @@ def wait_for(probe: Callable[[], T | None], what: str, timeout: float = 90.0) ->
 
 @pytest.fixture(scope="module")
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[BatchService, Azurite]]:
-    tls = self_signed_cert(tmp_path_factory.mktemp("tls"))
     settings = ServiceSettings(identities={IDENTITY: CLIENT}, operator_identity="0e7a0c55-0000-4000-8000-0000000000aa")
     fake = tmp_path_factory.mktemp("bin")
     (fake / "mpirun").write_text(FAKE_MPIRUN)
     (fake / "mpirun").chmod(0o755)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("REQUESTS_CA_BUNDLE", str(tls.cert))
-        patch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
-        MODULE_HOME[:] = [str(tmp_path_factory.mktemp("orch-home"))]
-        patch.setenv("ORCH_HOME", MODULE_HOME[0])  # for the module's fixtures too
-        with start_batch_service(tmp_path_factory.mktemp("batch"), tls=tls, settings=settings) as batch, \
-                start_azurite(tmp_path_factory.mktemp("azurite")) as azurite:
-            patch.setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", batch.url)
-            yield batch, azurite
+    MODULE_HOME[:] = [str(tmp_path_factory.mktemp("orch-home"))]
+    env = {"PATH": f"{fake}{os.pathsep}{os.environ['PATH']}", "ORCH_HOME": MODULE_HOME[0]}  # module fixtures too
+    with azure_services(tmp_path_factory, settings, identity_endpoint=True, env=env) as both:
+        yield both
 
 
 @pytest.fixture(scope="module")
@@ -122,10 +120,7 @@ def config(tmp_path_factory: pytest.TempPathFactory, services: tuple[BatchServic
     for name, text in (("pool.yaml", POOL), ("scaled.yaml", SCALED), ("single.yaml", SINGLE), ("gang.yaml", GANG),
                        ("trials.yaml", TRIALS)):
         (folder / name).write_text(text)
-    (folder / "credentials.yaml").write_text(
-        f"batch: {{account: {batch.account}, url: '{batch.url}', key: '{batch.key}', "
-        f"resource_id: '{batch.resource_id}', management_url: '{batch.url}'}}\n"
-        f"storage: {{connection_string: '{azurite.connection_string}'}}\n")
+    write_credentials(folder, batch, azurite, resource_manager=True)
     return folder
 
 

@@ -23,10 +23,9 @@ from orchestrator.sweep.controller import ControllerSettings
 from tests.batch_service import (
     BatchService,
     ServiceSettings,
-    self_signed_cert,
-    start_batch_service,
 )
-from tests.support.azurite import Azurite, start_azurite
+from tests.support.azure_stack import azure_services, write_credentials
+from tests.support.azurite import Azurite
 
 POOL = f"""id: sweeppool
 backend: azure
@@ -107,15 +106,11 @@ def test_the_manager_payload_round_trips_job_settings_and_task_context() -> None
 
 @pytest.fixture(scope="module")
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[BatchService, Azurite]]:
-    tls = self_signed_cert(tmp_path_factory.mktemp("tls"))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("REQUESTS_CA_BUNDLE", str(tls.cert))  # the service's task processes inherit it
-        # the controller authenticates with a task authentication token, which Batch retired on 30 September
-        # 2024: only an account that still allows it runs adaptive sweeps (see the README)
-        token_account = ServiceSettings(account_features=frozenset({"authenticationTokenSettings"}))
-        with start_batch_service(tmp_path_factory.mktemp("batch"), tls=tls, settings=token_account) as batch, \
-                start_azurite(tmp_path_factory.mktemp("azurite")) as azurite:
-            yield batch, azurite
+    # the controller authenticates with a task authentication token, which Batch retired on 30 September
+    # 2024: only an account that still allows it runs adaptive sweeps this way (see the README)
+    token_account = ServiceSettings(account_features=frozenset({"authenticationTokenSettings"}))
+    with azure_services(tmp_path_factory, token_account) as both:
+        yield both
 
 
 @pytest.fixture(scope="module")
@@ -127,9 +122,7 @@ def config(tmp_path_factory: pytest.TempPathFactory, services: tuple[BatchServic
     (folder / "pool.yaml").write_text(POOL)
     (folder / "early.yaml").write_text(EARLY)
     (folder / "bayes.yaml").write_text(BAYES)
-    (folder / "credentials.yaml").write_text(
-        f"batch: {{account: {batch.account}, url: '{batch.url}', key: '{batch.key}'}}\n"
-        f"storage: {{connection_string: '{azurite.connection_string}'}}\n")
+    write_credentials(folder, batch, azurite)
     return folder
 
 
