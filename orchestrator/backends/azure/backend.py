@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from orchestrator.backends.azure.credentials import Credentials
 from orchestrator.backends.azure.data_transfer import BlobDataStore
 from orchestrator.backends.azure.retries import RetryPolicy, code_of
 from orchestrator.backends.azure.task_files import read_task_file
-from orchestrator.errors import ConflictError, NotFoundError
+from orchestrator.errors import ConflictError, NotFoundError, WaitTimeoutError
 from orchestrator.model import (
     FileChunk,
     JobInfo,
@@ -54,6 +55,7 @@ from orchestrator.sweep.task_factory import ListedFile
 
 STATUS_TTL = 1.0
 DELETE_TIMEOUT = 1800.0
+WAKE_PATIENCE = 90.0  # Batch takes a new formula at most every 30 s, and not while the pool resizes
 
 
 class AzureBackend:
@@ -70,7 +72,7 @@ class AzureBackend:
     def ensure_pool(self, spec: PoolSpec, *, progress: ProgressFn | None = None) -> PoolInfo:
         options = pool_model.azure_options(spec)
         account = self.accounts.for_pool(spec.id)
-        create_options = pool_model.pool_create_options(spec, account.credentials)
+        create_options = pool_model.pool_create_options(spec, account.credentials, datetime.now(timezone.utc))
         container = naming.pool_container(spec.id, options.storage_container)
         if progress:
             progress(f"creating Batch pool {spec.id!r} ({options.vm_size}) on {account.credentials.batch.url}")
@@ -78,24 +80,31 @@ class AzureBackend:
         through = (None if identity is None else  # Batch takes pool identities only through Resource Manager
                    lambda: arm_pools.create(account.credentials.batch, create_options.as_dict(), identity,
                                             policy=account.batch.policy))
-        pool_ops.create(account.batch, spec, create_options, through)
+        created = pool_ops.create(account.batch, spec, create_options, through)
         # only once Batch has the pool: a refused create leaves nothing to clean up
         pool_records.save_engine(spec.id, {"credentials_file": self.accounts.source_of(account),
                                            "container": container, "address": account.credentials.batch.url})
         if account.store is not None:
             account.store.ensure_container(container)
+        if not created and pool_ops.is_stopped(account.batch, spec.id) and progress:
+            progress(f"pool {spec.id!r} stopped itself after {spec.idle_timeout:g}s without work: starting it again")
+        if not created and pool_ops.needs_wake(account.batch, spec):
+            if not pool_ops.wake(account.batch, spec, patience=WAKE_PATIENCE):
+                raise WaitTimeoutError(f"Batch did not let orch wake pool {spec.id!r} within {WAKE_PATIENCE:g}s "
+                                       "(it was resizing)", hint="run `orch pool create` again")
         pool_ops.wait_ready(account.batch, spec.id, options.allocation_timeout, progress)
         return self._require_pool(spec.id)
 
     def get_pool(self, pool_id: str) -> PoolInfo | None:
-        if pool_records.load(pool_id) is None:
+        record = pool_records.load(pool_id)
+        if record is None:
             return None
-        return pool_ops.info(self.accounts.for_pool(pool_id).batch, pool_id)
+        return pool_ops.info(self.accounts.for_pool(pool_id).batch, pool_id, record.pool_spec())
 
     def resize_pool(self, spec: PoolSpec, *, progress: ProgressFn | None = None) -> PoolInfo:
         api = self.accounts.for_pool(spec.id).batch
         timeout = pool_model.azure_options(spec).allocation_timeout
-        pool_ops.resize(api, spec.id, spec.nodes.dedicated, spec.nodes.low_priority, timeout)
+        pool_ops.resize(api, spec, timeout)
         pool_ops.wait_ready(api, spec.id, timeout, progress)
         return self._require_pool(spec.id)
 
@@ -143,8 +152,11 @@ class AzureBackend:
 
     # -- jobs ----------------------------------------------------------------------------
     def submit(self, job: JobLaunch, tasks: Iterable[TaskLaunch]) -> SubmitReport:
+        """Submit, waking the pool first if autostop stopped it (or may soon: ``pool_ops.wake_for_work``)."""
         pool = pool_records.require(job.pool_id).pool_spec()
-        return submission.submit(self.accounts.for_pool(job.pool_id), pool, self._container(job.pool_id), job, tasks)
+        account = self.accounts.for_pool(job.pool_id)
+        pool_ops.wake_for_work(account.batch, pool)
+        return submission.submit(account, pool, self._container(job.pool_id), job, tasks)
 
     def list_jobs(self, pool_id: str) -> list[JobInfo]:
         api = self.accounts.for_pool(pool_id).batch
