@@ -143,13 +143,23 @@ def startup_stderr(api: BatchApi, pool_id: str, node_id: str) -> str:
     return data[-STDERR_TAIL:].decode("utf-8", "replace").rstrip()
 
 
-def info(api: BatchApi, pool_id: str, spec: PoolSpec | None = None) -> PoolInfo | None:
-    """The pool as Batch has it; for an autostop pool (``spec.idle_timeout``), whether it is
-    stopped and when an idle one will stop."""
+def fetch(api: BatchApi, pool_id: str) -> tuple[Any, list[Any]] | None:
+    """The Batch pool and its nodes (none while it is being deleted); None when there is no pool."""
     pool = get(api, pool_id)
     if pool is None:
         return None
-    nodes = nodes_of(api, pool_id) if text(pool.state) == "active" else []
+    return pool, nodes_of(api, pool_id) if text(pool.state) == "active" else []
+
+
+def info(api: BatchApi, pool_id: str, spec: PoolSpec | None = None) -> PoolInfo | None:
+    found = fetch(api, pool_id)
+    return status(api, found[0], found[1], spec) if found is not None else None
+
+
+def status(api: BatchApi, pool: Any, nodes: list[Any], spec: PoolSpec | None) -> PoolInfo:
+    """The pool as Batch has it; for an autostop pool (``spec.idle_timeout``), whether it is
+    stopped and when an idle one will stop."""
+    pool_id = pool.id
     described = describe(pool, nodes)
     if spec is None or spec.idle_timeout is None or not pool.enable_auto_scale:
         return described
