@@ -166,3 +166,19 @@ def test_an_idle_pool_stops_itself_with_no_orch_process_and_starts_on_the_next_j
                            and task, "the task to start on a new node", 60)
         assert started.execution_info.start_time.timestamp() - submitted < 5.0  # allocation, not an interval
         assert backend.get_pool("napper").state == "ready"
+
+
+@pytest.mark.slow
+def test_an_autodelete_pool_stops_server_side_and_the_next_look_deletes_it(
+        batch: BatchService, config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORCH_CONFIG_DIR", str(config))
+    (config / "gone.yaml").write_text(POOL.replace("napper", "tidy").replace("idle_timeout: 3s",
+                                                                              "idle_timeout: 2s\nautodelete: true"))
+    client = client_for(batch)
+    with quick_autoscale(batch.settings, 1.0, sample_s=0.2, delay_s=0.4):
+        orch(config, "pool", "create", "gone.yaml")
+        wait_for(lambda: not list(client.list_nodes("tidy")) and client.get_pool("tidy").target_dedicated_nodes == 0,
+                 "the pool to stop by itself", 60)
+        info = AzureBackend(config).get_pool("tidy")
+        assert info is not None and info.state == "deleting" and "autodelete" in info.detail
+        wait_for(lambda: "tidy" not in {p.id for p in client.list_pools()}, "Batch to delete it", 30)

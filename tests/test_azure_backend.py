@@ -205,6 +205,10 @@ def test_multi_instance_task_runs_the_launcher_with_the_host_list(backend: Azure
     assert len(set(hosts)) == 2 and sorted(ips) == sorted(hosts)  # the primary first, then the others
     assert launcher_line.startswith("mpirun ") and launcher_line.endswith("python3 train.py")
     assert f"{ips[0]}:1,{ips[1]}:1" in launcher_line
+    subtasks = list(backend.accounts.for_pool("mpipool").batch.client.list_subtasks("allreduce", "train"))
+    assert [sub.id for sub in subtasks] == [1] and subtasks[0].node_info.node_id  # the instance but the primary
+    held = {span.node_id for span in backend.usage("mpipool") if span.task_id == "train"}
+    assert len(held) == 2  # the cost ledger charges the task for both of its nodes
     pools.delete_pool("mpipool", backend=backend)
 
 

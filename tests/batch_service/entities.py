@@ -198,6 +198,7 @@ class TaskRecord:
     node_info: dict[str, Any] | None = None
     task_dir: Path | None = None
     handle: ExecutionHandle | None = None
+    subtasks: list[dict[str, Any]] = field(default_factory=list)  # a multi-instance task's other instances
 
     @property
     def state(self) -> str:

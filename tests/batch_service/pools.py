@@ -137,6 +137,8 @@ class PoolEngine:
                 for node in surplus[: max(0, len(members) - target)]:
                     self._remove_node(pool, node, pool.deallocation_option)
             pool.allocation_in_flight = False
+            if not any(node.removal_pending for node in pool.nodes.values()):
+                pool.allocation.move("steady")  # the resize is done when its nodes are in (or out)
             pool.revision.touch()
             self.state.wake()
 

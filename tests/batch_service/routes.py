@@ -4,7 +4,8 @@ Pools: create, list, get (``$expand=stats``: ``node_lives``), resize, enable aut
 and get nodes; download a node file (relative to the node root, e.g. ``startup/stderr.txt``).
 ``GET /poolusagemetrics`` (Pool - List Usage Metrics) is refused: Batch retired it on 30 September
 2024 (the error it answers now is not documented; this service says 400 ``InvalidUri``). Jobs: create, list, get, update (PATCH), terminate, delete.
-Tasks: add (one or a collection), list, get, terminate; a task file's properties (HEAD) and
+Tasks: add (one or a collection), list, get, terminate, list a multi-instance task's subtasks (its
+instances but the primary, with their nodes and times); a task file's properties (HEAD) and
 (ranged) download (relative to the task directory, e.g. ``wd/out.bin``). Lists take ``$select``.
 
 Admin (no authentication, never faulted or logged): ``POST /_admin/faults`` with ``{"kind",
@@ -30,6 +31,7 @@ from .http_messages import (
     created,
     entity,
     list_response,
+    select_fields,
     status_only,
 )
 from .jobs import JobEngine
@@ -77,6 +79,7 @@ class BatchRoutes:
             ("POST", "/jobs/{jobId}/addtaskcollection", self.add_task_collection, ()),
             ("GET", _TASK, self.get_task, ()),
             ("POST", f"{_TASK}/terminate", self.terminate_task, ()),
+            ("GET", f"{_TASK}/subtasksinfo", self.list_subtasks, ("$select",)),
             ("GET", f"{_TASK}/files/{{filePath*}}", self.download_task_file, ()),
             ("HEAD", f"{_TASK}/files/{{filePath*}}", self.task_file_properties, ()),
         ):
@@ -193,6 +196,14 @@ class BatchRoutes:
             task = self.state.task(request.path_params["jobId"], request.path_params["taskId"])
             url = task.url(self.state.base_url)
             return entity(request, task.to_json(self.state.base_url), task.revision, url, "tasks/@Element")
+
+    def list_subtasks(self, request: Request) -> Response:
+        """A multi-instance task's instances other than its primary (none for another task)."""
+        with self.state.lock:
+            task = self.state.task(request.path_params["jobId"], request.path_params["taskId"])
+            items = [dict(subtask, nodeInfo=dict(subtask["nodeInfo"])) for subtask in task.subtasks]
+        return Response.json(200, {"odata.metadata": f"{request.base_url}/$metadata#subtaskinfo",
+                                   "value": [select_fields(item, request.param("$select")) for item in items]})
 
     def terminate_task(self, request: Request) -> Response:
         task = self.jobs.terminate_task(request.path_params["jobId"], request.path_params["taskId"])

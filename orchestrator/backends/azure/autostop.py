@@ -17,8 +17,15 @@ sample delay Batch takes, about a minute, when work arrived in the last minute b
 ``$NodeDeallocationOption`` is ``taskcompletion``: no running task is ever cut short. A stopped
 pool starts again when orch wakes it (``orch jobs add`` on it, ``orch pool create``), which
 enables autoscale with a new wake time: Batch evaluates the formula at once and allocates nodes;
-without orch, its next evaluation sees the new tasks and does the same. ``autodelete`` pools
-stop the same way (see ``AzureBackend``).
+without orch, its next evaluation sees the new tasks and does the same.
+
+``autodelete``: Batch has no way to delete an idle pool by itself, and whatever calls Pool - Delete
+must run somewhere: as a task on the pool it keeps the pool busy (and a task waiting on a stopped
+pool starts it again), a job schedule runs its jobs on a pool too, and an auto pool cannot carry
+the managed identity that could call Batch. So an ``autodelete`` pool stops server-side exactly
+as above (zero nodes cost nothing), and the first orch command that reads it afterwards
+(``orch status``, ``pool list``, ``pool show``) deletes it (``pool_ops.autodelete``); work sent
+to it before that (``orch jobs add``) starts it again instead.
 
 ``state_of`` reads a pool's last evaluation: stopped, and ``stops_at`` says when an idle pool
 will stop.

@@ -21,6 +21,7 @@ from typing import Any
 from orchestrator.backend import Capability, ProgressFn
 from orchestrator.backends.azure import (
     arm_pools,
+    autostop,
     budgets,
     checkpoints,
     costs,
@@ -121,6 +122,8 @@ class AzureBackend:
             return None
         pool, nodes = found
         _best_effort(lambda: costs.note_pool(account, pool_id, self._container(pool_id), spec, pool, nodes))
+        if spec.autodelete and autostop.is_stopped(pool):
+            return pool_ops.autodelete(account.batch, pool, spec)
         return pool_ops.status(account.batch, pool, nodes, spec)
 
     def resize_pool(self, spec: PoolSpec, *, progress: ProgressFn | None = None) -> PoolInfo:

@@ -21,9 +21,9 @@ from orchestrator.backends.azure.batch_client import BatchApi, text
 from orchestrator.backends.azure.budgets import Breach, BudgetPayload, BudgetState
 from orchestrator.backends.azure.ledger_observe import (
     TASK_FIELDS,
-    attempt_of,
     for_storage,
     observe_pool,
+    tasks_attempts,
 )
 from orchestrator.backends.azure.ledger_store import BlobShelf, LedgerStore
 from orchestrator.errors import ConflictError, NotFoundError
@@ -101,7 +101,7 @@ class BudgetKeeper:
             return None
         tasks = [t for t in self.api.listed(f"listing tasks of {job.id!r}", self.api.client.list_tasks, job.id,
                                             select=[*TASK_FIELDS, "dependsOn"])]
-        attempts = [a for t in tasks if (a := attempt_of(job.id, t)) is not None]
+        attempts = tasks_attempts(self.api, job.id, tasks)
         observation = observe_pool(self.api, self.payload.pool_id, writer=self.store.writer, spec=None,
                                    attempts=attempts)
         observation = replace(observation, prices=self.payload.prices)

@@ -8,8 +8,8 @@ billed time is rebuilt and split among the tasks that held it:
   the pool's allocation last settled after the node was last seen (the resize that removed it);
   a node of a deleted pool, when the deletion was seen done. Preemption runs from the node's move
   to ``preempted`` until it was seen booting again.
-- **Attempts** (a task on a node from its start to its end) hold ``slots / slots_per_node`` of the
-  node. An attempt seen running that Batch no longer shows (retried, requeued, its job deleted)
+- **Attempts** (a task on a node from its start to its end; a multi-instance task has one on
+  each of its nodes) hold ``slots / slots_per_node`` of the node. An attempt seen running that Batch no longer shows (retried, requeued, its job deleted)
   ended when the next attempt of the task started, its node was preempted or left, whichever came
   first. Node time no attempt held is the pool's own: idle spans, with no job.
 - **Prices**: the pool's ``price_per_node_hour`` for every node, else orch's VM table (dedicated
@@ -114,7 +114,7 @@ def _subtract(spans: list[tuple[float, float]], holes: list[tuple[float, float]]
 
 def settled_attempts(ordered: list[Observation], bills: dict[str, NodeBill], now: float) -> list[AttemptSeen]:
     """Every attempt once, with an end (see the module docstring)."""
-    merged: dict[tuple[str, str, float], AttemptSeen] = {}
+    merged: dict[tuple[str, str, float, str], AttemptSeen] = {}
     for observation in ordered:
         for attempt in observation.attempts:
             known = merged.get(attempt.key)

@@ -37,8 +37,8 @@ class AttemptSeen:
     slots: int = 1
 
     @property
-    def key(self) -> tuple[str, str, float]:
-        return self.job, self.task, round(self.start, 3)
+    def key(self) -> tuple[str, str, float, str]:
+        return self.job, self.task, round(self.start, 3), self.node
 
 
 @dataclass(frozen=True)

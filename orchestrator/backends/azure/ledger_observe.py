@@ -2,7 +2,8 @@
 
 Node times are Batch's (``allocationTime``, ``stateTransitionTime``, ``lastBootTime``); an
 attempt is a task's ``executionInfo`` (start, end) on ``nodeInfo.nodeId`` holding
-``requiredSlots`` of the node (a multi-instance task: its primary instance's node). Prices are
+``requiredSlots`` of the node; a multi-instance task's other instances are its subtasks
+(``subtasksinfo``), each on its own node. Prices are
 resolved when observed (``prices_of``), so a deleted pool's ledger still knows them.
 """
 from __future__ import annotations
@@ -24,7 +25,7 @@ from orchestrator.backends.azure.ledger_model import (
 from orchestrator.errors import NotFoundError, SpecError
 from orchestrator.spec.pool import PoolSpec
 
-TASK_FIELDS = ["id", "state", "executionInfo", "nodeInfo", "requiredSlots"]
+TASK_FIELDS = ["id", "state", "executionInfo", "nodeInfo", "requiredSlots", "multiInstanceSettings"]
 
 
 def prices_of(spec: PoolSpec | None, vm_size: str | None) -> Prices:
@@ -61,7 +62,24 @@ def node_seen(node: Any) -> NodeSeen:
 def job_attempts(api: BatchApi, job_id: str) -> list[AttemptSeen]:
     """The last attempt of every task of the job that has started (its job manager included)."""
     tasks = api.listed(f"listing tasks of {job_id!r}", api.client.list_tasks, job_id, select=TASK_FIELDS)
-    return [attempt for task in tasks if (attempt := attempt_of(job_id, task)) is not None]
+    return tasks_attempts(api, job_id, tasks)
+
+
+def tasks_attempts(api: BatchApi, job_id: str, tasks: Iterable[Any]) -> list[AttemptSeen]:
+    """The attempts of ``tasks`` (listed with ``TASK_FIELDS``), a multi-instance task's on every node."""
+    found: list[AttemptSeen] = []
+    for task in tasks:
+        attempt = attempt_of(job_id, task)
+        if attempt is None:
+            continue
+        found.append(attempt)
+        if task.multi_instance_settings is not None:
+            subtasks = api.listed(f"listing the instances of {task.id!r}", api.client.list_subtasks, job_id, task.id)
+            found += [AttemptSeen(job=job_id, task=task.id, node=sub.node_info.node_id, start=attempt.start,
+                                  end=_seconds(sub.end_time) if text(sub.state) == "completed" else None,
+                                  slots=attempt.slots)
+                      for sub in subtasks if sub.node_info is not None and sub.node_info.node_id]
+    return found
 
 
 def attempt_of(job_id: str, task: Any) -> AttemptSeen | None:

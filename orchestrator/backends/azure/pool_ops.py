@@ -196,6 +196,18 @@ def quiet_since(api: BatchApi, pool_id: str, nodes: list[Any], wake: datetime | 
     return last or None
 
 
+def autodelete(api: BatchApi, pool: Any, spec: PoolSpec) -> PoolInfo:
+    """Delete an ``autodelete`` pool that autostop took to zero nodes (see ``autostop``: Batch itself
+    can only stop it); Batch goes on deleting it without orch."""
+    try:
+        api.call(f"deleting pool {pool.id!r}", api.client.begin_delete_pool, pool.id, polling_interval=1)
+    except (NotFoundError, ConflictError):  # gone, or being deleted already
+        pass
+    return PoolInfo(id=pool.id, backend="azure", state="deleting", address=pool.vm_size,
+                    detail=f"autodelete: stopped after {spec.idle_timeout:g}s without work, now deleted; "
+                           "`orch pool create` makes it again")
+
+
 def _ended_state(task: Any) -> TaskState:
     if text(task.state) != "completed":
         return TaskState.PENDING
