@@ -17,7 +17,12 @@ from azure.batch import BatchClient
 from azure.batch import models as m
 from azure.core.exceptions import HttpResponseError
 
-from tests.batch_service import BatchService, quick_autoscale, start_batch_service
+from tests.batch_service import (
+    BatchService,
+    ServiceSettings,
+    quick_autoscale,
+    start_batch_service,
+)
 from tests.batch_service.autoscale import FormulaSyntaxError, evaluate, parse
 from tests.batch_service.samples import METRICS, Metric, MetricHistory
 from tests.support.batch_sdk import (
@@ -158,7 +163,7 @@ def test_a_pool_follows_its_sampled_metrics_and_empties_once_quiet(service: Batc
         pool = wait_for(lambda: (pool := client.get_pool("quiet")).current_dedicated_nodes == 0
                         and pool.allocation_state == m.AllocationState.STEADY and pool, "the pool to empty")
         quiet_for = (pool.allocation_state_transition_time - ended.execution_info.end_time).total_seconds()
-        assert 1.0 <= quiet_for < 3.0  # the quiet second, the sample delay, then the next evaluation
+        assert 0.95 <= quiet_for < 3.0  # the quiet second (less up to a sample period), then the next evaluation
         assert "$TargetDedicatedNodes=0" in pool.auto_scale_run.results
 
 
@@ -181,18 +186,30 @@ def test_enabling_autoscale_applies_a_formula_at_once_within_batch_s_rules(servi
     client.enable_pool_auto_scale("enabled", m.BatchPoolEnableAutoScaleOptions(
         auto_scale_formula="$TargetDedicatedNodes = 1;"))
     assert client.get_pool("enabled").target_dedicated_nodes == 1  # evaluated when enabled
-    refusals = [("$TargetDedicatedNodes = 0;", None, 409, "OperationInvalidForCurrentState")]  # within 30 s
+    wait_for(lambda: client.get_pool("enabled").allocation_state == m.AllocationState.STEADY, "steady")
+    with pytest.raises(HttpResponseError) as too_soon:  # within 30 s of the last time
+        client.enable_pool_auto_scale("enabled", m.BatchPoolEnableAutoScaleOptions(
+            auto_scale_formula="$TargetDedicatedNodes = 0;"))
+    assert too_soon.value.status_code == 409 and "once every 30 seconds" in str(too_soon.value)
     service.settings.enable_autoscale_min_interval_s = 0.0
     try:
-        refusals += [("$TargetDedicatedNodes = ;", None, 400, "AutoScalingFormulaSyntaxError"),
-                     (None, timedelta(minutes=4), 400, "InvalidPropertyValue")]
+        refusals = [("$TargetDedicatedNodes = ;", None, 400, "AutoScalingFormulaSyntaxError"),
+                    (None, timedelta(minutes=4), 400, "InvalidPropertyValue")]
         for formula, interval, status, code in refusals:
             with pytest.raises(HttpResponseError) as refused:
                 client.enable_pool_auto_scale("enabled", m.BatchPoolEnableAutoScaleOptions(
                     auto_scale_formula=formula, auto_scale_evaluation_interval=interval))
             assert (refused.value.status_code, error_code(refused.value)) == (status, code)
+        service.settings.allocation_delay_s = 0.5  # a resize that takes a while
+        client.enable_pool_auto_scale("enabled", m.BatchPoolEnableAutoScaleOptions(
+            auto_scale_formula="$TargetDedicatedNodes = 0;"))
+        with pytest.raises(HttpResponseError) as resizing:  # the node is leaving: a resize is under way
+            client.enable_pool_auto_scale("enabled", m.BatchPoolEnableAutoScaleOptions(
+                auto_scale_formula="$TargetDedicatedNodes = 1;"))
+        assert resizing.value.status_code == 409 and "while the pool is resizing" in str(resizing.value)
+        service.settings.allocation_delay_s = ServiceSettings().allocation_delay_s
         wait_for(lambda: client.get_pool("enabled").allocation_state == m.AllocationState.STEADY, "steady")
-        with pytest.raises(HttpResponseError) as bad_body:  # the retired property name is refused too
+        with pytest.raises(HttpResponseError) as bad_body:  # a property the operation does not have
             client.enable_pool_auto_scale("enabled", {"autoScaleFormula": "$TargetDedicatedNodes=0;", "x": 1})
         assert error_code(bad_body.value) == "UnsupportedProperty"
     finally:
@@ -236,3 +253,35 @@ def test_pool_usage_metrics_are_retired(client: BatchClient) -> None:
     with pytest.raises(HttpResponseError) as retired:
         list(client.list_pool_usage_metrics())
     assert retired.value.status_code == 400 and "retired on 30 September 2024" in str(retired.value)
+
+
+@pytest.mark.slow
+def test_the_deallocation_option_decides_what_happens_to_running_tasks(service: BatchService,
+                                                                       client: BatchClient) -> None:
+    service.settings.enable_autoscale_min_interval_s = 0.0
+    try:
+        for option, outcome in (("taskcompletion", "completed"), ("requeue", "active")):
+            pool_id = f"leaving-{option}"
+            client.create_pool(scaled(pool_id, "$TargetDedicatedNodes = 1;"))
+            wait_for(lambda: len(list(client.list_nodes(pool_id))) == 1, "a node")  # noqa: B023
+            job_id = new_job(client, f"busy-{option}", pool_id)
+            client.create_task(job_id, m.BatchTaskCreateOptions(id="t", **shell("sleep 1.5")))
+            wait_for(lambda: client.get_task(job_id, "t").state == m.BatchTaskState.RUNNING, "it runs")  # noqa: B023
+            wait_for(lambda: client.get_pool(pool_id).allocation_state == m.AllocationState.STEADY, "steady")  # noqa: B023
+            client.enable_pool_auto_scale(pool_id, m.BatchPoolEnableAutoScaleOptions(
+                auto_scale_formula=f"$TargetDedicatedNodes = 0; $NodeDeallocationOption = {option};"))
+            if option == "taskcompletion":  # the node waits for its task
+                wait_for(lambda: [n.state for n in client.list_nodes(pool_id)]  # noqa: B023
+                         == [m.BatchNodeState.LEAVING_POOL], "the node leaving")
+            task = wait_for(lambda: (task := client.get_task(job_id, "t")).state == outcome and task,  # noqa: B023
+                            f"the task to be {outcome}")
+            pool = wait_for(lambda: (pool := client.get_pool(pool_id)).allocation_state == m.AllocationState.STEADY
+                            and not list(client.list_nodes(pool_id)) and pool, "the node gone")  # noqa: B023
+            if option == "taskcompletion":  # the node left once its task ended, and was billed until then
+                assert task.execution_info.result == "success"
+                assert pool.allocation_state_transition_time >= task.execution_info.end_time
+            else:
+                assert task.execution_info.requeue_count == 1
+            client.begin_delete_pool(pool_id, polling_interval=0.05).result()
+    finally:
+        service.settings.enable_autoscale_min_interval_s = 30.0

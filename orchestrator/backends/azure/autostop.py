@@ -6,14 +6,15 @@ pool with an ``idle_timeout`` of T seconds a formula (``formula``) that keeps th
 (its node counts, or what its own ``azure.autoscale`` asks) while work is about, and asks for
 zero nodes, dedicated and Spot alike, once an evaluation finds:
 
-- no active or running task in any sample of the last T seconds, nor in the latest sample
+- no active or running task in any sample of the last T seconds and one sample period (the last
+  busy sample may be taken up to a period before the last task ended), nor in the latest sample
   (``$PendingTasks``: a job's manager task is a task too), and
 - T seconds since orch last woke the pool: the formula carries the time orch created the pool,
   resized it, or woke it for new work (``time("…")``), so a pool is never stopped before it had
   T seconds to receive work.
 
-So a pool stops between T and T + one evaluation interval after its last task ended (plus the
-sample delay Batch takes, about a minute, when work arrived in the last minute before).
+So a pool stops between T and T + one sample period (30 s) + one evaluation interval after its
+last task ended.
 ``$NodeDeallocationOption`` is ``taskcompletion``: no running task is ever cut short. A stopped
 pool starts again when orch wakes it (``orch jobs add`` on it, ``orch pool create``), which
 enables autoscale with a new wake time: Batch evaluates the formula at once and allocates nodes;
@@ -56,7 +57,7 @@ def idle_lines(idle_timeout: float, wake: datetime) -> list[str]:
     """Statements that set ``orch_idle`` (see the module docstring)."""
     quiet = max(1, math.ceil(idle_timeout))
     return [f"// orch autostop: no nodes once no task was active or running for {quiet} s (idle_timeout)",
-            f"orch_quiet = TimeInterval_Second * {quiet};",
+            f"orch_quiet = TimeInterval_Second * {quiet} + $PendingTasks.GetSamplePeriod();",
             f'orch_awake = time() - time("{wake_text(wake)}") < orch_quiet;',
             "orch_busy = max(0, $PendingTasks.GetSample(1), $PendingTasks.GetSample(orch_quiet));",
             f"{IDLE} = !orch_awake && orch_busy == 0;"]

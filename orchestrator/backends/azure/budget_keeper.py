@@ -27,7 +27,6 @@ from orchestrator.backends.azure.ledger_observe import (
 )
 from orchestrator.backends.azure.ledger_store import BlobShelf, LedgerStore
 from orchestrator.errors import ConflictError, NotFoundError
-from orchestrator.model import TaskState
 
 log = logging.getLogger("orch.budget_keeper")
 SOONEST = 0.05
@@ -164,12 +163,5 @@ def _settled(job: Any, tasks: list[Any]) -> bool:
     if text(job.all_tasks_complete_mode) != "terminatejob":
         return False
     work = [t for t in tasks if t.id != naming.SWEEP_MANAGER_ID]
-    blocked = job_ops.blocked_by_failure(work, {t.id: _state(t) for t in work})
+    blocked = job_ops.blocked_by_failure(work, {t.id: job_ops.ended_state(t) for t in work})
     return all(text(t.state) == "completed" or t.id in blocked for t in work)
-
-
-def _state(task: Any) -> TaskState:
-    if text(task.state) != "completed":
-        return TaskState.PENDING
-    info = task.execution_info
-    return TaskState.SUCCEEDED if info is not None and text(info.result) == "success" else TaskState.FAILED

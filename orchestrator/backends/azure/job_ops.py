@@ -175,6 +175,14 @@ def _budget_stop(info: TaskInfo, task: Any, budget: BudgetState, ended: bool) ->
     return replace(info, state=TaskState.STOPPED, error=reason)
 
 
+def ended_state(task: Any) -> TaskState:
+    """A raw Batch task as far as dependencies go: succeeded, failed, or not ended (pending)."""
+    if text(task.state) != "completed":
+        return TaskState.PENDING
+    info = task.execution_info
+    return TaskState.SUCCEEDED if info is not None and text(info.result) == "success" else TaskState.FAILED
+
+
 def settled(job: Any, tasks: list[TaskInfo]) -> bool:
     """A sealed job whose tasks have all ended, some blocked behind failed dependencies: Batch
     never completes it by itself (blocked tasks stay active), so orch ends it."""

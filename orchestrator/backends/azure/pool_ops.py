@@ -30,7 +30,7 @@ from orchestrator.errors import (
     NotFoundError,
     WaitTimeoutError,
 )
-from orchestrator.model import NodeInfo, PoolInfo, TaskState
+from orchestrator.model import NodeInfo, PoolInfo
 from orchestrator.spec.pool import PoolSpec
 
 ProgressFn = Callable[[str], None]
@@ -187,7 +187,7 @@ def quiet_since(api: BatchApi, pool_id: str, nodes: list[Any], wake: datetime | 
             continue
         tasks = api.listed(f"listing tasks of {job.id!r}", api.client.list_tasks, job.id,
                            select=["id", "state", "executionInfo", "dependsOn"])
-        states = {t.id: _ended_state(t) for t in tasks}
+        states = {t.id: job_ops.ended_state(t) for t in tasks}
         blocked = job_ops.blocked_by_failure(tasks, states)
         if any(text(t.state) != "completed" and t.id not in blocked for t in tasks):
             return None
@@ -207,12 +207,6 @@ def autodelete(api: BatchApi, pool: Any, spec: PoolSpec) -> PoolInfo:
                     detail=f"autodelete: stopped after {spec.idle_timeout:g}s without work, now deleted; "
                            "`orch pool create` makes it again")
 
-
-def _ended_state(task: Any) -> TaskState:
-    if text(task.state) != "completed":
-        return TaskState.PENDING
-    info = task.execution_info
-    return TaskState.SUCCEEDED if info is not None and text(info.result) == "success" else TaskState.FAILED
 
 
 def describe(pool: Any, nodes: list[Any]) -> PoolInfo:
