@@ -170,13 +170,13 @@ timings as the local service models them: formula evaluated every {timing.evalua
 
 | figure | measured | target |
 |---|---|---|
-| last task end → zero nodes (service clock) | {_range(stops, 60, "min")} | ≤ idle_timeout + one interval = {target / 60:.2f} min |
+| last task end → zero nodes (service clock) | {_range(stops, 60, "min")} | ≥ idle_timeout, ≤ idle_timeout + one interval = {target / 60:.2f} min (orch's bound adds one {timing.sample:g}-s sample period) |
 | ledger total vs node time × list price from the service's record of every node | {_range(gaps, 1, "%")} apart ({runs[0]["ledger"]:.5f} vs {runs[0]["service"]:.5f} USD) | within 1 % |
 | ledger's dedicated node vs Batch pool statistics (`dedicatedCoreTime`) | {_range(stat_gaps, 1, "%")} apart | within 1 % |
 | `orch jobs add` on the stopped pool → its first task runs | {_range(restarts, 1, "s")} | wake at once, not at the next evaluation |
 
-The stop lands between idle_timeout and idle_timeout + one evaluation interval after the last task ended, where
-in that interval depending on when Batch's evaluation schedule falls. A restart here is the service's allocation
+The stop lands between idle_timeout and idle_timeout + one sample period + one evaluation interval after the last
+task ended, where depending on when Batch's evaluation schedule falls. A restart here is the service's allocation
 and boot delays; on Azure the same wake is followed by VM allocation, image boot and the start task, typically 3–10
 minutes (longer for large GPU sizes or container images; Spot capacity may be missing). Without orch (a task added
 by another client), the pool's next evaluation sees it: up to one interval plus the sample delay, then allocation."""
