@@ -23,7 +23,12 @@ from orchestrator.spec.job import JobSpec
 from orchestrator.spec.pool import PoolSpec
 from orchestrator.submit import submit_job
 from orchestrator.tail import Follower, follow
-from tests.batch_service import BatchService, ServiceSettings, start_batch_service
+from tests.batch_service import (
+    BatchService,
+    ServiceSettings,
+    quick_autoscale,
+    start_batch_service,
+)
 from tests.support.azurite import Azurite, start_azurite
 
 pytestmark = pytest.mark.slow
@@ -200,6 +205,10 @@ def test_multi_instance_task_runs_the_launcher_with_the_host_list(backend: Azure
     assert len(set(hosts)) == 2 and sorted(ips) == sorted(hosts)  # the primary first, then the others
     assert launcher_line.startswith("mpirun ") and launcher_line.endswith("python3 train.py")
     assert f"{ips[0]}:1,{ips[1]}:1" in launcher_line
+    subtasks = list(backend.accounts.for_pool("mpipool").batch.client.list_subtasks("allreduce", "train"))
+    assert [sub.id for sub in subtasks] == [1] and subtasks[0].node_info.node_id  # the instance but the primary
+    held = {span.node_id for span in backend.usage("mpipool") if span.task_id == "train"}
+    assert len(held) == 2  # the cost ledger charges the task for both of its nodes
     pools.delete_pool("mpipool", backend=backend)
 
 
@@ -272,8 +281,7 @@ def test_ten_thousand_trial_sweep_with_a_fifth_of_requests_failing_lands_exactly
 
 
 def test_pending_tasks_autoscale_adds_nodes_for_queued_tasks(backend: AzureBackend, batch: BatchService) -> None:
-    batch.settings.autoscale_interval_s = 0.2
-    try:
+    with quick_autoscale(batch.settings, 0.2):
         spec = pool_spec("elastic", autoscale={"scenario": "pending_tasks", "min_nodes": 0, "max_nodes": 3})
         assert pools.create_pool(spec, backend=backend).nodes == ()
         submit(backend, {"id": "queued", "pool": "elastic", "tasks": [
@@ -282,8 +290,6 @@ def test_pending_tasks_autoscale_adds_nodes_for_queued_tasks(backend: AzureBacke
         assert "autoscale" in grown.detail  # 3 pending tasks, 2 slots per node: 2 nodes
         assert dict(finished_job(backend, "queued", "elastic").task_counts) == {"succeeded": 3}
         wait_for(lambda: backend.get_pool("elastic").nodes == (), "the pool to shrink back to no nodes")
-    finally:
-        batch.settings.autoscale_interval_s = None
     pools.delete_pool("elastic", backend=backend)
 
 

@@ -109,7 +109,7 @@ def pool_file(tmp_path: Path, nodes: str, backend: str = "azure") -> Path:
 def test_spot_is_the_name_for_low_priority_nodes(tmp_path: Path) -> None:
     spot = load_pool(pool_file(tmp_path, "{dedicated: 1, spot: 4}"))
     assert (spot.nodes.dedicated, spot.nodes.low_priority, spot.nodes.total) == (1, 4, 5)
-    body = pool_model.pool_create_options(spot, CREDENTIALS).as_dict()
+    body = pool_model.pool_create_options(spot.model_copy(update={"idle_timeout": None}), CREDENTIALS).as_dict()
     assert (body["targetDedicatedNodes"], body["targetLowPriorityNodes"]) == (1, 4)
     assert load_pool(pool_file(tmp_path, "{low_priority: 2}")).nodes.low_priority == 2
     assert PoolSpec.model_validate(spot.model_dump(mode="json")).nodes == spot.nodes  # records reload

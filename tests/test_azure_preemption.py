@@ -23,6 +23,7 @@ from orchestrator.tail import RESTART_MARKER
 from tests.batch_service import (
     BatchService,
     ServiceSettings,
+    quick_autoscale,
 )
 from tests.support.azure_stack import azure_services, write_credentials
 from tests.support.azurite import Azurite
@@ -63,7 +64,8 @@ azure: {{vm_size: D2s_v5, identity: {{resource_id: '{IDENTITY}', client_id: {CLI
 """
 SCALED = """id: scaledspot
 backend: azure
-azure: {vm_size: D2s_v5, autoscale: {scenario: pending_tasks, min_nodes: 2, max_nodes: 2, low_priority: true}}
+azure: {vm_size: D2s_v5, autoscale: {scenario: pending_tasks, min_nodes: 2, max_nodes: 2, low_priority: true,
+                                     replace_preempted_after: 1s}}
 """
 SINGLE = """id: single
 pool: spotpool
@@ -247,8 +249,7 @@ def test_a_preempted_sweep_trial_resumes_from_its_checkpoint(backend: AzureBacke
 def test_a_spot_autoscale_pool_covers_preempted_capacity_with_dedicated_nodes(
         config: Path, services: tuple[BatchService, Azurite]) -> None:
     batch, _ = services
-    batch.settings.autoscale_interval_s = 0.3
-    try:
+    with quick_autoscale(batch.settings, 0.3):
         orch(config, "pool", "create", "scaled.yaml")
         scaled = AzureBackend(config)
         api = scaled.accounts.for_pool("scaledspot").batch
@@ -259,5 +260,3 @@ def test_a_spot_autoscale_pool_covers_preempted_capacity_with_dedicated_nodes(
         pool = api.client.get_pool("scaledspot")
         assert (pool.target_low_priority_nodes, pool.target_dedicated_nodes) == (2, 1)
         assert "$TargetDedicatedNodes=1" in pool.auto_scale_run.results
-    finally:
-        batch.settings.autoscale_interval_s = None

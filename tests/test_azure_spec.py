@@ -27,7 +27,7 @@ from orchestrator.model import Resources, TaskLaunch
 from orchestrator.spec.job import DistributedSpec
 from orchestrator.spec.loader import load_pool
 from orchestrator.spec.pool import PoolSpec
-from tests.batch_service.autoscale import evaluate_formula
+from tests.support.formulas import targets_after
 
 SECRET = "c2VjcmV0LWtleS10aGF0LW11c3Qtbm90LWxlYWs="
 CREDENTIALS = f"""batch:
@@ -137,8 +137,8 @@ def test_pool_body_maps_image_slots_fill_containers_and_start_task() -> None:
     body = pool_model.pool_create_options(spec, credentials).as_dict()
     assert (body["vmSize"], body["taskSlotsPerNode"], body["taskSchedulingPolicy"]) == (
         "Standard_NC24ads_A100_v4", 3, {"nodeFillType": "pack"})
-    assert (body["targetDedicatedNodes"], body["targetLowPriorityNodes"], body["enableInterNodeCommunication"]) == (
-        1, 2, True)
+    assert body["enableAutoScale"] and body["enableInterNodeCommunication"]  # autostop (a default idle_timeout)
+    assert targets_after(body["autoScaleFormula"], {}) == (1, 2)
     vm = body["virtualMachineConfiguration"]
     assert vm["imageReference"]["offer"] == "ubuntu-hpc" and vm["nodeAgentSKUId"] == "batch.node.ubuntu 24.04"
     assert vm["containerConfiguration"]["containerImageNames"] == ["r.io/t:1"]
@@ -161,11 +161,10 @@ def test_pending_tasks_autoscale_formula_bounds_nodes_by_slots() -> None:
     formula = pool_model.autoscale_formula(spec)
     assert formula is not None
 
-    def nodes_for(pending: int) -> float:
-        variables = {"$PendingTasks": float(pending), "$TargetDedicatedNodes": 0.0, "$NodeDeallocationOption": "requeue"}
-        return evaluate_formula(formula, variables)["$TargetDedicatedNodes"]
+    def nodes_for(pending: int) -> int:
+        return targets_after(formula, {"$PendingTasks": pending})[0]
 
-    assert [nodes_for(n) for n in (0, 4, 9, 100)] == [1, 1, 3, 5]
+    assert [nodes_for(n) for n in (0, 4, 5, 9, 100)] == [1, 1, 2, 3, 5]
     body = pool_model.pool_create_options(spec, creds.Credentials.model_validate(
         {"batch": {"account": "abc", "url": "http://h", "aad": True}})).as_dict()
     assert body["enableAutoScale"] and "targetDedicatedNodes" not in body
@@ -176,16 +175,18 @@ def test_spot_autoscale_covers_preempted_nodes_with_dedicated_ones_within_the_no
     formula = pool_model.autoscale_formula(spec)
     assert formula is not None and "$PreemptedNodeCount.GetSample(180 * TimeInterval_Second)" in formula
 
-    def targets(pending: int, preempted: int) -> tuple[float, float]:
-        got = evaluate_formula(formula, {"$PendingTasks": float(pending), "$PreemptedNodeCount": float(preempted),
-                                         "$NodeDeallocationOption": "requeue"})
-        return got["$TargetLowPriorityNodes"], got["$TargetDedicatedNodes"]
+    def targets(pending: int, preempted: int, since: float = 600.0) -> tuple[int, int]:
+        dedicated, spot = targets_after(formula, {"$PendingTasks": pending, "$PreemptedNodeCount": preempted},
+                                        changed={"$PreemptedNodeCount": (0, since)})
+        return spot, dedicated
 
     slots = spec.slots_per_node
     assert targets(3 * slots, 0) == (3, 0)
     assert targets(3 * slots, 2) == (3, 2)  # Spot target kept (Batch seeks it); two dedicated cover the gap
+    assert targets(3 * slots, 2, since=60) == (3, 0)  # preempted for a minute only: Spot capacity may return
     assert targets(1 * slots, 3) == (1, 1)  # never more dedicated nodes than nodes wanted
     assert targets(0, 2) == (0, 0)
+    assert targets_after(formula, {}, samples=False) == (0, 0)  # a new pool: no samples, no dedicated nodes
 
 
 def test_a_sweep_that_needs_a_controller_is_refused_on_a_pool_that_cannot_reach_batch(tmp_path: Path) -> None:

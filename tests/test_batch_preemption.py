@@ -11,8 +11,16 @@ import pytest
 from azure.batch import BatchClient
 from azure.batch import models as m
 
-from tests.batch_service import BatchService, start_batch_service
-from tests.support.batch_sdk import client_for, completed, new_job, shell, task_file, vm_config, wait_for
+from tests.batch_service import BatchService, quick_autoscale, start_batch_service
+from tests.support.batch_sdk import (
+    client_for,
+    completed,
+    new_job,
+    shell,
+    task_file,
+    vm_config,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -101,10 +109,10 @@ def test_a_multi_instance_task_is_requeued_whole(service: BatchService, client: 
 
 def test_autoscale_replaces_preempted_spot_capacity_with_dedicated_nodes(service: BatchService,
                                                                         client: BatchClient) -> None:
-    formula = ("$TargetDedicatedNodes = min(2, $PreemptedNodeCount.GetSample(180 * TimeInterval_Second));\n"
+    formula = ("preempted = $PreemptedNodeCount.GetSample(TimeInterval_Second);\n"  # preempted throughout a second
+               "$TargetDedicatedNodes = len(preempted) > 0 ? min(2, preempted) : 0;\n"
                "$TargetLowPriorityNodes = 2;")
-    service.settings.autoscale_interval_s = 0.2
-    try:
+    with quick_autoscale(service.settings, 0.2):
         client.create_pool(m.BatchPoolCreateOptions(
             id="scaledspot", vm_size="standard_d2s_v3", virtual_machine_configuration=vm_config(),
             enable_auto_scale=True, auto_scale_formula=formula, auto_scale_evaluation_interval=timedelta(minutes=5)))
@@ -114,8 +122,6 @@ def test_autoscale_replaces_preempted_spot_capacity_with_dedicated_nodes(service
         service.preempt("scaledspot", spot, restore_after_s=None)
         wait_for(lambda: client.get_pool("scaledspot").current_dedicated_nodes == 1, "a dedicated replacement")
         assert "$TargetDedicatedNodes=1" in client.get_pool("scaledspot").auto_scale_run.results
-    finally:
-        service.settings.autoscale_interval_s = None
 
 
 def test_the_admin_api_preempts_and_refuses_dedicated_nodes(service: BatchService, client: BatchClient) -> None:

@@ -34,6 +34,7 @@ from azure.core.rest import HttpRequest
 from tests.batch_service import (
     BatchService,
     ServiceSettings,
+    quick_autoscale,
     self_signed_cert,
     start_batch_service,
 )
@@ -472,9 +473,8 @@ def test_autoscale_formula_follows_pending_tasks(service: BatchService, client: 
     with pytest.raises(HttpResponseError) as bad:
         client.create_pool(scaled_pool("broken", "$TargetDedicatedNodes = ;"))
     assert bad.value.status_code == 400 and error_code(bad.value) == "AutoScalingFormulaSyntaxError"
-    service.settings.autoscale_interval_s = 0.1
-    try:
-        client.create_pool(scaled_pool("scaled", "$TargetDedicatedNodes = min(2, $PendingTasks.GetSample(1));"))
+    with quick_autoscale(service.settings, 0.1):
+        client.create_pool(scaled_pool("scaled", "$TargetDedicatedNodes = min(2, max(0, $PendingTasks.GetSample(1)));"))
         assert client.get_pool("scaled").target_dedicated_nodes == 0
         with pytest.raises(HttpResponseError) as manual:
             client.begin_resize_pool("scaled", m.BatchPoolResizeOptions(target_dedicated_nodes=1))
@@ -486,8 +486,6 @@ def test_autoscale_formula_follows_pending_tasks(service: BatchService, client: 
         assert pool.enable_auto_scale and pool.target_dedicated_nodes == 2
         assert "$TargetDedicatedNodes=2" in pool.auto_scale_run.results
         client.begin_delete_job(job_id, polling_interval=POLL).result()
-    finally:
-        service.settings.autoscale_interval_s = None
     client.begin_delete_pool("scaled", polling_interval=POLL).result()
 
 

@@ -20,6 +20,9 @@ says which trials to stop and which new trials to launch:
   in index order, keeping at most that many pending or running.
 - **Timeout**: when ``limits.timeout`` seconds have passed since the job was created, every
   trial not yet finished is stopped and no trial is added.
+- **Halted** (``halt``): whatever runs the controller may end a sweep for its own reason (a
+  budget reached, where the engine keeps budgets next to the controller): no trial is added; the
+  caller stops the unfinished ones.
 - **Restart**: a fresh instance adopts the trials that exist (replaying their parameters into
   the search in index order, so finished ones are told again) and continues after the highest
   index. Its search is seeded with the sweep's seed mixed with the number of adopted trials, so
@@ -97,6 +100,7 @@ class AdaptiveSweep:
         self.next_index = 0
         self.adopted = False
         self.timed_out = False
+        self.halted: str | None = None
 
     @property
     def wants_metrics(self) -> bool:
@@ -105,13 +109,17 @@ class AdaptiveSweep:
     @property
     def exhausted(self) -> bool:
         """No trial will be added any more."""
-        if self.timed_out:
+        if self.timed_out or self.halted:
             return True
         if self.held:
             return self._expansion_done
         if not self.bayesian:
             return True
         return self.max_total is not None and len(self.search_index) >= self.max_total
+
+    def halt(self, reason: str) -> None:
+        """Add no trial any more, because of ``reason`` (see the module docstring)."""
+        self.halted = reason
 
     def owns(self, task_id: str) -> bool:
         index = trial_index(task_id)
@@ -203,4 +211,5 @@ class AdaptiveSweep:
     def describe(self) -> dict[str, Any]:
         """A summary for status displays."""
         return {"task": self.base_id, "trials": len(self.search_index) if self.search else None,
-                "told": len(self.told), "stopped": len(self.stop_sent), "timed_out": self.timed_out}
+                "told": len(self.told), "stopped": len(self.stop_sent), "timed_out": self.timed_out,
+                "halted": self.halted}

@@ -12,17 +12,19 @@ until a test enables them (``ServiceSettings.account_features``).
     with start_batch_service(tmp_path) as batch:
         client = BatchClient(batch.url, AzureNamedKeyCredential(batch.account, batch.key))
 
-See ``BatchService`` for fault injection (HTTP faults, and Spot preemption: ``preemption``) and
-the request log, ``ServiceSettings`` for timings
-and limits, and ``python -m tests.batch_service --help`` for a standalone server.
+See ``BatchService`` for fault injection (HTTP faults, and Spot preemption: ``preemption``), the
+request log and every node's billed life (``node_lives``), ``ServiceSettings`` for timings and
+limits (``quick_autoscale`` for autoscale over seconds rather than minutes), and
+``python -m tests.batch_service --help`` for a standalone server.
 """
 from __future__ import annotations
 
 from .faults import FaultRule, RequestRecord
+from .node_lives import NodeLife
 from .preemption import Preemption
 from .server import TlsFiles, self_signed_cert
 from .service import BatchService, start_batch_service
-from .settings import AutoStorage, ServiceSettings
+from .settings import AutoStorage, ServiceSettings, quick_autoscale
 
-__all__ = ["AutoStorage", "BatchService", "FaultRule", "Preemption", "RequestRecord", "ServiceSettings", "TlsFiles",
-           "self_signed_cert", "start_batch_service"]
+__all__ = ["AutoStorage", "BatchService", "FaultRule", "NodeLife", "Preemption", "RequestRecord", "ServiceSettings",
+           "TlsFiles", "quick_autoscale", "self_signed_cert", "start_batch_service"]

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from .samples import MetricHistory
 from .timekeeping import (
     UNLIMITED_DURATION,
     Lifecycle,
@@ -86,7 +87,9 @@ class PoolRecord:
 
     ``allocation_generation`` increases with each resize so that a superseded allocation worker
     gives up; ``allocation_in_flight`` is true until the current worker has applied the targets.
-    ``deleting_since`` and ``last_autoscale`` are ``time.monotonic()`` instants.
+    ``deleting_since``, ``last_autoscale`` (the evaluation schedule's last slot) and
+    ``last_enabled`` (the last ``enableautoscale``) are ``time.monotonic()`` instants; ``samples``
+    its metric history (``scaling``), ``stats_*`` its last statistics roll-up (``node_lives``).
     """
 
     id: str
@@ -103,6 +106,10 @@ class PoolRecord:
     allocation_in_flight: bool = False
     deleting_since: float | None = None
     last_autoscale: float = 0.0
+    last_enabled: float | None = None
+    samples: MetricHistory = field(default_factory=MetricHistory)
+    stats_updated: datetime | None = None
+    stats_core_seconds: float = 0.0
     nodes: dict[str, NodeRecord] = field(default_factory=dict)
     resize_errors: list[dict[str, Any]] = field(default_factory=list)
     identities: list[dict[str, Any]] = field(default_factory=list)  # user-assigned: resourceId, clientId, principalId
@@ -191,6 +198,7 @@ class TaskRecord:
     node_info: dict[str, Any] | None = None
     task_dir: Path | None = None
     handle: ExecutionHandle | None = None
+    subtasks: list[dict[str, Any]] = field(default_factory=list)  # a multi-instance task's other instances
 
     @property
     def state(self) -> str:

@@ -145,6 +145,7 @@ def _record_outcome(task: TaskRecord, result: RunResult) -> None:
             task.execution.pop(key, None)
         task.node_info = None
         task.task_dir = None  # its files were on the node it left
+        task.subtasks = []
         task.move("active")
         return
     task.execution["endTime"] = now
@@ -159,6 +160,8 @@ def _record_outcome(task: TaskRecord, result: RunResult) -> None:
     if failure is not None:
         task.execution["failureInfo"] = failure
     task.execution["result"] = "success" if result.succeeded else "failure"
+    for subtask in task.subtasks:  # the other instances end with the task
+        subtask.update(state="completed", endTime=now, result=task.execution["result"])
     task.move("completed")
 
 

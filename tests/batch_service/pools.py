@@ -4,9 +4,10 @@ A resize (or a new autoscale target) moves ``allocationState`` to ``resizing``; 
 ``allocation_delay_s`` nodes are added, or surplus ones removed (idle first, newest first) as
 ``nodeDeallocationOption`` says: ``requeue`` (default) or ``terminate`` their tasks at once, or
 (``taskcompletion``/``retaineddata``) leave them ``leavingpool`` until their tasks end. A deleted
-pool is removed ``deletion_delay_s`` after no task runs on it. An autoscale formula runs at
-creation (400 ``AutoScalingFormulaSyntaxError`` when bad) and every ``autoScaleEvaluationInterval``
-(or ``settings.autoscale_interval_s``), on variables computed from the pool's jobs and nodes.
+pool is removed ``deletion_delay_s`` after no task runs on it. An autoscale pool's formula must
+parse (400 ``AutoScalingFormulaSyntaxError``); it is evaluated over the pool's sampled metrics at
+creation, when autoscale is enabled again, and on its schedule (``scaling``). Every node's life
+is recorded (``node_lives``) and the pool's statistics rolled up from them.
 A new node goes ``creating`` → ``starting`` → ``idle``; with a start task that has
 ``waitForSuccess`` (the default) it passes ``waitingforstarttask`` and ends ``idle`` or
 ``starttaskfailed``. The start task runs in ``startup/``, retried up to ``maxTaskRetryCount``.
@@ -19,7 +20,7 @@ import time
 import uuid
 from typing import Any
 
-from .autoscale import FormulaError, evaluate_formula, format_results
+from . import node_lives, scaling
 from .entities import NodeRecord, PoolRecord
 from .errors import BatchApiError
 from .layout import (
@@ -32,7 +33,7 @@ from .layout import (
 from .runner import ExecutionHandle, run_process
 from .specs import validate_pool_spec, validate_resize
 from .state import BatchState
-from .timekeeping import format_timestamp, parse_duration, utc_now
+from .timekeeping import format_timestamp, utc_now
 from .transfers import ResourceFileError, download_resource_files
 
 
@@ -40,53 +41,6 @@ def check_pool_active(pool: PoolRecord) -> None:
     """409 PoolBeingDeleted for a pool that is being deleted."""
     if pool.lifecycle.state == "deleting":
         raise BatchApiError("PoolBeingDeleted", values=[("PoolId", pool.id)])
-
-
-def service_variables(state: BatchState, pool: PoolRecord) -> dict[str, Any]:
-    """The read-only autoscale formula variables for ``pool``; lock held."""
-    tasks = [task for job in state.jobs.values() if job.pool_id.lower() == pool.id.lower()
-             for task in job.tasks.values()]
-    active = sum(1 for task in tasks if task.state == "active")
-    running = sum(1 for task in tasks if task.state in ("preparing", "running"))
-    dedicated, low_priority = pool.current_counts()
-    preempted = sum(1 for node in pool.nodes.values() if node.state == "preempted")
-    return {
-        "$CurrentDedicatedNodes": float(dedicated), "$CurrentLowPriorityNodes": float(low_priority),
-        "$TargetDedicatedNodes": float(pool.target_dedicated),
-        "$TargetLowPriorityNodes": float(pool.target_low_priority),
-        "$ActiveTasks": float(active), "$RunningTasks": float(running), "$PendingTasks": float(active + running),
-        "$SucceededTasks": float(sum(1 for task in tasks if task.succeeded())),
-        "$FailedTasks": float(sum(1 for task in tasks if task.state == "completed" and not task.succeeded())),
-        "$TaskSlotsPerNode": float(pool.task_slots_per_node), "$CPUPercent": 0.0, "$MemoryBytes": 0.0,
-        "$PreemptedNodeCount": float(preempted), "$UsableNodeCount": float(dedicated + low_priority - preempted),
-        "$NodeDeallocationOption": pool.deallocation_option,
-    }
-
-
-def run_formula(state: BatchState, pool: PoolRecord) -> bool:
-    """Evaluate the pool's formula, record its ``autoScaleRun`` and, on success, its targets; lock held.
-    Returns whether the targets changed."""
-    timestamp = format_timestamp(utc_now())
-    pool.last_autoscale = time.monotonic()
-    try:
-        variables = evaluate_formula(str(pool.spec["autoScaleFormula"]), service_variables(state, pool))
-    except FormulaError as exc:
-        pool.auto_scale_run = {"timestamp": timestamp,
-                               "error": {"code": "AutoScalingFormulaSyntaxError", "message": str(exc)}}
-        return False
-    pool.auto_scale_run = {"timestamp": timestamp, "results": format_results(variables)}
-
-    def count(name: str) -> int:
-        value = variables.get(name, 0.0)
-        return max(0, int(value)) if isinstance(value, (int, float)) else 0
-
-    targets = (count("$TargetDedicatedNodes"), count("$TargetLowPriorityNodes"))
-    option = variables.get("$NodeDeallocationOption")
-    pool.deallocation_option = option if isinstance(option, str) else "requeue"
-    changed = targets != (pool.target_dedicated, pool.target_low_priority)
-    pool.target_dedicated, pool.target_low_priority = targets
-    pool.revision.touch()
-    return changed
 
 
 class PoolEngine:
@@ -110,9 +64,10 @@ class PoolEngine:
                               resize_timeout=str(spec.get("resizeTimeout") or "PT15M"),
                               identities=list(identities or []))
             if spec.get("enableAutoScale"):
-                run_formula(self.state, pool)
-                if pool.auto_scale_run and "error" in pool.auto_scale_run:
-                    raise BatchApiError("AutoScalingFormulaSyntaxError", pool.auto_scale_run["error"]["message"])
+                scaling.check_formula(spec.get("autoScaleFormula"))
+                pool.last_autoscale = time.monotonic()
+                scaling.sample(self.state, pool)
+                scaling.run_formula(self.state, pool)
             self.state.pools[pool.id.lower()] = pool
             self.start_allocation(pool)
             return pool
@@ -132,6 +87,16 @@ class PoolEngine:
             pool.resize_timeout = str(body.get("resizeTimeout") or pool.resize_timeout)
             pool.deallocation_option = option
             self.start_allocation(pool)
+
+    def enable_autoscale(self, pool_id: str, body: dict[str, Any]) -> PoolRecord:
+        """``enableautoscale``: a new formula and/or interval, evaluated now (see ``scaling``)."""
+        with self.state.lock:
+            pool = self.state.pool(pool_id)
+            before = (pool.target_dedicated, pool.target_low_priority)
+            scaling.enable(self.state, pool, body)
+            if (pool.target_dedicated, pool.target_low_priority) != before:
+                self.start_allocation(pool)
+            return pool
 
     def delete_pool(self, pool_id: str) -> None:
         """Start deleting: state ``deleting``, tasks on its nodes requeued, start tasks killed."""
@@ -172,6 +137,8 @@ class PoolEngine:
                 for node in surplus[: max(0, len(members) - target)]:
                     self._remove_node(pool, node, pool.deallocation_option)
             pool.allocation_in_flight = False
+            if not any(node.removal_pending for node in pool.nodes.values()):
+                pool.allocation.move("steady")  # the resize is done when its nodes are in (or out)
             pool.revision.touch()
             self.state.wake()
 
@@ -179,8 +146,10 @@ class PoolEngine:
         node_id = f"tvmps_{uuid.uuid4().hex}{uuid.uuid4().hex}_{'d' if dedicated else 'p'}"
         root = self.state.nodes_dir() / node_id
         NodeDirs(root).create()
-        pool.nodes[node_id.lower()] = NodeRecord(node_id, pool.id, self.state.next_ip_address(), dedicated,
-                                                 str(pool.spec.get("vmSize") or ""), root)
+        node = NodeRecord(node_id, pool.id, self.state.next_ip_address(), dedicated, str(pool.spec.get("vmSize") or ""),
+                          root)
+        pool.nodes[node_id.lower()] = node
+        node_lives.allocated(self.state, pool, node)
         self.start_boot(pool.id, node_id)
 
     def start_boot(self, pool_id: str, node_id: str) -> None:
@@ -193,6 +162,11 @@ class PoolEngine:
             node.lifecycle.move("leavingpool")
             return
         self.cancel_node_work(node, "requeue" if option == "requeue" else "terminate")
+        self.forget_node(pool, node)
+
+    def forget_node(self, pool: PoolRecord, node: NodeRecord) -> None:
+        """The node leaves the pool (its life ends); lock held."""
+        node_lives.removed(self.state, node)
         del pool.nodes[node.id.lower()]
 
     def cancel_node_work(self, node: NodeRecord, reason: str) -> None:
@@ -208,23 +182,26 @@ class PoolEngine:
         """Finish node removals and deletions, settle allocations, re-run due formulas; lock held."""
         for pool in list(self.state.pools.values()):
             for node in [n for n in pool.nodes.values() if n.removal_pending and not n.running]:
-                del pool.nodes[node.id.lower()]
+                self.forget_node(pool, node)
             if pool.lifecycle.state == "deleting":
                 busy = any(node.running for node in pool.nodes.values())
                 if not busy and time.monotonic() - (pool.deleting_since or 0.0) >= self.state.settings.deletion_delay_s:
+                    for node in list(pool.nodes.values()):
+                        self.forget_node(pool, node)
                     del self.state.pools[pool.id.lower()]
                 continue
+            scaling.sample(self.state, pool)
+            node_lives.roll_up(self.state, pool)
             settled = not pool.allocation_in_flight and not any(n.removal_pending for n in pool.nodes.values())
             if pool.allocation.state != "steady" and settled:
                 pool.allocation.move("steady")
                 pool.revision.touch()
-            if pool.enable_auto_scale and time.monotonic() - pool.last_autoscale >= self._interval(pool):
-                if run_formula(self.state, pool):
+            if scaling.due(self.state, pool):
+                pool.last_autoscale = time.monotonic()
+                before = (pool.target_dedicated, pool.target_low_priority)
+                scaling.run_formula(self.state, pool)
+                if (pool.target_dedicated, pool.target_low_priority) != before:
                     self.start_allocation(pool)
-
-    def _interval(self, pool: PoolRecord) -> float:
-        override = self.state.settings.autoscale_interval_s
-        return override if override is not None else parse_duration(pool.auto_scale_interval).total_seconds()
 
     def _step(self, pool_id: str, node_id: str, state_name: str, generation: int) -> bool:
         time.sleep(self.state.settings.node_boot_delay_s)

@@ -22,6 +22,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from . import node_lives
 from .entities import NodeRecord, PoolRecord
 from .errors import BatchApiError
 from .layout import NodeDirs
@@ -68,6 +69,7 @@ class Preemptions:
             node.start_task_handle = None
             node.boot_generation += 1
             node.lifecycle.move("preempted")
+            node_lives.preempted(self.state, node)
             pool.revision.touch()
             self.state.wake()
             finished = [task.handle.finished for task in tasks if task is not None and task.handle is not None]
@@ -110,6 +112,7 @@ class Preemptions:
             if node is None or node.boot_generation != generation or node.state != "preempted" or self.state.stopping:
                 return
             node.lifecycle.move("creating")
+            node_lives.reallocated(self.state, node)
             node.start_task_info = None
             node.running.clear()
             self.state.wake()

@@ -1,8 +1,11 @@
 """Route handlers: the Batch operations orch calls, and the test-only admin API.
 
-Pools: create, list, get, resize, delete; list and get nodes; download a node file (relative to the node
-root, e.g. ``startup/stderr.txt``). Jobs: create, list, get, update (PATCH), terminate, delete.
-Tasks: add (one or a collection), list, get, terminate; a task file's properties (HEAD) and
+Pools: create, list, get (``$expand=stats``: ``node_lives``), resize, enable autoscale, delete; list
+and get nodes; download a node file (relative to the node root, e.g. ``startup/stderr.txt``).
+``GET /poolusagemetrics`` (Pool - List Usage Metrics) is refused: Batch retired it on 30 September
+2024 (the error it answers now is not documented; this service says 400 ``InvalidUri``). Jobs: create, list, get, update (PATCH), terminate, delete.
+Tasks: add (one or a collection), list, get, terminate, list a multi-instance task's subtasks (its
+instances but the primary, with their nodes and times); a task file's properties (HEAD) and
 (ranged) download (relative to the task directory, e.g. ``wd/out.bin``). Lists take ``$select``.
 
 Admin (no authentication, never faulted or logged): ``POST /_admin/faults`` with ``{"kind",
@@ -12,7 +15,8 @@ Admin (no authentication, never faulted or logged): ``POST /_admin/faults`` with
 update) ``/_admin/settings``; ``POST /_admin/preemptions`` with ``{"poolId", "nodeId"}`` (or ``"jobId"``
 and ``"taskId"``: the node running that task; or neither: the first busy Spot node) and
 ``"restoreAfterSeconds"`` (null: capacity never comes back) → 201 ``{"poolId", "nodeId",
-"requeuedTasks"}`` (see ``preemption``).
+"requeuedTasks"}`` (see ``preemption``); ``GET /_admin/nodelives?poolId=`` → ``{"value": [{poolId, nodeId,
+isDedicated, vcpus, allocated, removed, preempted}]}``, every node the pool ever had (``node_lives``).
 """
 from __future__ import annotations
 
@@ -27,10 +31,12 @@ from .http_messages import (
     created,
     entity,
     list_response,
+    select_fields,
     status_only,
 )
 from .jobs import JobEngine
 from .layout import find_entry, read_range
+from .node_lives import lives_of, stats_json
 from .pools import PoolEngine
 from .preemption import Preemptions
 from .routing import Router
@@ -53,9 +59,12 @@ class BatchRoutes:
         for method, template, handler, query in (
             ("POST", "/pools", self.create_pool, ()),
             ("GET", "/pools", self.list_pools, _LIST),
-            ("GET", "/pools/{poolId}", self.get_pool, ()),
+            ("GET", "/pools/{poolId}", self.get_pool, ("$expand",)),
             ("DELETE", "/pools/{poolId}", self.delete_pool, ()),
             ("POST", "/pools/{poolId}/resize", self.resize_pool, ()),
+            ("POST", "/pools/{poolId}/enableautoscale", self.enable_autoscale, ()),
+            ("GET", "/poolusagemetrics", self.retired_usage_metrics, ("starttime", "endtime", "$filter",
+                                                                      "maxresults")),
             ("GET", "/pools/{poolId}/nodes", self.list_nodes, _LIST),
             ("GET", "/pools/{poolId}/nodes/{nodeId}", self.get_node, ()),
             ("GET", "/pools/{poolId}/nodes/{nodeId}/files/{filePath*}", self.download_node_file, ()),
@@ -70,6 +79,7 @@ class BatchRoutes:
             ("POST", "/jobs/{jobId}/addtaskcollection", self.add_task_collection, ()),
             ("GET", _TASK, self.get_task, ()),
             ("POST", f"{_TASK}/terminate", self.terminate_task, ()),
+            ("GET", f"{_TASK}/subtasksinfo", self.list_subtasks, ("$select",)),
             ("GET", f"{_TASK}/files/{{filePath*}}", self.download_task_file, ()),
             ("HEAD", f"{_TASK}/files/{{filePath*}}", self.task_file_properties, ()),
         ):
@@ -88,10 +98,25 @@ class BatchRoutes:
         return self._list(request, items, "pools")
 
     def get_pool(self, request: Request) -> Response:
+        expand = [part.strip() for part in (request.param("$expand") or "").split(",") if part.strip()]
+        if any(part != "stats" for part in expand):
+            raise BatchApiError("InvalidQueryParameterValue", values=[
+                ("QueryParameterName", "$expand"), ("QueryParameterValue", request.param("$expand") or "")])
         with self.state.lock:
             pool = self.state.pool(request.path_params["poolId"])
-            url = pool.url(self.state.base_url)
-            return entity(request, pool.to_json(self.state.base_url), pool.revision, url, "pools/@Element")
+            url, body = pool.url(self.state.base_url), pool.to_json(self.state.base_url)
+            if expand:
+                body["stats"] = stats_json(pool, self.state.base_url)
+            return entity(request, body, pool.revision, url, "pools/@Element")
+
+    def enable_autoscale(self, request: Request) -> Response:
+        pool = self.pools.enable_autoscale(request.path_params["poolId"], request.json_object())
+        return status_only(200, pool.revision, pool.url(self.state.base_url))
+
+    def retired_usage_metrics(self, request: Request) -> Response:
+        raise BatchApiError("InvalidUri", "Pool - List Usage Metrics was retired on 30 September 2024; "
+                                          "pool statistics ($expand=stats) remain.",
+                            values=[("RequestUri", request.raw_path)])
 
     def delete_pool(self, request: Request) -> Response:
         self.pools.delete_pool(request.path_params["poolId"])
@@ -172,6 +197,14 @@ class BatchRoutes:
             url = task.url(self.state.base_url)
             return entity(request, task.to_json(self.state.base_url), task.revision, url, "tasks/@Element")
 
+    def list_subtasks(self, request: Request) -> Response:
+        """A multi-instance task's instances other than its primary (none for another task)."""
+        with self.state.lock:
+            task = self.state.task(request.path_params["jobId"], request.path_params["taskId"])
+            items = [dict(subtask, nodeInfo=dict(subtask["nodeInfo"])) for subtask in task.subtasks]
+        return Response.json(200, {"odata.metadata": f"{request.base_url}/$metadata#subtaskinfo",
+                                   "value": [select_fields(item, request.param("$select")) for item in items]})
+
     def terminate_task(self, request: Request) -> Response:
         task = self.jobs.terminate_task(request.path_params["jobId"], request.path_params["taskId"])
         return status_only(204, task.revision, task.url(self.state.base_url))
@@ -199,8 +232,9 @@ class AdminRoutes:
     """Handlers of the admin API."""
 
     def __init__(self, faults: FaultInjector, log: RequestLog, settings: ServiceSettings,
-                 preemptions: Preemptions) -> None:
+                 preemptions: Preemptions, state: BatchState) -> None:
         self.faults, self.log, self.settings, self.preemptions = faults, log, settings, preemptions
+        self.state = state
 
     def register(self, router: Router) -> None:
         """Add the admin routes to ``router``."""
@@ -209,6 +243,7 @@ class AdminRoutes:
             ("DELETE", "faults", self.clear_faults), ("GET", "requests", self.list_requests),
             ("DELETE", "requests", self.clear_requests), ("GET", "settings", self.get_settings),
             ("POST", "settings", self.update_settings), ("POST", "preemptions", self.preempt),
+            ("GET", "nodelives", self.node_lives),
         ):
             router.add(method, f"/_admin/{path}", handler)
 
@@ -262,3 +297,11 @@ class AdminRoutes:
                                         task_id=body.get("taskId"),
                                         restore_after_s=None if restore is None else float(restore))
         return Response.json(201, done.as_json())
+
+    def node_lives(self, request: Request) -> Response:
+        pool_id = request.param("poolId")
+        if not pool_id:
+            raise BatchApiError("InvalidRequestBody", "Give ?poolId=")
+        with self.state.lock:
+            lives = [life.as_json() for life in lives_of(self.state, pool_id)]
+        return Response.json(200, {"value": lives})

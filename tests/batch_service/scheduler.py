@@ -141,15 +141,12 @@ class TaskScheduler:
             node.lifecycle.move("running")
             identity = NodeIdentity(pool.id, node.id, node.root_dir, node.ip_address, node.is_dedicated)
             placements.append(Placement(identity, key))
-        primary, dirs = nodes[0], NodeDirs(nodes[0].root_dir)
-        task.task_dir = dirs.task_dir(job.id, task.id)
-        node_url = primary.url(self.state.base_url)
-        task_root = dirs.relative(task.task_dir)
-        task.node_info = {"affinityId": f"TVM:{primary.id}", "nodeUrl": node_url, "poolId": pool.id,
-                          "nodeId": primary.id, "taskRootDirectory": task_root,
-                          "taskRootDirectoryUrl": f"{node_url}/files/{quote(task_root, safe='')}"}
+        task.task_dir = NodeDirs(nodes[0].root_dir).task_dir(job.id, task.id)
+        task.node_info = self._node_info(job, task, pool, nodes[0])
         task.handle = handle
         task.execution["startTime"] = format_timestamp(utc_now())
+        task.subtasks = [{"id": index, "nodeInfo": self._node_info(job, task, pool, node), "state": "running",
+                          "startTime": task.execution["startTime"]} for index, node in enumerate(nodes) if index]
         if task.spec.get("containerSettings"):  # the command runs on the host; the container is recorded
             task.execution["containerInfo"] = {"containerId": f"{job.id}_{task.id}".lower(), "state": "running"}
         task.move("preparing")
@@ -158,3 +155,11 @@ class TaskScheduler:
                                   name=f"task-{job.id}-{task.id}", daemon=True)
         self._executions = [t for t in self._executions if t.is_alive()] + [thread]
         thread.start()
+
+    def _node_info(self, job: JobRecord, task: TaskRecord, pool: PoolRecord, node: NodeRecord) -> dict[str, str]:
+        """``nodeInfo`` of a task (or a subtask) on ``node``."""
+        dirs = NodeDirs(node.root_dir)
+        node_url, task_root = node.url(self.state.base_url), dirs.relative(dirs.task_dir(job.id, task.id))
+        return {"affinityId": f"TVM:{node.id}", "nodeUrl": node_url, "poolId": pool.id, "nodeId": node.id,
+                "taskRootDirectory": task_root,
+                "taskRootDirectoryUrl": f"{node_url}/files/{quote(task_root, safe='')}"}

@@ -5,16 +5,25 @@ import atexit
 import base64
 import secrets
 import threading
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from .arm import ArmError, ResourceManager
 from .auth import SharedKeyVerifier
-from .faults import FaultInjector, FaultKind, FaultRule, FaultTiming, RequestLog, RequestRecord
+from .faults import (
+    FaultInjector,
+    FaultKind,
+    FaultRule,
+    FaultTiming,
+    RequestLog,
+    RequestRecord,
+)
 from .http_messages import Response
 from .identity import Identities
 from .jobs import JobEngine
+from .node_lives import NodeLife, lives_of
 from .pools import PoolEngine
 from .preemption import Preemption, Preemptions
 from .routes import AdminRoutes, BatchRoutes
@@ -49,7 +58,7 @@ class BatchService:
                                         [self._pools.housekeeping, jobs.housekeeping])
         batch_routes, admin_routes, imds_routes, arm_routes = Router(), Router(), Router(), Router()
         BatchRoutes(self.state, self._pools, jobs).register(batch_routes)
-        AdminRoutes(self.faults, self.request_log, settings, self.preemptions).register(admin_routes)
+        AdminRoutes(self.faults, self.request_log, settings, self.preemptions, self.state).register(admin_routes)
         self.identities = Identities(self.state, settings)
         self.identities.register(imds_routes)
         ResourceManager(self.state, self._pools, self.identities).register(arm_routes)
@@ -112,6 +121,12 @@ class BatchService:
         restore = self.settings.preemption_restore_s if restore_after_s == "default" else restore_after_s
         return self.preemptions.preempt(pool_id, node_id, job_id=job_id, task_id=task_id,
                                         restore_after_s=None if restore is None else float(restore))
+
+    def node_lives(self, pool_id: str) -> list[NodeLife]:
+        """Every node pool ``pool_id`` has had, and when it was billed (see ``node_lives``), as copies."""
+        with self.state.lock:
+            return [replace(life, preempted=[list(p) for p in life.preempted])
+                    for life in lives_of(self.state, pool_id)]
 
     def clear_faults(self) -> None:
         """Remove every fault rule."""

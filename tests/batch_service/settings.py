@@ -1,6 +1,8 @@
 """Tunable behaviour of the local Batch service (timings, limits, auto-storage)."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 from urllib.parse import quote
@@ -35,6 +37,10 @@ class ServiceSettings:
     task collection only when it is smaller than 1 MB; read strictly, 10^6 bytes),
     ``max_tasks_per_collection`` its task collection limit, ``max_page_size`` its list page size;
     ``autoscale_interval_s`` overrides every pool's ``autoScaleEvaluationInterval`` when set;
+    autoscale metrics are sampled every ``autoscale_sample_period_s`` and reach formulas
+    ``autoscale_sample_delay_s`` later (Batch: 30 s and about a minute); ``enableautoscale`` is
+    refused within ``enable_autoscale_min_interval_s`` of the last (Batch: 30 s); pool statistics
+    are rolled up every ``stats_rollup_s`` (Batch: typically 30 minutes);
     ``preemption_restore_s`` is how long a preempted Spot node waits for replacement capacity
     (None: it stays preempted).
     ``account_features`` are the properties this account has enabled among
@@ -56,6 +62,10 @@ class ServiceSettings:
     max_tasks_per_collection: int = 100
     max_page_size: int = 1000
     autoscale_interval_s: float | None = None
+    autoscale_sample_period_s: float = 30.0
+    autoscale_sample_delay_s: float = 60.0
+    enable_autoscale_min_interval_s: float = 30.0
+    stats_rollup_s: float = 1800.0
     preemption_restore_s: float | None = 0.5
     supported_api_versions: tuple[str, ...] = SUPPORTED_API_VERSIONS
     auto_storage: AutoStorage | None = field(default=None)
@@ -107,3 +117,22 @@ def _features(value: Any) -> frozenset[str]:
     if unknown:
         raise ValueError(f"unknown account features {unknown}; known: {', '.join(ACCOUNT_FEATURES)}")
     return names
+
+
+@contextmanager
+def quick_autoscale(settings: ServiceSettings, interval_s: float, *, sample_s: float | None = None,
+                    delay_s: float | None = None) -> Iterator[ServiceSettings]:
+    """Within the block, formulas are evaluated every ``interval_s`` over samples taken every
+    ``sample_s`` (default: a tenth of the interval) that reach them ``delay_s`` later (default: one
+    sample period), and autoscale may be enabled again at once; the settings are restored after."""
+    names = ("autoscale_interval_s", "autoscale_sample_period_s", "autoscale_sample_delay_s",
+             "enable_autoscale_min_interval_s")
+    before = {name: getattr(settings, name) for name in names}
+    period = sample_s if sample_s is not None else interval_s / 10
+    settings.update({"autoscale_interval_s": interval_s, "autoscale_sample_period_s": period,
+                     "autoscale_sample_delay_s": delay_s if delay_s is not None else period,
+                     "enable_autoscale_min_interval_s": 0.0})
+    try:
+        yield settings
+    finally:
+        settings.update(before)

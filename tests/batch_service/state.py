@@ -9,11 +9,15 @@ from __future__ import annotations
 import itertools
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .auth import JobTokens
 from .entities import JobRecord, NodeRecord, PoolRecord, TaskRecord
 from .errors import BatchApiError
 from .settings import ServiceSettings
+
+if TYPE_CHECKING:
+    from .node_lives import NodeLife
 
 
 class BatchState:
@@ -28,6 +32,7 @@ class BatchState:
         self.changed = threading.Condition(self.lock)
         self.pools: dict[str, PoolRecord] = {}
         self.jobs: dict[str, JobRecord] = {}
+        self.node_lives: dict[str, list[NodeLife]] = {}  # by lower-cased pool id, kept after the pool goes
         self.stopping = False
         self.job_tokens = JobTokens()
         self._addresses = itertools.count(0)

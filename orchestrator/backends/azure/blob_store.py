@@ -173,6 +173,16 @@ class BlobStore:
                                                          **auth), expiry)
         return f"{self.url}/{container}/{quote(name)}?{sas}"
 
+    def delete_blob(self, container: str, name: str) -> None:
+        """Delete one blob (nothing when it is gone already)."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        with map_errors(f"deleting {container}/{name}"):
+            try:
+                self.service.get_container_client(container).delete_blob(name)
+            except ResourceNotFoundError:
+                pass
+
     def delete_prefix(self, container: str, prefix: str) -> int:
         """Delete every blob under ``prefix``; how many there were."""
         from azure.core.exceptions import ResourceNotFoundError
@@ -194,6 +204,17 @@ class BlobStore:
 
         permission = (ContainerSasPermissions(create=True, write=True, add=True, list=listing) if write
                       else ContainerSasPermissions(read=True, list=True))
+        sas = self._sas(lambda **auth: generate_container_sas(self.service.account_name, container,
+                                                              permission=permission, expiry=expiry, start=_start(),
+                                                              **auth), expiry)
+        return f"{self.url}/{container}?{sas}"
+
+    def container_manager_url(self, container: str, expiry: datetime) -> str:
+        """A container URL a job's manager keeps the cost ledger and budget state through: read,
+        create, write, list and delete blobs."""
+        from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+        permission = ContainerSasPermissions(read=True, create=True, write=True, add=True, list=True, delete=True)
         sas = self._sas(lambda **auth: generate_container_sas(self.service.account_name, container,
                                                               permission=permission, expiry=expiry, start=_start(),
                                                               **auth), expiry)

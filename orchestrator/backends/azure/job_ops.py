@@ -1,9 +1,10 @@
 """Batch jobs: create before tasks (``noaction`` on all tasks complete), seal after every task
 is in (``terminatejob``), and read jobs and tasks back as orch's ``JobInfo``/``TaskInfo``.
 
-Task states map as: active → pending (cancelled in a cancelled job); preparing, running →
-running; completed → succeeded (result success), stopped (stopped early through
-``stop_tasks``), cancelled (killed by a cancel), else failed with its exit code or failure.
+Task states map as: active → pending (cancelled in a cancelled job, stopped in a job its manager
+ended for a budget); preparing, running → running; completed → succeeded (result success),
+stopped (stopped early through ``stop_tasks``, or by the job's manager at a budget: the budget is
+its error), cancelled (killed by a cancel), else failed with its exit code or failure.
 Ended attempts (retried, requeued by a preemption, the last one) come from ``task_attempts``.
 """
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from azure.batch import models as m
 from orchestrator.backends.azure import naming
 from orchestrator.backends.azure.batch_client import BatchApi, text
+from orchestrator.backends.azure.budgets import BudgetState
 from orchestrator.backends.azure.retries import redact
 from orchestrator.backends.azure.task_attempts import task_attempts
 from orchestrator.errors import ConflictError, NotFoundError
@@ -32,23 +34,26 @@ def get(api: BatchApi, job_id: str) -> Any | None:
 
 def ensure(api: BatchApi, job_id: str, pool_id: str, *, uses_dependencies: bool, lifetime: float,
            max_parallel: int | None = None, manager: m.BatchJobManagerTask | None = None,
-           spec_digest: str | None = None) -> tuple[Any, bool]:
+           spec_digest: str | None = None, sweep: bool | None = None, budget: bool = False) -> tuple[Any, bool]:
     """The Batch job (created now if new, open for tasks) and whether it was created now.
 
     ``lifetime`` bounds the job's wall-clock time (and so the SAS URLs its tasks get);
     ``max_parallel`` caps its tasks in flight (a sweep's ``max_concurrent_trials``); it needs a
     Batch account feature (a default account answers 403), so it is sent only when given;
-    ``manager`` is the job manager task of an adaptive sweep (only given at creation).
+    ``manager`` is the job's manager task (only given at creation), which runs its sweep
+    controller (``sweep``; by default: when there is a manager) and keeps its budgets (``budget``).
     """
     existing = get(api, job_id)
     if existing is None:
         parallel = {"max_parallel_tasks": max_parallel} if max_parallel is not None else {}
+        sweep = manager is not None if sweep is None else sweep
         options = m.BatchJobCreateOptions(
             id=job_id, pool_info=m.BatchPoolInfo(pool_id=pool_id), uses_task_dependencies=uses_dependencies,
             **parallel, all_tasks_complete_mode="noaction", constraints=m.BatchJobConstraints(
                 max_wall_clock_time=timedelta(seconds=lifetime)), job_manager_task=manager,
             metadata=[m.BatchMetadataItem(name=naming.METADATA_MARK, value="1")]
-            + ([m.BatchMetadataItem(name=naming.METADATA_SWEEP, value="1")] if manager is not None else [])
+            + ([m.BatchMetadataItem(name=naming.METADATA_SWEEP, value="1")] if sweep else [])
+            + ([m.BatchMetadataItem(name=naming.METADATA_BUDGET, value="1")] if budget else [])
             + ([m.BatchMetadataItem(name=naming.METADATA_SPEC_DIGEST, value=spec_digest)] if spec_digest else []))
         try:
             api.call(f"creating job {job_id!r}", api.client.create_job, options)
@@ -101,6 +106,16 @@ def has_sweep_manager(job: Any) -> bool:
     return any(item.name == naming.METADATA_SWEEP for item in job.metadata or [])
 
 
+def keeps_budgets(job: Any) -> bool:
+    return any(item.name == naming.METADATA_BUDGET for item in job.metadata or [])
+
+
+def ended_for_budget(job: Any) -> bool:
+    info = job.execution_info
+    return text(job.state) in ("completed", "terminating") and info is not None and (
+        info.termination_reason == naming.BUDGET_REASON)
+
+
 def cancelled(job: Any) -> bool:
     info = job.execution_info
     return text(job.state) in ("completed", "terminating") and info is not None and (
@@ -113,9 +128,13 @@ def job_state(job: Any) -> str:
     return "completed" if text(job.state) == "completed" else "active"
 
 
-def task_infos(tasks: list[Any], job_id: str, *, job_cancelled: bool, stopped: set[str]) -> list[TaskInfo]:
-    """The job's tasks as orch reports them; tasks blocked behind a failed dependency are failed."""
+def task_infos(tasks: list[Any], job_id: str, *, job_cancelled: bool, stopped: set[str],
+               budget: BudgetState | None = None, budget_ended: bool = False) -> list[TaskInfo]:
+    """The job's tasks as orch reports them; tasks blocked behind a failed dependency are failed.
+    ``budget``: what the job's manager stopped for a budget; ``budget_ended``: it ended the job."""
     infos = [task_info(task, job_id, job_cancelled=job_cancelled, stopped=stopped) for task in tasks]
+    if budget is not None or budget_ended:
+        infos = [_budget_stop(info, task, budget or BudgetState(), budget_ended) for info, task in zip(infos, tasks)]
     blocked = blocked_by_failure(tasks, {info.id: info.state for info in infos})
     return [replace(info, state=TaskState.FAILED, error=f"dependency {blocked[info.id]!r} did not succeed")
             if info.id in blocked and info.state == TaskState.PENDING else info for info in infos]
@@ -139,6 +158,29 @@ def blocked_by_failure(tasks: list[Any], states: dict[str, TaskState]) -> dict[s
                     changed = True
                     break
     return blocked
+
+
+def _budget_stop(info: TaskInfo, task: Any, budget: BudgetState, ended: bool) -> TaskInfo:
+    """``info`` as stopped for a budget, when the manager stopped it (or ended its job) before it succeeded."""
+    if info.state in (TaskState.SUCCEEDED, TaskState.RUNNING):
+        return info
+    reason = budget.stopped.get(info.id)
+    if reason is None and ended:
+        failure = task.execution_info.failure_info if task.execution_info is not None else None
+        never_ran = text(task.state) == "active"
+        if never_ran or (failure is not None and failure.code == "TaskEnded"):
+            reason = budget.job_reason or "budget: the job's budget was reached"
+    if reason is None:
+        return info
+    return replace(info, state=TaskState.STOPPED, error=reason)
+
+
+def ended_state(task: Any) -> TaskState:
+    """A raw Batch task as far as dependencies go: succeeded, failed, or not ended (pending)."""
+    if text(task.state) != "completed":
+        return TaskState.PENDING
+    info = task.execution_info
+    return TaskState.SUCCEEDED if info is not None and text(info.result) == "success" else TaskState.FAILED
 
 
 def settled(job: Any, tasks: list[TaskInfo]) -> bool:

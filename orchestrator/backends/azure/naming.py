@@ -13,9 +13,11 @@ METADATA_MARK = "orch"
 METADATA_SPEC = "orch-spec"
 CANCEL_REASON = "orch: cancelled"
 DEPENDENCY_REASON = "orch: dependencies failed"
+BUDGET_REASON = "orch: budget"  # a job its manager ended at a budget or its pool's max_spend
 INPUTS_PREFIX = "inputs/"
-SWEEP_MANAGER_ID = "orch-sweep-manager"  # the job manager task of an adaptive sweep; never a trial
-METADATA_SWEEP = "orch-sweep"
+SWEEP_MANAGER_ID = "orch-job-manager"  # a job's manager task (sweep controller, budgets); never a trial
+METADATA_SWEEP = "orch-sweep"  # the job has a manager that runs a sweep controller
+METADATA_BUDGET = "orch-budget"  # the job has a manager that keeps budgets
 METADATA_SPEC_DIGEST = "orch-spec-digest"  # the job spec a job was (last) submitted from
 
 
@@ -65,6 +67,16 @@ def sweep_spec_blob(job_id: str) -> str:
 def stopped_prefix(job_id: str) -> str:
     """Prefix of a job's stopped-task markers: one empty blob ``stopped/<job>/<task>`` per task."""
     return f"stopped/{job_id}/"
+
+
+def budget_payload_blob(job_id: str) -> str:
+    """What a job's manager needs to keep its budgets (``budgets.BudgetPayload``)."""
+    return f"budgets/{job_id}/payload.json"
+
+
+def budget_state_blob(job_id: str) -> str:
+    """What a job's manager stopped for a budget, and why (``budgets.BudgetState``)."""
+    return f"budgets/{job_id}/state.json"
 
 
 def checkpoint_prefix(job_id: str) -> str:

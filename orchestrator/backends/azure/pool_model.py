@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from azure.batch import models as m
-from orchestrator.backends.azure import naming
+from orchestrator.backends.azure import autostop, naming
 from orchestrator.backends.azure.credentials import Credentials
 from orchestrator.backends.azure.spec import AzurePoolOptions, ContainerOptions
 from orchestrator.backends.azure.task_model import environment, shell_command
@@ -18,12 +18,16 @@ from orchestrator.spec.pool import PoolSpec
 MIN_RESIZE_TIMEOUT = 300.0
 
 
+COST_KEYS = ("idle_timeout", "autodelete", "price_per_node_hour", "max_spend")
+
+
 def fingerprint(spec: PoolSpec) -> str:
-    """A short hash of the spec without node counts (those change by resizing) and without what
+    """A short hash of the spec without node counts (those change by resizing), without what
     is not the pool's own (the account's features: ``max_parallel_tasks``,
-    ``task_authentication_tokens``), kept in the pool's
-    metadata to recognise "same pool" later."""
-    exclude: dict[str, Any] = {"nodes": True, "azure": {"max_parallel_tasks", "task_authentication_tokens"}}
+    ``task_authentication_tokens``) and without the cost settings (``COST_KEYS``: orch applies
+    them to a pool as it is), kept in the pool's metadata to recognise "same pool" later."""
+    exclude: dict[str, Any] = {"nodes": True, "azure": {"max_parallel_tasks", "task_authentication_tokens"},
+                               **dict.fromkeys(COST_KEYS, True)}
     text = json.dumps(spec.model_dump(mode="json", exclude=exclude, exclude_none=True), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -38,15 +42,18 @@ def inter_node_communication(spec: PoolSpec) -> bool:
 
 
 def autoscale_formula(spec: PoolSpec) -> str | None:
-    """The pool's autoscale formula: the one given, or the named scenario's.
+    """The pool's own autoscale formula (``azure.autoscale``): the one given, or the named
+    scenario's; None for fixed node counts (``autostop`` adds what ``idle_timeout`` needs).
 
     ``pending_tasks`` asks for as many nodes as the pending tasks need (by task slots), within
-    the bounds. With Spot (``low_priority``) nodes it keeps that Spot target, which Batch seeks
-    again after preemptions, and covers Spot nodes preempted throughout the last three minutes
-    with as many dedicated nodes (``$PreemptedNodeCount``, as in Batch's autoscale documentation),
-    never more than the nodes wanted: preempted nodes are not billed, so the pool never pays for
-    more nodes than it asked for. Dedicated nodes leave once Spot capacity is back and their
-    tasks end (``taskcompletion``).
+    the bounds (``(pending + slots - 1) / slots``: Batch truncates targets to whole nodes, and its
+    formula language has no ``ceil``). With Spot (``low_priority``) nodes it keeps that Spot
+    target, which Batch seeks again after preemptions, and covers Spot nodes preempted in every
+    sample of the last ``replace_preempted_after`` with as many dedicated nodes
+    (``$PreemptedNodeCount``, as in Batch's autoscale documentation), never more than the nodes
+    wanted: preempted nodes are not billed, so the pool never pays for more nodes than it asked
+    for. A new pool has no samples yet and starts with no dedicated nodes. Dedicated nodes leave
+    once Spot capacity is back and their tasks end (``taskcompletion``).
     """
     scale = azure_options(spec).autoscale
     if scale is None:
@@ -57,22 +64,37 @@ def autoscale_formula(spec: PoolSpec) -> str | None:
     lines = ["percent = $PendingTasks.GetSamplePercent(TimeInterval_Minute * 3);",
              "pending = percent < 70 ? max(0, $PendingTasks.GetSample(1)) : "
              "max(0, $PendingTasks.GetSample(TimeInterval_Minute * 3));",
-             f"wanted = max({scale.min_nodes}, min({scale.max_nodes}, ceil(pending / {slots})));"]
+             f"wanted = max({scale.min_nodes}, min({scale.max_nodes}, (pending + {slots - 1}) / {slots}));"]
     if scale.low_priority:
+        window = max(1, round(scale.replace_preempted_after))
         lines += ["$TargetLowPriorityNodes = wanted;",
-                  "$TargetDedicatedNodes = min(wanted, $PreemptedNodeCount.GetSample(180 * TimeInterval_Second));"]
+                  f"preempted = $PreemptedNodeCount.GetSample({window} * TimeInterval_Second);",
+                  "$TargetDedicatedNodes = len(preempted) > 0 ? min(wanted, preempted) : 0;"]
     else:
         lines.append("$TargetDedicatedNodes = wanted;")
     return "\n".join(lines + ["$NodeDeallocationOption = taskcompletion;"])
 
 
-def pool_create_options(spec: PoolSpec, credentials: Credentials) -> m.BatchPoolCreateOptions:
+def pool_formula(spec: PoolSpec, wake: datetime) -> str | None:
+    """Everything Batch evaluates for the pool: its autoscale and its autostop (``autostop``)."""
+    return autostop.formula(spec, autoscale_formula(spec), wake)
+
+
+def evaluation_interval(spec: PoolSpec) -> float:
+    """How often Batch evaluates the pool's formula: its autoscale's interval, else Batch's shortest."""
+    scale = azure_options(spec).autoscale
+    return scale.interval if scale is not None else autostop.FIXED_INTERVAL
+
+
+def pool_create_options(spec: PoolSpec, credentials: Credentials,
+                        wake: datetime | None = None) -> m.BatchPoolCreateOptions:
+    """The create body; an autoscale or autostop pool gets its formula, woken at ``wake`` (now)."""
     options = azure_options(spec)
-    formula = autoscale_formula(spec)
+    formula = pool_formula(spec, wake or datetime.now(timezone.utc))
     scaling: dict[str, Any] = (
         {"enable_auto_scale": True, "auto_scale_formula": formula,
-         "auto_scale_evaluation_interval": timedelta(seconds=options.autoscale.interval)}
-        if formula and options.autoscale else
+         "auto_scale_evaluation_interval": timedelta(seconds=evaluation_interval(spec))}
+        if formula else
         {"target_dedicated_nodes": spec.nodes.dedicated, "target_low_priority_nodes": spec.nodes.low_priority,
          "resize_timeout": timedelta(seconds=max(MIN_RESIZE_TIMEOUT, options.allocation_timeout))})
     return m.BatchPoolCreateOptions(

@@ -29,6 +29,11 @@ CPU_IMAGE = ("canonical", "ubuntu-24_04-lts", "server", "latest", "batch.node.ub
 _GALLERY_IMAGE = re.compile(r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Compute/galleries/"
                             r"[^/]+/images/[^/]+(/versions/[^/]+)?$", re.IGNORECASE)
 MAX_TASK_SLOTS = 256
+DEFAULT_IDLE_TIMEOUT = 15 * 60.0
+"""Azure pools stop after 15 minutes without work unless the pool file says otherwise
+(``idle_timeout: null``: never): an idle pool costs at most those 15 minutes plus one 5-minute
+autoscale evaluation, and a stopped pool takes minutes to allocate nodes again, so short gaps
+between jobs do not pay for a restart (see ``autostop``)."""
 _CONTAINER_NAME = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 
 
@@ -116,8 +121,9 @@ class Autoscale(StrictModel):
 
     ``pending_tasks``: as many nodes as pending tasks need (by task slots), between
     ``min_nodes`` and ``max_nodes``, re-evaluated every ``interval``. With ``low_priority`` they
-    are Spot nodes, and Spot nodes that stay preempted are replaced by dedicated ones
-    (``$PreemptedNodeCount``, as Batch's autoscale documentation shows) until Spot capacity returns.
+    are Spot nodes, and Spot nodes preempted for ``replace_preempted_after`` are replaced by
+    dedicated ones (``$PreemptedNodeCount``, as Batch's autoscale documentation shows) until Spot
+    capacity returns.
     """
 
     formula: str | None = None
@@ -126,6 +132,7 @@ class Autoscale(StrictModel):
     max_nodes: int | None = Field(default=None, ge=0, le=1000)
     low_priority: bool = False
     interval: Duration = 300.0
+    replace_preempted_after: Duration = 180.0
 
     @model_validator(mode="after")
     def _one_way(self) -> "Autoscale":
@@ -137,6 +144,8 @@ class Autoscale(StrictModel):
             raise ValueError("autoscale max_nodes must be at least min_nodes")
         if not 300 <= self.interval <= 168 * 3600:
             raise ValueError("autoscale interval must be between 5m and 168h (Batch's limits)")
+        if self.replace_preempted_after > 86400:
+            raise ValueError("autoscale replace_preempted_after must be at most 24h")
         return self
 
 
@@ -194,12 +203,14 @@ class AzurePoolOptions(BackendBlock):
 
     @classmethod
     def pool_defaults(cls, block: Mapping[str, Any]) -> dict[str, Any]:
-        """CPUs and GPUs per node default to the VM size's (an unknown size is reported at its key)."""
+        """CPUs and GPUs per node default to the VM size's (an unknown size is reported at its key);
+        an Azure pool stops itself after ``DEFAULT_IDLE_TIMEOUT`` without work (``autostop``)."""
+        defaults: dict[str, Any] = {"idle_timeout": DEFAULT_IDLE_TIMEOUT}
         try:
             size = vm_sizes.lookup(str(block.get("vm_size", "")))
         except SpecError:
-            return {}
-        return {"cpus_per_node": float(size.vcpus), "gpus_per_node": size.gpus}
+            return defaults
+        return {**defaults, "cpus_per_node": float(size.vcpus), "gpus_per_node": size.gpus}
 
     def spans_nodes(self, pool_nodes: int) -> bool:
         """Inter-node communication: as asked, or (``auto``) on when the pool can have several nodes."""

@@ -7,7 +7,9 @@ The job is created before its tasks (``noaction`` when all tasks complete) and s
 (``azure.max_parallel_tasks``); elsewhere the sweep controller holds trials back. A
 ``controlled`` job is created with the sweep manager task (``sweep_setup``, in the pool's task
 container on container pools), which waits for the payload ``start_sweep`` uploads once the tasks
-known up front are in. Every task shares one
+known up front are in. A job with limits (``limits.budget`` of the job or of its sweeps, or its
+pool's ``max_spend``) gets the manager task too, and ``submit`` uploads its budget payload
+(``budgets``) before adding tasks. Every task shares one
 ``TaskContext``: the workdir snapshot, inputs and checkpoint helper (uploaded once, by content
 hash), the outputs container URL and the pool's container settings; both calls derive it the
 same way from what they are given, so nothing is carried between them. Each task also gets the
@@ -23,6 +25,7 @@ from typing import Any
 
 from azure.batch import models as m
 from orchestrator.backends.azure import (
+    budgets,
     checkpoints,
     job_ops,
     naming,
@@ -32,6 +35,7 @@ from orchestrator.backends.azure import (
 )
 from orchestrator.backends.azure.accounts import Account
 from orchestrator.backends.azure.inputs import input_resource_files, upload_workdir
+from orchestrator.backends.azure.ledger_observe import prices_of
 from orchestrator.backends.azure.retries import code_of
 from orchestrator.backends.azure.task_submit import add_tasks
 from orchestrator.errors import (
@@ -53,11 +57,16 @@ def submit(account: Account, pool: PoolSpec, container: str, job: JobLaunch,
            tasks: Iterable[TaskLaunch]) -> SubmitReport:
     """Create the job if new and add the tasks Batch does not have yet (see the module docstring)."""
     options = pool_model.azure_options(pool)
-    manager = _manager_task(account, pool, container, job.id) if job.controlled else None
+    limits = limits_of(job, pool)
+    manager = (_manager_task(account, pool, container, job.id, sweep=job.controlled, budget=bool(limits))
+               if job.controlled or limits else None)
     max_parallel = job.max_in_flight if options.caps_in_flight else None  # else the sweep controller holds back
     batch_job, created = job_ops.ensure(account.batch, job.id, job.pool_id, lifetime=options.job_lifetime,
                                         uses_dependencies=job.uses_dependencies, max_parallel=max_parallel,
-                                        manager=manager, spec_digest=job.spec_digest)
+                                        manager=manager, spec_digest=job.spec_digest, sweep=job.controlled,
+                                        budget=bool(limits))
+    if limits:
+        _upload_budget(account, pool, container, job, limits, batch_job)
     if (not created and job.spec_digest and job_ops.spec_digest(batch_job) != job.spec_digest
             and job_ops.job_state(batch_job) == "active"):
         job_ops.record_spec_digest(account.batch, batch_job, job.spec_digest)
@@ -147,17 +156,44 @@ def seal(account: Account, job_id: str) -> None:
             raise
 
 
-def _manager_task(account: Account, pool: PoolSpec, container: str, job_id: str) -> Any:
+def limits_of(job: JobLaunch, pool: PoolSpec) -> budgets.Limits:
+    """The USD limits a job's manager keeps: its own, its sweeps', its pool's ``max_spend``."""
+    return budgets.Limits(job=job.budget, sweeps=dict(job.sweep_budgets), pool=pool.max_spend)
+
+
+def manager_problem(job_id: str, pool: PoolSpec, *, what: str) -> UnsupportedError | None:
+    """Why ``what`` (a sweep controller, budgets) cannot run in a manager task on ``pool``, or None."""
+    problem = pool_model.azure_options(pool).controller_problem()
+    if problem is None:
+        return None
+    text = problem[0].replace("this sweep needs a sweep controller", f"{what} needs a job manager task")
+    return UnsupportedError(f"job {job_id!r} on pool {pool.id!r}: {text}", hint=problem[1])
+
+
+def _manager_task(account: Account, pool: PoolSpec, container: str, job_id: str, *, sweep: bool,
+                  budget: bool) -> Any:
     options = pool_model.azure_options(pool)
-    problem = options.controller_problem()
-    if problem is not None:  # planning refuses this first; a direct caller gets the same answer
-        raise UnsupportedError(f"job {job_id!r} on pool {pool.id!r}: {problem[0]}", hint=problem[1])
-    store = account.require_store(f"the sweep controller of job {job_id!r}")
+    refused = manager_problem(job_id, pool, what="this sweep" if sweep else "keeping this job's budget")
+    if refused is not None:  # planning refuses sweeps first; a direct caller gets the same answer
+        raise refused
+    store = account.require_store(f"the job manager of job {job_id!r}")
     store.ensure_container(container)
     expiry = datetime.now(timezone.utc) + timedelta(seconds=options.job_lifetime + OUTPUT_MARGIN)
-    return sweep_setup.manager_task(sweep_setup.payload_url(store, container, job_id, expiry), dict(pool.env),
-                                    identity=options.identity,
+    sweep_url = sweep_setup.payload_url(store, container, job_id, expiry) if sweep else None
+    budget_url = store.blob_read_url(container, naming.budget_payload_blob(job_id), expiry) if budget else None
+    return sweep_setup.manager_task(sweep_url, dict(pool.env), identity=options.identity, budget_url=budget_url,
                                     container=pool_model.task_container_settings(pool, account.credentials))
+
+
+def _upload_budget(account: Account, pool: PoolSpec, container: str, job: JobLaunch, limits: budgets.Limits,
+                   batch_job: Any) -> None:
+    store = account.require_store(f"the budgets of job {job.id!r}")
+    options = pool_model.azure_options(pool)
+    payload = budgets.BudgetPayload(job_id=job.id, pool_id=pool.id, limits=limits,
+                                    prices=prices_of(pool, options.vm_size), slots_per_node=pool.slots_per_node,
+                                    ledger_url=store.container_manager_url(container, _expiry(batch_job, pool)),
+                                    poll_seconds=MANAGER_POLL_SECONDS)
+    store.put(container, naming.budget_payload_blob(job.id), payload.to_json())
 
 
 def _expiry(batch_job: Any, pool: PoolSpec) -> datetime:

@@ -1,8 +1,9 @@
-"""The cloud side of adaptive sweeps on Azure, as the submitting machine sets it up.
+"""The cloud side of adaptive sweeps and budgets on Azure, as the submitting machine sets it up.
 
-An adaptive sweep's Batch job is created with a job manager task (``naming.SWEEP_MANAGER_ID``)
-that runs ``python -m orchestrator.backends.azure.sweep_manager`` on a pool node, so the
-controller needs no terminal. It reaches Batch (at ``AZ_BATCH_ACCOUNT_URL``) with the pool's
+An adaptive sweep's Batch job, and a job with a budget or on a pool with ``max_spend``, is
+created with a job manager task (``naming.SWEEP_MANAGER_ID``) that runs
+``python -m orchestrator.backends.azure.sweep_manager`` on a pool node, so the controller and
+the budget keeper (``budget_keeper``) need no terminal. It reaches Batch (at ``AZ_BATCH_ACCOUNT_URL``) with the pool's
 user-assigned managed identity (``azure.identity``: the task is told its client or resource id
 and asks the node's identity endpoint for a Batch token), or, where the pool says the account
 still allows them (``azure.task_authentication_tokens``), with the job-scoped token Batch gives
@@ -38,6 +39,7 @@ from orchestrator.spec.job import JobSpec
 from orchestrator.sweep.controller import ControllerSettings
 
 PAYLOAD_URL_ENV = "ORCH_SWEEP_PAYLOAD_URL"
+BUDGET_PAYLOAD_URL_ENV = "ORCH_BUDGET_PAYLOAD_URL"
 IDENTITY_CLIENT_ENV = "ORCH_BATCH_IDENTITY_CLIENT_ID"  # the pool identity the manager authenticates as
 IDENTITY_RESOURCE_ENV = "ORCH_BATCH_IDENTITY_RESOURCE_ID"  # … when its client id is not given
 STATE_FILE = "sweep-state.json"  # the manager's summary, in its working directory
@@ -45,18 +47,24 @@ MANAGER_COMMAND = ("/bin/sh -c 'exec \"${ORCH_PYTHON:-python3}\" -m orchestrator
 MANAGER_RETRIES = 3
 
 
-def manager_task(payload_url: str, pool_env: dict[str, str], *, identity: PoolIdentity | None = None,
-                 container: m.BatchTaskContainerSettings | None = None) -> m.BatchJobManagerTask:
-    """The job manager task of an adaptive sweep job (see the module docstring): it authenticates
-    as ``identity``, or with a job token when there is none. On a container pool ``container`` is
-    the pool's task container settings: Batch requires container settings on every task of such a
+def manager_task(payload_url: str | None, pool_env: dict[str, str], *, identity: PoolIdentity | None = None,
+                 container: m.BatchTaskContainerSettings | None = None,
+                 budget_url: str | None = None) -> m.BatchJobManagerTask:
+    """The job manager task (see the module docstring): it runs the sweep controller when given
+    its ``payload_url``, the budget keeper when given ``budget_url``, and authenticates as
+    ``identity``, or with a job token when there is none. On a container pool ``container`` is the
+    pool's task container settings: Batch requires container settings on every task of such a
     pool, the job manager's included."""
-    env = {**pool_env, PAYLOAD_URL_ENV: payload_url}
+    env = dict(pool_env)
+    if payload_url is not None:
+        env[PAYLOAD_URL_ENV] = payload_url
+    if budget_url is not None:
+        env[BUDGET_PAYLOAD_URL_ENV] = budget_url
     if identity is not None:
         env.update({IDENTITY_CLIENT_ENV: identity.client_id} if identity.client_id
                    else {IDENTITY_RESOURCE_ENV: identity.resource_id})
     task = m.BatchJobManagerTask(
-        id=naming.SWEEP_MANAGER_ID, display_name="orch sweep controller", command_line=MANAGER_COMMAND,
+        id=naming.SWEEP_MANAGER_ID, display_name="orch job manager", command_line=MANAGER_COMMAND,
         environment_settings=environment(env), kill_job_on_completion=False, run_exclusive=False, required_slots=1,
         container_settings=container, constraints=m.BatchTaskConstraints(max_task_retry_count=MANAGER_RETRIES))
     if identity is None:
