@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.money import format_money, parse_money
+from orchestrator.cost.money import format_money, parse_money
 
 
 @pytest.mark.parametrize(("text", "amount"), [
