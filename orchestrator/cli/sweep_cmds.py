@@ -175,13 +175,15 @@ def _print_table(rows: list[dict[str, object]]) -> None:
     for column in columns:
         table.add_column(column.removeprefix("param.").upper(), no_wrap=column in ("trial", "state"))
     for row in rows:
-        table.add_row(*(_cell(row.get(column)) for column in columns))
+        table.add_row(*(_cell(row.get(column), money=column == "cost_usd") for column in columns))
     Console(soft_wrap=True, width=None if sys.stdout.isatty() else WIDE_OUTPUT).print(table)
 
 
-def _cell(value: object) -> str:
+def _cell(value: object, *, money: bool = False) -> str:
     if value is None:
         return ""
+    if money and isinstance(value, float):
+        return f"{value:.4f}"
     if isinstance(value, float):
         return f"{value:.6g}"
     return str(value)

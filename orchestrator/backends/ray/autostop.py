@@ -102,9 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     state_dir.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(filename=state_dir / "autostop.log", level=logging.INFO,
                         format="%(asctime)s %(process)d %(message)s")
+    log.info("pool %s: stopper started at %.3f", args.pool, time.time())
     time.sleep(SETTLE_SECONDS)
     try:
-        log.info("pool %s: %s", args.pool, stop_pool(args.pool, args.address, delete=args.delete))
+        log.info("pool %s: %s at %.3f", args.pool, stop_pool(args.pool, args.address, delete=args.delete), time.time())
     except Exception:
         log.exception("pool %s: stopping failed", args.pool)
         return 1

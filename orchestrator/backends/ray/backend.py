@@ -21,7 +21,7 @@ from orchestrator.backends.ray import pool_ops, stopped_pool, task_files
 from orchestrator.backends.ray.cluster_record import ClusterRecord
 from orchestrator.backends.ray.connection import NAMESPACE, connect, ray_errors
 from orchestrator.backends.ray.job_state import JobRecord
-from orchestrator.backends.ray.ledger import COPY, FILE, LedgerStore, ledger_dir
+from orchestrator.backends.ray.ledger import COPY, LedgerStore, ledger_dir
 from orchestrator.errors import (
     BackendError,
     BackendUnavailableError,
@@ -129,10 +129,11 @@ class RayBackend:
         _say(progress, "stopping agents and tasks")
         self._settle_ledger(cluster, manager)
         pool_ops.teardown(cluster, record.pool_spec())
-        if cluster.started_cluster:
-            store = LedgerStore(ledger_dir(pool_id) / FILE)
+        path = stopped_pool.ledger_path(pool_id, cluster)
+        if path.exists():
+            store = LedgerStore(path)
             try:
-                store.close_open(time.time())  # the nodes ended with their processes
+                store.close_open(time.time())  # the nodes ended with their processes, just now
             finally:
                 store.close()
 
@@ -275,12 +276,12 @@ class RayBackend:
             store.close()
 
     def _settle_ledger(self, cluster: ClusterRecord, manager: Any | None) -> None:
-        """Before a delete: the manager ends its ledger's open rows, and a remote one is copied here."""
+        """Before a delete: the manager writes what it noted, and a remote ledger is copied here."""
         if manager is None:
             return
         try:
-            with ray_errors(f"closing the cost ledger of pool {cluster.pool_id!r}"):
-                ray.get(manager.close_ledger.remote(), timeout=CALL_TIMEOUT)
+            with ray_errors(f"writing the cost ledger of pool {cluster.pool_id!r}"):
+                ray.get(manager.flush_ledger.remote(), timeout=CALL_TIMEOUT)
             self._copy_ledger(cluster, manager)
         except BackendError:
             pass  # a broken pool is deleted all the same; its ledger keeps what was written

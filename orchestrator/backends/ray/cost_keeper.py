@@ -228,11 +228,6 @@ class CostKeeper:
         self.flush(heartbeat=True)
         return self.store.nodes(), self.store.holds(), time.time()
 
-    def close_all(self, at: float) -> None:
-        """End every open row at ``at`` (the pool is being deleted)."""
-        self.flush()
-        self.store.close_open(at)
-
     # -- budgets -----------------------------------------------------------------------------
     def set_budgets(self, job_id: str, budget: float | None, sweeps: dict[str, float]) -> None:
         if budget is None and not sweeps:
@@ -251,37 +246,47 @@ class CostKeeper:
             self.sweep_of_task[key] = sweep_of(task_id, bases)
         return self.sweep_of_task[key] == sweep
 
-    def spent(self, job_id: str, sweep: str | None, now: float) -> float:
-        """USD the job (or one of its sweeps) spent: ended holds, and running ones up to ``now``."""
+    def spent(self, job_id: str, sweep: str | None, now: float) -> tuple[float, float]:
+        """USD the job (or one of its sweeps) spent, ended holds and running ones up to ``now``, and
+        the USD per second it spends now."""
         total = sum(usd for task_id, usd in self.closed.get(job_id, {}).items()
                     if self.in_scope(job_id, task_id, sweep))
+        rate = 0.0
         for (job, task_id, _), holds in self.open_holds.items():
             if job == job_id and self.in_scope(job_id, task_id, sweep):
                 total += sum(max(0.0, now - h.start) / 3600 * h.share * h.price for h in holds)
-        return total
+                rate += sum(h.share * h.price / 3600 for h in holds)
+        return total, rate
 
-    def pool_spent(self, now: float) -> float:
-        """USD of the pool's node time since it was created, idle included, up to ``now``."""
+    def pool_spent(self, now: float) -> tuple[float, float]:
+        """USD of the pool's node time since it was created, idle included, up to ``now``, and the
+        USD per second it spends now."""
         since = self.settings.created_at
-        return self.pool_closed + sum(max(0.0, now - max(n.joined_at, since)) / 3600 * n.price
-                                      for n in self.open_nodes.values())
+        total = self.pool_closed + sum(max(0.0, now - max(n.joined_at, since)) / 3600 * n.price
+                                       for n in self.open_nodes.values())
+        return total, sum(n.price / 3600 for n in self.open_nodes.values())
 
-    def measure(self, now: float) -> None:
-        """Mark the scopes that reached their limit (exhausted for good)."""
-        limit = self.settings.max_spend
-        if limit is not None and ("", None) not in self.exhausted and (spent := self.pool_spent(now)) >= limit:
-            self.exhausted[("", None)] = (f"budget: pool {self.pool_id} spent {format_money(spent)} of its max_spend "
-                                          f"{format_money(limit)}")
+    def measure(self, now: float) -> float | None:
+        """Mark the scopes that reached their limit (exhausted for good); returns when the next
+        one will, at the rates of now (None: none is spending)."""
+        scopes: list[tuple[Scope, float, tuple[float, float], str]] = []
+        if self.settings.max_spend is not None and ("", None) not in self.exhausted:
+            scopes.append((("", None), self.settings.max_spend, self.pool_spent(now),
+                           f"pool {self.pool_id} spent {{}} of its max_spend {{}}"))
         for job_id, (budget, sweeps) in self.budgets.items():
-            if budget is not None and (job_id, None) not in self.exhausted \
-                    and (spent := self.spent(job_id, None, now)) >= budget:
-                self.exhausted[(job_id, None)] = (f"budget: job {job_id} spent {format_money(spent)} of its "
-                                                  f"limits.budget {format_money(budget)}")
-            for sweep, amount in sweeps.items():
-                if (job_id, sweep) not in self.exhausted and (spent := self.spent(job_id, sweep, now)) >= amount:
-                    self.exhausted[(job_id, sweep)] = (f"budget: sweep {sweep} of job {job_id} spent "
-                                                       f"{format_money(spent)} of its limits.budget "
-                                                       f"{format_money(amount)}")
+            if budget is not None and (job_id, None) not in self.exhausted:
+                scopes.append(((job_id, None), budget, self.spent(job_id, None, now),
+                               f"job {job_id} spent {{}} of its limits.budget {{}}"))
+            scopes += [((job_id, sweep), amount, self.spent(job_id, sweep, now),
+                        f"sweep {sweep} of job {job_id} spent {{}} of its limits.budget {{}}")
+                       for sweep, amount in sweeps.items() if (job_id, sweep) not in self.exhausted]
+        due: float | None = None
+        for scope, limit, (spent, rate), text in scopes:
+            if spent >= limit:
+                self.exhausted[scope] = "budget: " + text.format(format_money(spent), format_money(limit))
+            elif rate > 0:
+                due = min(due or float("inf"), now + (limit - spent) / rate)
+        return due
 
     def due_stops(self, jobs: dict[str, JobRecord], *, ready_only: bool = False) -> list[tuple[str, list[str], str]]:
         """Tasks of exhausted scopes not yet stopped: (job, task ids, reason). ``ready_only``: only

@@ -1,7 +1,8 @@
 """The pool manager's cost methods (a mixin of ``PoolManager``) and the thread that keeps costs.
 
 The bookkeeping is ``cost_keeper``'s; this is what the manager does with it. Every
-``TICK_SECONDS`` the thread measures budgets and stops the tasks of exhausted ones, stops the
+``TICK_SECONDS``, or sooner when a budget will be reached before (at the rate its running tasks
+spend), the thread measures budgets and stops the tasks of exhausted ones, stops the
 pool once it has been idle for its ``idle_timeout``, and writes the ledger (each second, with a
 heartbeat every ``HEARTBEAT_SECONDS``). Before every dispatch, tasks of exhausted budgets are
 stopped, so none of them starts.
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("orch.manager.costs")
 RELEASE_TIMEOUT = 30.0
+MIN_PAUSE = 0.02
 
 
 class CostMethods:
@@ -77,9 +79,9 @@ class CostMethods:
         """The whole ledger and the time it was read (for a CLI on another machine)."""
         return self.costs.rows()
 
-    def close_ledger(self) -> bool:
-        """End every open ledger row now: the pool is being deleted."""
-        self.costs.close_all(time.time())
+    def flush_ledger(self) -> bool:
+        """Write what the ledger noted now (before the pool is deleted)."""
+        self.costs.flush(heartbeat=True)
         return True
 
     # -- the thread -----------------------------------------------------------------------------
@@ -88,11 +90,12 @@ class CostMethods:
 
     def _cost_loop(self) -> None:
         flushed = beat = 0.0
+        due: float | None = None
         while True:
-            time.sleep(TICK_SECONDS)
+            time.sleep(max(MIN_PAUSE, min(TICK_SECONDS, (due or float("inf")) - time.time())))
             now = time.time()
             try:
-                self._cost_tick(now)
+                due = self._cost_tick(now)
                 heartbeat = now - beat >= HEARTBEAT_SECONDS
                 if heartbeat or now - flushed >= FLUSH_SECONDS:
                     self.costs.flush(heartbeat=heartbeat)
@@ -100,26 +103,29 @@ class CostMethods:
             except Exception as exc:  # the thread must outlive any one failed tick
                 log.warning("cost tick failed: %s", exc)
 
-    def _cost_tick(self, now: float) -> None:
+    def _cost_tick(self, now: float) -> float | None:
+        """Measure budgets (returns when the next one is due) and check idleness."""
         keeper = self.costs
+        due = None
         if keeper.budgets or keeper.settings.max_spend is not None:
             with self.lock:
-                keeper.measure(now)
+                due = keeper.measure(now)
                 if keeper.exhausted and self._stop_exhausted():
                     self._persist()
                     self._dispatch()
                     self._persist()
         if keeper.settings.idle_timeout is None or keeper.stopping or keeper.stopped_at is not None:
-            return
+            return due
         with self.lock:
             busy = self.busy()
             if busy:
                 keeper.last_activity = now
-            due = not busy and now >= (keeper.stops_at(busy) or float("inf"))
-            if due:
+            idle_due = not busy and now >= (keeper.stops_at(busy) or float("inf"))
+            if idle_due:
                 keeper.stopping = True
-        if due:
+        if idle_due:
             self._stop_idle_pool()
+        return due
 
     # -- budgets -------------------------------------------------------------------------------
     def _dispatch(self) -> None:
