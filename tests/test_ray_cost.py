@@ -161,3 +161,32 @@ def test_the_ledger_survives_a_manager_restart_and_pool_delete(priced_pool: str)
     raylets = [mark.start_time for node in marks for mark in node if mark.exe and mark.exe.endswith("raylet")]
     independent = sum(deleted_at - start for start in raylets)
     assert spend.total.usd == pytest.approx(independent, rel=0.03), "node time x price, from the raylets' lives"
+
+
+def test_a_pool_on_a_users_cluster_gives_back_its_nodes_when_idle_and_takes_them_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "head-home"))  # the manager keeps its journal under the head's home
+    cluster = local_cluster.start(tmp_path / "users-cluster", 1, 2, 0)
+    try:
+        pools.create_pool(PoolSpec.model_validate({
+            "id": "guest", "nodes": 1, "cpus_per_node": 1, "idle_timeout": 4, "price_per_node_hour": PER_SECOND,
+            "ray": {"address": cluster.address, "auth_token_file": cluster.token_file}}))
+        backend = load_backend("ray")
+        deadline = time.monotonic() + 60
+        while (info := backend.get_pool("guest")) is None or info.state != "stopped":
+            assert time.monotonic() < deadline, f"the pool did not give its nodes back: {info}"
+            time.sleep(0.5)
+        assert info.nodes == () and "stopped itself" in info.detail
+        with pytest.raises(ValueError):
+            ray.util.get_placement_group("orch-pool-guest")
+        assert local_cluster.cluster_processes(cluster.nodes), "the user's cluster is left running"
+        jobs.submit("guest", {"id": "back", "tasks": [{"id": "t", "command": "true"}]})
+        assert jobs.wait_job("guest", "back").task_counts == {"succeeded": 1}
+        assert backend.get_pool("guest").state == "ready"  # type: ignore[union-attr]
+        pools.delete_pool("guest", force=True)
+        nodes = {span.node_id for span in backend.usage("guest")}  # type: ignore[attr-defined]
+        assert len(nodes) == 2, "the node's two stretches in the pool, kept after the pool was deleted"
+    finally:
+        ray.shutdown()
+        local_cluster.stop(cluster.nodes)
+        local_cluster.remove_temp_dir(tmp_path / "users-cluster")

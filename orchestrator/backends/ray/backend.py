@@ -62,12 +62,13 @@ class RayBackend:
         record = pool_records.require(spec.id)
         if record.state == "ready":
             info = self.get_pool(spec.id)
+            deadline = time.monotonic() + stopped_pool.STOP_WAIT_SECONDS
+            while info is not None and info.state == "stopping" and time.monotonic() < deadline:
+                time.sleep(0.5)  # a stop under way ends before the pool starts again
+                info = self.get_pool(spec.id)
             if info is not None and info.state == "ready":
                 return info
-            if stopped_pool.stopping(spec.id):
-                _say(progress, "waiting for the pool to finish stopping")
-                stopped_pool.wait_stopped(spec.id)
-            if info is not None and info.state in ("stopped", "stopping", "deleted"):
+            if info is not None and info.state in ("stopped", "deleted"):
                 _say(progress, "starting the stopped pool again (its jobs are kept)")
         pool_ops.create(spec, progress)
         return self._require_pool(spec.id)
@@ -290,20 +291,30 @@ class RayBackend:
     def _awake_manager(self, pool_id: str) -> Any:
         """The pool's manager, ready for a submission: the idle clock starts over, and a pool that
         stopped itself (or is stopping) is started again first, its jobs kept."""
-        record = pool_records.require(pool_id)
-        cluster = ClusterRecord.of(record)
+        cluster = ClusterRecord.of(pool_records.require(pool_id))
         if cluster.stopped_at is None and not stopped_pool.stopping(pool_id):
             manager = self._pool_manager(pool_id)
-            with ray_errors(f"reaching the manager of pool {pool_id!r}"):
-                state = ray.get(manager.keep_awake.remote(), timeout=CALL_TIMEOUT)
+            state = self._keep_awake(manager, pool_id)
+            deadline = time.monotonic() + stopped_pool.STOP_WAIT_SECONDS
+            while state == "stopping" and not cluster.started_cluster and time.monotonic() < deadline:
+                time.sleep(0.2)  # a pool on a cluster at ray.address is releasing its agents
+                state = self._keep_awake(manager, pool_id)
             if state == "running":
                 return manager
             if state == "deleted":
                 raise NotFoundError(f"pool {pool_id!r} deleted itself after its idle_timeout (autodelete)",
                                     hint="`orch pool create` makes it again; `orch pool delete` forgets it")
-        stopped_pool.wait_stopped(pool_id)
+        if cluster.started_cluster and stopped_pool.wait_stopped(pool_id) is None:
+            raise NotFoundError(f"pool {pool_id!r} deleted itself after its idle_timeout (autodelete)",
+                                hint="`orch pool create` makes it again")
         pool_ops.create(pool_records.require(pool_id).pool_spec(), None)
         return self._pool_manager(pool_id)
+
+    @staticmethod
+    def _keep_awake(manager: Any, pool_id: str) -> str:
+        with ray_errors(f"reaching the manager of pool {pool_id!r}"):
+            state: str = ray.get(manager.keep_awake.remote(), timeout=CALL_TIMEOUT)
+        return state
 
     def _stopped_job(self, job: JobRef) -> JobRecord | None:
         """The job as a stopped local pool's journal has it (None while the pool runs);

@@ -30,6 +30,7 @@ from orchestrator.model import FileChunk, UsageSpan
 from orchestrator.records import pool_records
 
 STOP_WAIT_SECONDS = 120.0
+MARKER_GRACE = 5.0
 READ_LIMIT = 4 * 1024 * 1024
 
 
@@ -38,15 +39,23 @@ def stopping(pool_id: str) -> bool:
     return pending_marker(pool_records.pool_state_dir(pool_id)).exists()
 
 
-def wait_stopped(pool_id: str, timeout: float = STOP_WAIT_SECONDS) -> ClusterRecord:
-    """Wait until the stopper has finished; the record as it left it. ``BackendError`` on timeout."""
-    deadline = time.monotonic() + timeout
-    while stopping(pool_id):
-        if time.monotonic() > deadline:
+def wait_stopped(pool_id: str, timeout: float = STOP_WAIT_SECONDS) -> ClusterRecord | None:
+    """Wait for a stop under way to end: until the record says stopped (or is gone: autodelete),
+    or no stopper has shown up for ``MARKER_GRACE`` seconds (the stop failed or never began:
+    ``pool_ops.create`` then finds the cluster up or down, and acts on what it finds). Returns the
+    record as it is then; ``BackendError`` on timeout."""
+    started = time.monotonic()
+    while True:
+        record = pool_records.load(pool_id)
+        if record is None or ClusterRecord.of(record).stopped_at is not None:
+            return ClusterRecord.of(record) if record is not None else None
+        waited = time.monotonic() - started
+        if not stopping(pool_id) and waited > MARKER_GRACE:
+            return ClusterRecord.of(record)
+        if waited > timeout:
             raise BackendError(f"pool {pool_id!r} did not finish stopping in {timeout:g}s",
                                hint=f"see {pool_records.pool_state_dir(pool_id) / 'autostop.log'}")
         time.sleep(0.2)
-    return ClusterRecord.of(pool_records.require(pool_id))
 
 
 def jobs(pool_id: str) -> dict[str, JobRecord]:
