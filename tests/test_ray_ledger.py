@@ -180,3 +180,22 @@ def test_the_idle_clock_and_keep_awake(tmp_path: Path) -> None:
     assert CostKeeper("p", pool.settings, pool.journal).stopped_at == 2000.0, "a stopped pool stays stopped"
     keeper.mark_stopped(None)
     assert keeper.keep_awake() == "running" and not keeper.deleted
+
+
+def test_attempts_the_journal_has_and_the_ledger_lacks_are_recovered(tmp_path: Path) -> None:
+    pool = Pool(tmp_path)
+    pool.observe()
+    pool.keeper.flush(heartbeat=True)
+    now = time.time()
+    job = pool.job("j", ["lost-note"])
+    job.ready.remove("lost-note")
+    job.dispatched("lost-note", 1)
+    job.started("lost-note", 0, 1, now - 3)
+    job.ended("lost-note", 0, "succeeded", 0, None, now - 1, 1)  # the manager died before noting it
+    again = CostKeeper("p", pool.settings, pool.journal)
+    again.recover(pool.jobs.values())
+    held = [hold for hold in again.store.holds() if hold.task_id == "lost-note"]
+    assert len(held) == 1 and held[0].node_key.startswith("ray1/1@") and held[0].ended_at == pytest.approx(now - 1)
+    assert again.spent("j", None, now)[0] == pytest.approx(2, abs=0.01)
+    again.recover(pool.jobs.values())
+    assert len([hold for hold in again.store.holds() if hold.task_id == "lost-note"]) == 1, "once"

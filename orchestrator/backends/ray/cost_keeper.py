@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from orchestrator.backends.ray import ledger as ledger_ops
 from orchestrator.backends.ray.ledger import (
@@ -35,10 +35,10 @@ from orchestrator.backends.ray.ledger import (
     Op,
     writer_alive,
 )
-from orchestrator.backends.ray.usage import HoldRow, NodeRow
+from orchestrator.backends.ray.usage import HoldRow, NodeRow, share
 from orchestrator.cost.budgets import sweep_of
 from orchestrator.cost.money import format_money
-from orchestrator.model import TaskState
+from orchestrator.model import Resources, TaskState
 
 if TYPE_CHECKING:
     from orchestrator.backends.ray.job_state import JobRecord
@@ -88,7 +88,8 @@ class OpenNode:
 
 
 class CostKeeper:
-    """See the module docstring. ``observe`` and ``stop_exhausted`` run under the manager's lock."""
+    """See the module docstring. ``observe``, ``measure``, ``due_stops`` and ``keep_awake`` run
+    under the manager's lock; ``flush`` and ``rows`` need no lock of the manager's."""
 
     def __init__(self, pool_id: str, settings: CostSettings, journal: Journal) -> None:
         self.pool_id, self.settings, self.journal = pool_id, settings, journal
@@ -139,6 +140,29 @@ class CostKeeper:
         # idle since the last attempt ended (or the pool's nodes joined); a pool that came up again: now
         self.last_activity = max([latest] + [n.joined_at for n in self.open_nodes.values()]) if self.open_nodes else now
 
+    def recover(self, jobs: Iterable[JobRecord]) -> None:
+        """Add the ended attempts the journal has and the ledger lacks (noted less than a flush
+        before the manager died), on the node that had that index when the attempt started."""
+        rows = self.store.nodes()
+        ops: list[Op] = []
+        for job in jobs:
+            for task_id, record in job.tasks.items():
+                for attempt in record.history:
+                    who = (job.id, task_id, attempt.attempt)
+                    if who in self.recorded or None in (attempt.started_at, attempt.ended_at, attempt.node):
+                        continue
+                    start, end = float(attempt.started_at), float(attempt.ended_at)  # type: ignore[arg-type]
+                    node = next((n for n in rows if n.index == attempt.node and n.joined_at <= start
+                                 and (n.left_at is None or start <= n.left_at)), None)
+                    if node is None:
+                        continue
+                    cpus, gpus = record.launch.resources.cpus, record.launch.resources.gpus
+                    ops.append((ledger_ops.ADD_HOLD, (job.id, task_id, attempt.attempt, node.key, cpus, gpus, start, end)))
+                    self.recorded.add(who)
+                    self._add_closed(job.id, task_id, (end - start) / 3600 * node.share_of(cpus, gpus) * (node.price or 0))
+        if ops:
+            self.store.write(ops)
+
     def _add_closed(self, job_id: str, task_id: str, usd: float) -> None:
         tasks = self.closed.setdefault(job_id, {})
         tasks[task_id] = tasks.get(task_id, 0.0) + usd
@@ -186,13 +210,13 @@ class CostKeeper:
             self.open_nodes[ident] = OpenNode(key, joined, price or 0.0, node.facts.cpus, node.facts.gpus)
             ops.append((ledger_ops.OPEN_NODE, (key, ident[1], node.facts.cpus, node.facts.gpus, price, joined, now)))
 
-    def _started(self, job_id: str, task_id: str, attempt: int, when: float, resources: Any, keys: list[str],
-                 ops: list[Op]) -> None:
+    def _started(self, job_id: str, task_id: str, attempt: int, when: float, resources: Resources,
+                 keys: list[str], ops: list[Op]) -> None:
         holds = []
         for key in keys:
             node = next(n for n in self.open_nodes.values() if n.key == key)
-            row = NodeRow(key, 0, node.cpus, node.gpus, node.price, node.joined_at, None, when)
-            holds.append(OpenHold(key, when, row.share_of(resources.cpus, resources.gpus), node.price))
+            held = share(resources.cpus, resources.gpus, node_cpus=node.cpus, node_gpus=node.gpus)
+            holds.append(OpenHold(key, when, held, node.price))
             ops.append((ledger_ops.OPEN_HOLD, (job_id, task_id, attempt, key, resources.cpus, resources.gpus, when)))
         self.open_holds[(job_id, task_id, attempt)] = holds
         self.recorded.add((job_id, task_id, attempt))

@@ -42,6 +42,7 @@ class PoolManager(CostMethods, Scheduler):
         self.nodes: list[NodeShare] = []
         self.gang_nodes: dict[tuple[str, str], list[int]] = {}
         self.jobs: dict[str, JobRecord] = recovery.restore_jobs(self.journal, pool_id)
+        self.costs.recover(self.jobs.values())
         names, facts = recovery.current_nodes(self.journal.value("nodes"), (agent_names, facts),
                                               recovery.alive_ray_nodes())
         with self.lock:

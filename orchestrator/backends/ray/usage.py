@@ -41,9 +41,15 @@ class NodeRow:
         return max(self.joined_at, now if alive else self.seen_at)
 
     def share_of(self, cpus: float, gpus: float) -> float:
-        """The fraction of this node ``cpus`` and ``gpus`` are (the larger of the two)."""
-        parts = [cpus / self.cpus if self.cpus > 0 else 0.0, gpus / self.gpus if self.gpus > 0 else 0.0]
-        return min(1.0, max(parts))
+        """The fraction of this node ``cpus`` and ``gpus`` are (see ``share``)."""
+        return share(cpus, gpus, node_cpus=self.cpus, node_gpus=self.gpus)
+
+
+def share(cpus: float, gpus: float, *, node_cpus: float, node_gpus: float) -> float:
+    """The fraction of a node of ``node_cpus`` and ``node_gpus`` that ``cpus`` and ``gpus`` are:
+    the larger of the two, at most the whole node."""
+    parts = [cpus / node_cpus if node_cpus > 0 else 0.0, gpus / node_gpus if node_gpus > 0 else 0.0]
+    return min(1.0, max(parts))
 
 
 @dataclass(frozen=True)
