@@ -35,11 +35,13 @@ class JobHandle:
 def check_offline(job: JobSpec, *, base_dir: Path, pool: PoolSpec | None) -> list[str]:
     """Every check submission runs that needs no backend (``orch validate``), through the functions
     submission calls: sweeps' placeholders and factories (``plan.preflight``; blob listings need the
-    backend and are taken as empty), local inputs, the workdir's size from ``stat`` (and what its
-    snapshot would leave out), and, when ``pool`` is given, that every task fits it
-    (``plan.check_fits``). Returns warnings; raises ``OrchError``."""
+    backend and are taken as empty), local inputs, budgets' amounts, the workdir's size from
+    ``stat`` (and what its snapshot would leave out), and, when ``pool`` is given, that every task
+    fits it (``plan.check_fits``). Returns warnings; raises ``OrchError``."""
     from orchestrator import plan, workdir
+    from orchestrator.cost import budgets
 
+    budgets.check_amounts(job)
     if pool is not None:
         plan.check_fits(job, pool)
     warnings = plan.preflight(job, base_dir=base_dir, blob_lister=lambda container, prefix: ())

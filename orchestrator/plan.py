@@ -8,6 +8,9 @@ checked here, before the first call that creates anything:
   is one the backend can start, its nodes exist, may talk to each other and suit the backend's
   placement rules (``BackendBlock.distributed_problem``); blob inputs need a backend that reads
   blob storage.
+- **Budgets**: amounts above zero; they travel in ``JobLaunch.budget`` / ``sweep_budgets`` (for the
+  backend to enforce where the work runs) and in the index entry (for ``orch status`` warnings).
+  Whether the pool can price them is ``submit``'s check (it needs the backend's capabilities).
 - **Sweeps**: placeholders (each sweep's first trial is rendered) and factories without a known
   count (expanded in full).
 - **Adaptive sweeps** (``sweep.adaptive.is_adaptive``: Bayesian sampling, early termination or a
@@ -28,6 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from orchestrator.cost import budgets
 from orchestrator.errors import CapacityError, SpecError, UnsupportedError, Where
 from orchestrator.launch.plans import resolve_num_nodes
 from orchestrator.model import JobInput, JobLaunch, TaskLaunch
@@ -73,6 +77,8 @@ def make_plan(job: JobSpec, pool: PoolSpec, *, base_dir: Path, blob_lister: Blob
     """Check ``job`` against ``pool`` and plan its submission (see the module docstring).
     ``blob_lister`` lists the blobs of ``azure_storage`` file factories (the pool backend's)."""
     check_fits(job, pool)
+    budgets.check_amounts(job)
+    budget, sweep_budgets = budgets.job_budgets(job)
     warnings = tuple(preflight(job, base_dir=base_dir, blob_lister=blob_lister))
     caps = pool.block.caps_in_flight
     controlled = any(needs_controller(task, caps_in_flight=caps) for task in job.tasks)
@@ -82,12 +88,14 @@ def make_plan(job: JobSpec, pool: PoolSpec, *, base_dir: Path, blob_lister: Blob
     launch = JobLaunch(id=job.id, pool_id=job.pool, seal=job.auto_complete and not controlled, controlled=controlled,
                        max_in_flight=job_concurrency(job) if caps else None,
                        uses_dependencies=any(task.depends_on for task in job.tasks),
-                       inputs=check_inputs(job, base_dir), spec_digest=spec_digest(job))
+                       inputs=check_inputs(job, base_dir), spec_digest=spec_digest(job), budget=budget,
+                       sweep_budgets=sweep_budgets)
     sweeps = [task for task in job.tasks if task.is_sweep()]
     objective = next((task.objective for task in sweeps if task.objective), None)
     index = JobEntry(id=job.id, pool_id=job.pool, backend=pool.backend, kind="sweep" if sweeps else "job",
                      objective=objective.model_dump() if objective else None,
-                     trials=planned_trials(job) if sweeps else None)
+                     trials=planned_trials(job) if sweeps else None, budget=budget,
+                     sweep_budgets=sweep_budgets or None)
     return Plan(spec=job, pool=pool, job=launch, index=index,
                 controller=controller_settings(pool) if controlled else None, warnings=warnings, base_dir=base_dir,
                 blob_lister=blob_lister)

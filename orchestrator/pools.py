@@ -22,6 +22,7 @@ from orchestrator.backend import (
     load_backend,
     supports,
 )
+from orchestrator.cost import budgets
 from orchestrator.errors import ConflictError, NotFoundError, OrchError
 from orchestrator.model import JobRef, PoolInfo, PriceQuote
 from orchestrator.records import job_index, pool_records
@@ -71,6 +72,7 @@ def create_pool(spec: PoolSpec, *, config_dir: Path | None = None, progress: Pro
         raise ConflictError(f"pool {spec.id!r} exists with other settings",
                             hint="use `orch pool resize` for the node count, or delete and create it again")
     backend = backend or load_backend(spec.backend, config_dir=config_dir)
+    budgets.check_pool(spec, backend)
     if record is None:
         pool_records.save(PoolRecord(id=spec.id, backend=spec.backend, spec=spec.model_dump(mode="json"),
                                      created_at=time.time()))
@@ -115,10 +117,17 @@ def resize_pool(pool_id: str, nodes: int, *, config_dir: Path | None = None, pro
 
 def delete_pool(pool_id: str, *, force: bool = False, config_dir: Path | None = None,
                 progress: ProgressFn | None = None, backend: Backend | None = None) -> None:
-    """Delete the pool and everything orch started for it; its jobs leave the job index."""
+    """Delete the pool and everything orch started for it; its jobs leave the job index. Its
+    record is retired, not lost: what its backend's cost ledger kept stays readable (``orch cost``)."""
     backend, _ = pool_backend(pool_id, config_dir=config_dir, backend=backend)
     backend.delete_pool(pool_id, force=force, progress=progress)
-    pool_records.remove(pool_id)
+    forget_deleted(pool_id)
+
+
+def forget_deleted(pool_id: str) -> None:
+    """The local bookkeeping of a pool that was deleted (by ``delete_pool``, or by the pool itself
+    at its idle timeout with ``autodelete``): its record retired, its jobs out of the job index."""
+    pool_records.retire(pool_id)
     job_index.forget_pool(pool_id)
 
 

@@ -1,8 +1,8 @@
 """Submission: run a ``Plan`` on its pool's backend. The one path for jobs and sweeps alike.
 
 Order, so that an interruption at any point converges when the command is run again: every
-check first (planning, the sweep-host capability a controller needs, and what the job already
-holds), then the workdir snapshot, then the job index entry (so the job is routable even if
+check first (budgets the pool can price and its backend enforce, planning, the sweep-host
+capability a controller needs, and what the job already holds), then the workdir snapshot, then the job index entry (so the job is routable even if
 interrupted), then the backend's ``submit`` (idempotent on task ids), then the controller's start.
 
 Submitting a job id again is idempotent for the same spec (after Ctrl-C it adds what is
@@ -17,6 +17,7 @@ from typing import Callable, Iterator
 
 from orchestrator import workdir
 from orchestrator.backend import Backend, BlobFiles, SweepHost, capability, supports
+from orchestrator.cost import budgets
 from orchestrator.errors import ConflictError, NotFoundError
 from orchestrator.model import Snapshot, SubmitReport, TaskLaunch
 from orchestrator.plan import Plan, dry_run_launches, make_plan, preflight, reads_blobs
@@ -38,6 +39,7 @@ def submit_job(job: JobSpec, *, config_dir: Path, warn: Warn | None = None, appe
         raise NotFoundError(f"job {job.id!r} names pool {job.pool!r}, which does not exist (known pools: {known})",
                             hint="create it with `orch pool create`, or fix `pool:` in the job file")
     backend, pool = pool_backend(job.pool, config_dir=config_dir, backend=backend)
+    budgets.check_job(job, pool, backend)
     plan = make_plan(job, pool, base_dir=config_dir, blob_lister=blob_lister(job, backend, pool))
     return run_plan(plan, backend, warn=warn, append=append)
 

@@ -15,8 +15,16 @@ from typing import Any
 import pytest
 
 from orchestrator import pools
-from orchestrator.backend import CAPABILITY_OF, Backend, Capability, load_backend
-from orchestrator.errors import ConflictError, NotFoundError
+from orchestrator.backend import (
+    CAPABILITY_OF,
+    Backend,
+    Capability,
+    CostLedger,
+    load_backend,
+    supports,
+)
+from orchestrator.backend import capability as as_capability
+from orchestrator.errors import ConflictError, NotFoundError, UnsupportedError
 from orchestrator.model import (
     JobInfo,
     JobLaunch,
@@ -230,3 +238,32 @@ def test_deleted_jobs_are_gone(target: Target) -> None:
     while target.backend.get_job(target.ref("doomed-job")) is not None:
         assert time.monotonic() < deadline
         time.sleep(0.2)
+
+
+def test_a_cost_ledger_attributes_node_time_and_outlives_the_pool(target: Target) -> None:
+    """A backend that declares a cost ledger accounts for a task's share of its node while it ran,
+    keeps the rest as idle time, honours ``since``, and still answers for a deleted pool."""
+    if not supports(target.backend, CostLedger):
+        with pytest.raises(UnsupportedError, match="cost ledger"):
+            as_capability(target.backend, CostLedger)
+        return
+    ledger = as_capability(target.backend, CostLedger)
+    pools.create_pool(target.make_pool("ledgered"), backend=target.backend)
+    ref = JobRef("ledgered", "costed")
+    target.backend.submit(JobLaunch(id="costed", pool_id="ledgered"), [task("held", "sleep 2")])
+    deadline = time.monotonic() + 120
+    while not (info := target.backend.get_job(ref)) or not info.finished:
+        assert time.monotonic() < deadline, "the job did not finish"
+        time.sleep(0.2)
+    held = target.backend.list_tasks(ref)[0]
+    pools.delete_pool("ledgered", backend=target.backend)
+    spans = list(ledger.usage("ledgered"))
+    mine = [span for span in spans if span.job_id == "costed"]
+    assert mine and {span.task_id for span in mine} == {"held"}
+    assert all(0 < span.share <= 1 and span.cost >= 0 and span.end > span.start for span in spans)
+    assert held.started_at is not None and held.ended_at is not None
+    ran = sum(span.end - span.start for span in mine) / len({span.node_id for span in mine})
+    assert abs(ran - (held.ended_at - held.started_at)) < 2.0, "the task is charged while it ran"
+    assert any(span.job_id is None for span in spans), "the node's other time is idle"
+    later = list(ledger.usage("ledgered", since=held.ended_at))
+    assert later and all(span.start >= held.ended_at for span in later)

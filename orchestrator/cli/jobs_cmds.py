@@ -1,7 +1,9 @@
 """``orch jobs add | list | show | cancel | delete``."""
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -16,7 +18,7 @@ from orchestrator.cli.render import (
     emit_table,
     seconds,
 )
-from orchestrator.errors import JobFailedError, NotFoundError, SpecError
+from orchestrator.errors import JobFailedError, NotFoundError, OrchError, SpecError
 from orchestrator.model import AttemptInfo, TaskInfo
 
 EARLIER_SHOWN = 20
@@ -57,15 +59,26 @@ def add(file: Path, tail: bool, append: bool, output: str) -> None:
 
 
 def follow_and_exit(job_id: str, name: str = "stdout") -> None:
-    """Stream every task's output until the job ends; raise ``JobFailedError`` unless all succeeded."""
+    """Stream every task's output until the job ends; raise ``JobFailedError`` unless all succeeded.
+    Budgets of the job and its pool are watched meanwhile: a warning at 80 % and when reached."""
+    from orchestrator.cost.report import BudgetWatch
     from orchestrator.follow import follow_all
     from orchestrator.jobs import locate
 
     handle = locate(job_id, config_dir=config_dir())
     on_interrupt(f"job {job_id} keeps running on pool {handle.ref.pool_id}: `orch logs {job_id} --tail` follows it "
                  f"again, `orch jobs show {job_id}` shows it, `orch jobs cancel {job_id}` stops it")
-    for line in follow_all(handle.backend, handle.ref, name):
-        click.echo(line)
+    watch = BudgetWatch(handle.backend, handle.ref)
+    done = threading.Event()
+    if watch.active:
+        threading.Thread(target=_watch_budgets, args=(watch, done), name="budgets", daemon=True).start()
+    try:
+        for line in follow_all(handle.backend, handle.ref, name):
+            click.echo(line)
+    finally:
+        done.set()
+    for text in watch.check():
+        warn(text)
     info = handle.backend.get_job(handle.ref)
     if info is None:
         raise NotFoundError(f"job {job_id!r} disappeared while being followed")
@@ -77,6 +90,17 @@ def follow_and_exit(job_id: str, name: str = "stdout") -> None:
                        + (f": {task.error}" if task.error else ""), err=True)
         raise JobFailedError(f"job {job_id} did not succeed ({counts_text(dict(info.task_counts))})",
                              hint=f"see `orch logs {job_id} <task> --file stderr`")
+
+
+def _watch_budgets(watch: Any, done: threading.Event) -> None:
+    """Print budget warnings (``BudgetWatch``) until ``done``; a failed read is tried again later."""
+    while not done.wait(watch.every):
+        try:
+            texts = watch.check()
+        except OrchError:
+            continue
+        for text in texts:
+            warn(text)
 
 
 @jobs.command("list")

@@ -45,3 +45,20 @@ POOL_ID = IdParam("pool id")
 JOB_ID = IdParam("job id")
 TASK_ID = IdParam("task id")
 TASK_FILE = TaskFileParam()
+
+
+class DurationParam(click.ParamType):
+    """A duration as spec files write it (``90``, ``45s``, ``10m``, ``1h30m``, ``7d``), in seconds."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        from orchestrator.duration import parse_duration
+
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+DURATION = DurationParam()

@@ -1,18 +1,21 @@
 """``orch pool create | list | show | resize | delete``."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import click
 
 from orchestrator.cli.context import config_dir, settings
-from orchestrator.cli.params import POOL_ID
+from orchestrator.cli.params import DURATION, POOL_ID
 from orchestrator.cli.render import (
     OUTPUT_OPTION,
+    clock,
     emit_json,
     emit_table,
     progress_printer,
 )
+from orchestrator.duration import format_duration
 from orchestrator.model import PoolInfo
 
 
@@ -25,13 +28,19 @@ def pool() -> None:
 @click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @click.option("--dry-run", is_flag=True, help="Check the file and print the estimated cost per hour; create nothing.")
+@click.option("--idle-timeout", type=DURATION, default=None,
+              help="Stop the pool (or delete it, with autodelete) after no task was pending or running this "
+                   "long, e.g. 30m; overrides the file's idle_timeout.")
 @OUTPUT_OPTION
-def create(file: Path | None, quiet: bool, dry_run: bool, output: str) -> None:
+def create(file: Path | None, quiet: bool, dry_run: bool, idle_timeout: float | None, output: str) -> None:
     """Create the pool in FILE (default: the pool file) and wait until it can run tasks.
 
-    Idempotent: creating a pool that exists with the same spec just shows it.
+    Idempotent: creating a pool that exists with the same spec just shows it; a pool that stopped
+    itself after its idle timeout is started again, its jobs kept.
     """
     spec = settings().load_pool_spec(file)
+    if idle_timeout is not None:
+        spec = spec.model_copy(update={"idle_timeout": idle_timeout})
     if dry_run:
         from orchestrator.cli.pool_cost import show_cost
 
@@ -103,6 +112,10 @@ def _show(info: PoolInfo, output: str) -> None:
                f"{', ' + info.address if info.address else ''})")
     if info.detail:
         click.echo(f"  {info.detail}")
+    if info.stops_at is not None:
+        left = max(0.0, info.stops_at - time.time())
+        click.echo(f"  idle: stops itself at {clock(info.stops_at)} (in {format_duration(round(left))}) unless a task "
+                   "is submitted")
     if info.nodes:
         emit_table(None, ["NODE", "ADDRESS", "STATE", "CPUS", "GPUS", "FREE SLOTS", "RUNNING"],
                    [(n.id[:12], n.address, n.state, f"{n.cpus:g}", f"{n.gpus:g}", n.free_slots, n.running_tasks)

@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sweep": ("orchestrator.cli.sweep_cmds:sweep", "Run a sweep (orch sweep FILE), see its status and results."),
     "logs": ("orchestrator.cli.logs_cmd:logs", "Show or follow task output (stdout/stderr)."),
     "status": ("orchestrator.cli.status_cmd:status", "Pools, jobs and task counts at a glance."),
+    "cost": ("orchestrator.cli.cost_cmd:cost", "Spend per pool, job and task, idle time apart."),
     "validate": ("orchestrator.cli.spec_cmds:validate", "Check spec files without touching any backend."),
     "schema": ("orchestrator.cli.spec_cmds:schema", "Print the JSON Schema of pool or job files."),
     "init": ("orchestrator.cli.spec_cmds:init", "Write starter spec files into a directory."),

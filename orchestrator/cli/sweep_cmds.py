@@ -12,6 +12,7 @@ from orchestrator.cli.context import config_dir, settings, warn
 from orchestrator.cli.params import JOB_ID
 from orchestrator.cli.render import OUTPUT_OPTION, counts_text, emit_json
 from orchestrator.errors import SpecError
+from orchestrator.spec.money import format_money
 
 WIDE_OUTPUT = 240
 
@@ -120,7 +121,9 @@ def status(job_id: str, output: str) -> None:
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also draw the objective against each parameter, and learning curves, into this PNG.")
 def results(job_id: str, metric: str | None, goal: str | None, output: str, plot_path: Path | None) -> None:
-    """Trials sorted by the objective (the best value each reported), best first."""
+    """Trials sorted by the objective (the best value each reported), best first, with what each
+    cost and what the sweep had spent when its best trial ended (where the backend keeps a cost ledger)."""
+    from orchestrator.cost.report import sweep_cost
     from orchestrator.jobs import locate
     from orchestrator.records import job_index
     from orchestrator.sweep import results as sweep_results
@@ -130,7 +133,9 @@ def results(job_id: str, metric: str | None, goal: str | None, output: str, plot
     objective = sweep_results.resolve_objective(metric, goal, entry.objective if entry else None)
     ranked_results, chosen = sweep_results.collect(handle.backend, handle.ref, objective)
     ranked = sweep_results.rank(ranked_results, objective.goal)
-    rows = sweep_results.rows(ranked, chosen)
+    best = sweep_results.best(ranked)
+    costs = sweep_cost(handle.backend, handle.ref, best.task if best else None)
+    rows = sweep_results.rows(ranked, chosen, costs.trials if costs else None)
     if plot_path is not None:
         from orchestrator.sweep.plot import write_plot
 
@@ -142,6 +147,10 @@ def results(job_id: str, metric: str | None, goal: str | None, output: str, plot
         _emit_csv(rows)
     else:
         _print_table(rows)
+        if costs is not None:
+            click.echo(f"trials cost {format_money(costs.total)}" + (
+                f"; best found after {format_money(costs.best_after)} ({best.task.id})"
+                if costs.best_after is not None and best is not None else ""))
 
 
 def _emit_csv(rows: list[dict[str, object]]) -> None:
@@ -166,13 +175,15 @@ def _print_table(rows: list[dict[str, object]]) -> None:
     for column in columns:
         table.add_column(column.removeprefix("param.").upper(), no_wrap=column in ("trial", "state"))
     for row in rows:
-        table.add_row(*(_cell(row.get(column)) for column in columns))
+        table.add_row(*(_cell(row.get(column), money=column == "cost_usd") for column in columns))
     Console(soft_wrap=True, width=None if sys.stdout.isatty() else WIDE_OUTPUT).print(table)
 
 
-def _cell(value: object) -> str:
+def _cell(value: object, *, money: bool = False) -> str:
     if value is None:
         return ""
+    if money and isinstance(value, float):
+        return f"{value:.4f}"
     if isinstance(value, float):
         return f"{value:.6g}"
     return str(value)

@@ -12,9 +12,10 @@ def orch_home() -> Path:
     return Path(os.environ.get("ORCH_HOME") or Path.home() / ".orch")
 
 
-def pool_state_dir(pool_id: str) -> Path:
-    """Private folder of one pool, for its backend: tokens, a local cluster's files, node roots."""
-    return orch_home() / "state" / check_id(pool_id, "pool id")
+def pool_state_dir(pool_id: str, home: Path | None = None) -> Path:
+    """Private folder of one pool, for its backend: tokens, a local cluster's files, node roots
+    (under ``home``, for a process that knows it otherwise than from the environment)."""
+    return (home or orch_home()) / "state" / check_id(pool_id, "pool id")
 
 
 def private_dir(path: Path) -> Path:

@@ -19,8 +19,9 @@ from orchestrator.spec.ids import check_id
 @dataclass(frozen=True)
 class JobEntry:
     """``objective`` (``{"metric", "goal"}``) and ``trials`` (how many trials the sweep plans) are
-    set for sweeps; entries written before they existed read back with None. ``submitted_at`` is
-    set by ``record``."""
+    set for sweeps; ``budget`` (USD, the job's ``limits.budget``) and ``sweep_budgets`` (sweep task
+    id -> USD) where the spec gives them; entries written before they existed read back with None.
+    ``submitted_at`` is set by ``record``."""
 
     id: str
     pool_id: str
@@ -29,6 +30,8 @@ class JobEntry:
     kind: str = "job"  # job | sweep
     objective: dict[str, str] | None = None
     trials: int | None = None
+    budget: float | None = None
+    sweep_budgets: dict[str, float] | None = None
 
 
 def record(entry: JobEntry) -> JobEntry:

@@ -10,6 +10,7 @@ file + rename). Every id is checked (``SpecError``) before a path is built from 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -18,7 +19,8 @@ from orchestrator.records.home import orch_home, pool_state_dir, private_dir
 from orchestrator.spec.ids import check_id
 from orchestrator.spec.pool import PoolSpec
 
-__all__ = ["PoolRecord", "all_records", "load", "pool_state_dir", "remove", "require", "save", "save_engine"]
+__all__ = ["PoolRecord", "all_records", "load", "pool_state_dir", "remove", "require", "retire", "retired_records",
+           "save", "save_engine"]
 _LEGACY_ENGINE_KEYS = ("address", "token_file", "started_cluster", "temp_dir", "process_groups")
 
 
@@ -88,6 +90,31 @@ def all_records() -> list[PoolRecord]:
 
 def remove(pool_id: str) -> None:
     (pools_dir() / f"{check_id(pool_id, 'pool id')}.json").unlink(missing_ok=True)
+
+
+def retire(pool_id: str) -> None:
+    """Remove a deleted pool's record, keeping a copy under ``pools/retired`` (what its cost ledger
+    was kept under, and which backend reads it back: ``orch cost`` reports deleted pools too)."""
+    record = load(pool_id)
+    if record is None:
+        return
+    directory = private_dir(pools_dir() / "retired")
+    tmp = directory / f".{record.id}.json.tmp"
+    tmp.write_text(json.dumps({**asdict(record), "deleted_at": time.time()}, indent=2, sort_keys=True))
+    tmp.replace(directory / f"{record.id}.json")
+    remove(pool_id)
+
+
+def retired_records() -> list[PoolRecord]:
+    """Records of pools deleted from this machine (the latest of each id), oldest id first."""
+    directory = pools_dir() / "retired"
+    records = []
+    for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
+        try:
+            records.append(_from_json(json.loads(path.read_text())))
+        except (ValueError, TypeError, KeyError):
+            continue
+    return records
 
 
 def _from_json(data: dict[str, Any]) -> PoolRecord:

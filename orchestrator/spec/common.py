@@ -8,8 +8,8 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from orchestrator.duration import parse_duration
-from orchestrator.spec.money import parse_money
 from orchestrator.spec.ids import ID_PATTERN, ID_RULE
+from orchestrator.spec.money import parse_money
 
 __all__ = ["ID_PATTERN", "Command", "Duration", "Env", "Id", "Money", "Retries", "StrictModel", "check_command"]
 

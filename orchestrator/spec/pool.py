@@ -22,7 +22,15 @@ from pydantic import (
 from orchestrator import registry
 from orchestrator.errors import SpecError
 from orchestrator.spec.blocks import BackendBlock
-from orchestrator.spec.common import Command, Duration, Env, Id, Money, StrictModel, check_command
+from orchestrator.spec.common import (
+    Command,
+    Duration,
+    Env,
+    Id,
+    Money,
+    StrictModel,
+    check_command,
+)
 
 B = TypeVar("B", bound=BackendBlock)
 

@@ -93,9 +93,22 @@ def rank(results: list[TrialResult], goal: str) -> list[TrialResult]:
     return sorted(results, key=lambda r: (r.value is None, sign * (r.value or 0.0), r.task.id))
 
 
-def rows(ranked: list[TrialResult], metric: str | None) -> list[dict[str, Any]]:
-    """Table/JSON/CSV rows: rank, trial, state, value, step of the best value, parameters."""
+def rows(ranked: list[TrialResult], metric: str | None,
+         costs: Mapping[str, float] | None = None) -> list[dict[str, Any]]:
+    """Table/JSON/CSV rows: rank, trial, state, value, step of the best value, cost in USD (when
+    ``costs`` is given: the backend keeps a cost ledger), parameters."""
     name = metric or "value"
-    return [{"rank": position + 1, "trial": r.task.id, "state": r.task.state.value, name: r.value,
-             "best_step": r.best_step, **{f"param.{k}": v for k, v in r.task.params.items()}}
-            for position, r in enumerate(ranked)]
+    out = []
+    for position, r in enumerate(ranked):
+        row: dict[str, Any] = {"rank": position + 1, "trial": r.task.id, "state": r.task.state.value,
+                               name: r.value, "best_step": r.best_step}
+        if costs is not None:
+            row["cost_usd"] = costs.get(r.task.id, 0.0)
+        row.update({f"param.{k}": v for k, v in r.task.params.items()})
+        out.append(row)
+    return out
+
+
+def best(ranked: list[TrialResult]) -> TrialResult | None:
+    """The best trial (the first ranked) if any trial reported the objective."""
+    return ranked[0] if ranked and ranked[0].value is not None else None

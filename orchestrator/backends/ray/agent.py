@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 import ray
 from orchestrator import workdir
 from orchestrator.backends.ray import checkpoints, orphans, process_tree, task_files
@@ -71,7 +73,8 @@ class NodeAgent(GangMixin):
                           address=ray.util.get_node_ip_address(), cpus=cpus, gpus=gpus,
                           gpu_ids=tuple(self.free_gpus), slots=slots, start_task_exit=exit_code,
                           start_task_error=error, extra={"hostname": socket.gethostname(), "pid": os.getpid(),
-                                                         "priority": self.priority_note, "root": str(self.root)})
+                                                         "priority": self.priority_note, "root": str(self.root),
+                                                         "node_started": _raylet_started()})
 
     def ping(self) -> bool:
         return True
@@ -286,6 +289,18 @@ class NodeAgent(GangMixin):
             except Exception:  # the manager is restarting or unreachable: keep the batch, look it up again
                 self.manager = None
                 time.sleep(_RETRY_SECONDS)
+
+
+def _raylet_started() -> float | None:
+    """When this node's raylet (the agent's nearest ``raylet`` ancestor) started: the node's
+    start, for the cost ledger of a local cluster. None if it cannot be told."""
+    try:
+        for parent in psutil.Process().parents():
+            if parent.name() == "raylet":
+                return float(parent.create_time())
+    except psutil.Error:
+        return None
+    return None
 
 
 def _normal_priority() -> str:

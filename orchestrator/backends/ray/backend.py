@@ -2,22 +2,32 @@
 
 A pool is a Ray cluster reached through the address in its record, with one detached pool
 manager actor that holds every job of the pool and node agents that run tasks. Jobs are named
-by ``JobRef``: the pool's manager is asked for the job. Capability: a sweep host (a detached
-controller actor per job).
+by ``JobRef``: the pool's manager is asked for the job. Capabilities: a sweep host (a detached
+controller actor per job) and a cost ledger (the manager's records of node time and task holds;
+see ``cost_keeper``). A local pool that stopped itself after its ``idle_timeout`` is read from
+what it left on disk (``stopped_pool``) and started again by the next submission or ``pool create``.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import ray
 from orchestrator import workdir
 from orchestrator.backend import Capability, ProgressFn
-from orchestrator.backends.ray import pool_ops, task_files
+from orchestrator.backends.ray import pool_ops, stopped_pool, task_files
 from orchestrator.backends.ray.cluster_record import ClusterRecord
 from orchestrator.backends.ray.connection import NAMESPACE, connect, ray_errors
-from orchestrator.errors import BackendUnavailableError, ConflictError, NotFoundError
+from orchestrator.backends.ray.job_state import JobRecord
+from orchestrator.backends.ray.ledger import COPY, LedgerStore, ledger_dir
+from orchestrator.errors import (
+    BackendError,
+    BackendUnavailableError,
+    ConflictError,
+    NotFoundError,
+)
 from orchestrator.model import (
     FileChunk,
     JobInfo,
@@ -27,6 +37,7 @@ from orchestrator.model import (
     SubmitReport,
     TaskInfo,
     TaskLaunch,
+    UsageSpan,
 )
 from orchestrator.records import pool_records
 from orchestrator.spec.job import JobSpec
@@ -40,7 +51,7 @@ READ_LIMIT = 4 * 1024 * 1024
 
 class RayBackend:
     name = "ray"
-    capabilities = frozenset({Capability.SWEEP_HOST})
+    capabilities = frozenset({Capability.SWEEP_HOST, Capability.COST_LEDGER})
 
     def __init__(self, config_dir: Path | None = None) -> None:
         """``config_dir`` is accepted for symmetry with other backends; Ray needs no credentials file."""
@@ -51,8 +62,14 @@ class RayBackend:
         record = pool_records.require(spec.id)
         if record.state == "ready":
             info = self.get_pool(spec.id)
+            deadline = time.monotonic() + stopped_pool.STOP_WAIT_SECONDS
+            while info is not None and info.state == "stopping" and time.monotonic() < deadline:
+                time.sleep(0.5)  # a stop under way ends before the pool starts again
+                info = self.get_pool(spec.id)
             if info is not None and info.state == "ready":
                 return info
+            if info is not None and info.state in ("stopped", "deleted"):
+                _say(progress, "starting the stopped pool again (its jobs are kept)")
         pool_ops.create(spec, progress)
         return self._require_pool(spec.id)
 
@@ -62,6 +79,12 @@ class RayBackend:
             return None
         cluster = ClusterRecord.of(record)
         target = record.pool_spec().nodes.dedicated
+        if cluster.stopped_at is not None:
+            return PoolInfo(id=pool_id, backend=self.name, state="stopped", address=cluster.address,
+                            target_nodes=target, detail=stopped_note(cluster.stopped_at))
+        if stopped_pool.stopping(pool_id):
+            return PoolInfo(id=pool_id, backend=self.name, state="stopping", address=cluster.address,
+                            target_nodes=target, detail="stopping itself after its idle_timeout")
         try:
             manager = self._manager(cluster)
         except BackendUnavailableError as exc:
@@ -71,13 +94,23 @@ class RayBackend:
             return PoolInfo(id=pool_id, backend=self.name, state=record.state if record.state != "ready" else "broken",
                             address=cluster.address, target_nodes=target)
         with ray_errors(f"reading pool {pool_id!r}"):
-            nodes = ray.get(manager.nodes_info.remote(), timeout=CALL_TIMEOUT)
-        return PoolInfo(id=pool_id, backend=self.name, state="ready", nodes=tuple(nodes), address=cluster.address,
-                        target_nodes=target)
+            nodes, idle = ray.get([manager.nodes_info.remote(), manager.idle_state.remote()], timeout=CALL_TIMEOUT)
+        state, detail = "ready", ""
+        if idle["stopped_at"] is not None:
+            state, detail = ("deleted" if idle["deleted"] else "stopped"), stopped_note(idle["stopped_at"],
+                                                                                       deleted=idle["deleted"])
+        elif idle["stopping"]:
+            state = "stopping"
+        return PoolInfo(id=pool_id, backend=self.name, state=state, nodes=tuple(nodes), address=cluster.address,
+                        target_nodes=target, detail=detail, stops_at=idle["stops_at"])
 
     def resize_pool(self, spec: PoolSpec, *, progress: ProgressFn | None = None) -> PoolInfo:
         record = pool_records.require(spec.id)
-        self._connect(ClusterRecord.of(record))
+        cluster = ClusterRecord.of(record)
+        if cluster.stopped_at is not None:  # it starts with the new count (the record's spec) next time
+            return PoolInfo(id=spec.id, backend=self.name, state="stopped", address=cluster.address,
+                            target_nodes=spec.nodes.dedicated, detail=stopped_note(cluster.stopped_at))
+        self._connect(cluster)
         pool_ops.resize(spec, record.pool_spec().nodes.dedicated, progress)
         return self._require_pool(spec.id)
 
@@ -94,13 +127,23 @@ class RayBackend:
             if busy:
                 raise ConflictError(f"pool {pool_id!r} has {busy} pending or running task(s)",
                                     hint="cancel the jobs first, or pass --force to kill them")
-        if progress:
-            progress("stopping agents and tasks")
+        _say(progress, "stopping agents and tasks")
+        self._settle_ledger(cluster, manager)
         pool_ops.teardown(cluster, record.pool_spec())
+        path = stopped_pool.ledger_path(pool_id, cluster)
+        if path.exists():
+            store = LedgerStore(path)
+            try:
+                store.close_open(time.time())  # the nodes ended with their processes, just now
+            finally:
+                store.close()
 
     # -- jobs ----------------------------------------------------------------------------
     def submit(self, job: JobLaunch, tasks: Iterable[TaskLaunch]) -> SubmitReport:
-        manager = self._pool_manager(job.pool_id)
+        manager = self._awake_manager(job.pool_id)
+        if job.budget is not None or job.sweep_budgets:
+            with ray_errors(f"setting the budgets of {job.id!r}"):
+                ray.get(manager.set_budgets.remote(job.id, job.budget, dict(job.sweep_budgets)), timeout=CALL_TIMEOUT)
         inputs = _packed_inputs(job)
         snapshot = (job.workdir.digest, job.workdir.data) if job.workdir else None
         added = present = 0
@@ -122,7 +165,10 @@ class RayBackend:
         return SubmitReport(job_id=job.id, submitted=added + a, already_present=present + p)
 
     def list_jobs(self, pool_id: str) -> list[JobInfo]:
-        manager = self._manager(ClusterRecord.of(pool_records.require(pool_id)))
+        cluster = ClusterRecord.of(pool_records.require(pool_id))
+        if cluster.stopped_at is not None:
+            return sorted((job.info() for job in stopped_pool.jobs(pool_id).values()), key=lambda j: j.created_at)
+        manager = self._manager(cluster)
         if manager is None:
             return []
         with ray_errors("listing jobs"):
@@ -131,6 +177,9 @@ class RayBackend:
 
     def get_job(self, job: JobRef) -> JobInfo | None:
         record = pool_records.load(job.pool_id)
+        if record is not None and ClusterRecord.of(record).stopped_at is not None:
+            kept = stopped_pool.jobs(job.pool_id).get(job.job_id)
+            return kept.info() if kept is not None else None
         manager = self._manager(ClusterRecord.of(record)) if record is not None else None
         if manager is None:
             return None
@@ -139,6 +188,9 @@ class RayBackend:
         return info
 
     def list_tasks(self, job: JobRef) -> list[TaskInfo]:
+        kept = self._stopped_job(job)
+        if kept is not None:
+            return [record.info(job.job_id) for record in kept.tasks.values()]
         manager = self._pool_manager(job.pool_id)
         with ray_errors(f"listing tasks of {job.job_id!r}"):
             tasks: list[TaskInfo] | None = ray.get(manager.list_tasks.remote(job.job_id), timeout=CALL_TIMEOUT)
@@ -156,6 +208,9 @@ class RayBackend:
         self._call(job, "delete_job", f"deleting {job.job_id!r}")
 
     def read_file(self, job: JobRef, task_id: str, name: str, *, offset: int = 0) -> FileChunk | None:
+        kept = self._stopped_job(job)
+        if kept is not None:
+            return stopped_pool.read_file(job.pool_id, kept, task_id, name, offset)
         manager = self._pool_manager(job.pool_id)
         with ray_errors(f"reading {name} of {job.job_id}/{task_id}"):
             node = ray.get(manager.task_node.remote(job.job_id, task_id), timeout=CALL_TIMEOUT)
@@ -197,7 +252,81 @@ class RayBackend:
             return None
         return state
 
+    # -- cost ledger ---------------------------------------------------------------------
+    def usage(self, pool_id: str, *, since: float | None = None) -> Iterator[UsageSpan]:
+        """The ledger's spans (``usage``): a local cluster's file (kept after pool delete), or for
+        a cluster at ``ray.address`` the manager's, copied here so it outlives the pool."""
+        record = pool_records.load(pool_id)
+        cluster = ClusterRecord.of(record) if record is not None else None
+        if cluster is not None and not cluster.started_cluster and cluster.stopped_at is None:
+            try:
+                self._copy_ledger(cluster, self._manager(cluster))
+            except BackendUnavailableError:
+                pass  # unreachable: what was copied last time
+        return stopped_pool.ledger_spans(stopped_pool.ledger_path(pool_id, cluster), pool_id, since)
+
+    def _copy_ledger(self, cluster: ClusterRecord, manager: Any | None) -> None:
+        if manager is None or cluster.started_cluster:
+            return
+        with ray_errors(f"reading the cost ledger of pool {cluster.pool_id!r}"):
+            nodes, holds, _ = ray.get(manager.ledger_rows.remote(), timeout=CALL_TIMEOUT)
+        store = LedgerStore(ledger_dir(cluster.pool_id) / COPY)
+        try:
+            store.replace_all(nodes, holds)
+        finally:
+            store.close()
+
+    def _settle_ledger(self, cluster: ClusterRecord, manager: Any | None) -> None:
+        """Before a delete: the manager writes what it noted, and a remote ledger is copied here."""
+        if manager is None:
+            return
+        try:
+            with ray_errors(f"writing the cost ledger of pool {cluster.pool_id!r}"):
+                ray.get(manager.flush_ledger.remote(), timeout=CALL_TIMEOUT)
+            self._copy_ledger(cluster, manager)
+        except BackendError:
+            pass  # a broken pool is deleted all the same; its ledger keeps what was written
+
     # -- plumbing ------------------------------------------------------------------------
+    def _awake_manager(self, pool_id: str) -> Any:
+        """The pool's manager, ready for a submission: the idle clock starts over, and a pool that
+        stopped itself (or is stopping) is started again first, its jobs kept."""
+        cluster = ClusterRecord.of(pool_records.require(pool_id))
+        if cluster.stopped_at is None and not stopped_pool.stopping(pool_id):
+            manager = self._pool_manager(pool_id)
+            state = self._keep_awake(manager, pool_id)
+            deadline = time.monotonic() + stopped_pool.STOP_WAIT_SECONDS
+            while state == "stopping" and not cluster.started_cluster and time.monotonic() < deadline:
+                time.sleep(0.2)  # a pool on a cluster at ray.address is releasing its agents
+                state = self._keep_awake(manager, pool_id)
+            if state == "running":
+                return manager
+            if state == "deleted":
+                raise NotFoundError(f"pool {pool_id!r} deleted itself after its idle_timeout (autodelete)",
+                                    hint="`orch pool create` makes it again; `orch pool delete` forgets it")
+        if cluster.started_cluster and stopped_pool.wait_stopped(pool_id) is None:
+            raise NotFoundError(f"pool {pool_id!r} deleted itself after its idle_timeout (autodelete)",
+                                hint="`orch pool create` makes it again")
+        pool_ops.create(pool_records.require(pool_id).pool_spec(), None)
+        return self._pool_manager(pool_id)
+
+    @staticmethod
+    def _keep_awake(manager: Any, pool_id: str) -> str:
+        with ray_errors(f"reaching the manager of pool {pool_id!r}"):
+            state: str = ray.get(manager.keep_awake.remote(), timeout=CALL_TIMEOUT)
+        return state
+
+    def _stopped_job(self, job: JobRef) -> JobRecord | None:
+        """The job as a stopped local pool's journal has it (None while the pool runs);
+        ``NotFoundError`` for a job it does not have."""
+        record = pool_records.load(job.pool_id)
+        if record is None or ClusterRecord.of(record).stopped_at is None:
+            return None
+        kept = stopped_pool.jobs(job.pool_id).get(job.job_id)
+        if kept is None:
+            raise NotFoundError(f"job {job.job_id!r} does not exist", hint="see `orch jobs list`")
+        return kept
+
     def _connect(self, cluster: ClusterRecord) -> None:
         connect(cluster.address or "auto", cluster.token_file, pool_id=cluster.pool_id, loopback=cluster.loopback)
 
@@ -225,6 +354,21 @@ class RayBackend:
         if info is None:
             raise NotFoundError(f"pool {pool_id!r} does not exist")
         return info
+
+
+def stopped_note(at: float, *, deleted: bool = False) -> str:
+    """What ``pool show`` says of a pool that stopped itself."""
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
+    if deleted:
+        return (f"deleted itself at {when} after its idle_timeout (autodelete): its agents and placement group "
+                "are released; `orch pool create` makes it again")
+    return (f"stopped itself at {when} after its idle_timeout; `orch jobs add` or `orch pool create` starts it "
+            "again, jobs and history kept")
+
+
+def _say(progress: ProgressFn | None, text: str) -> None:
+    if progress:
+        progress(text)
 
 
 def _packed_inputs(job: JobLaunch) -> list[tuple[str, str, bytes, str | None]]:

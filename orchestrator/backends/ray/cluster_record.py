@@ -1,8 +1,9 @@
 """What the Ray backend keeps in a pool's record (its ``engine`` part) to reach the pool again.
 
 ``address`` and ``token_file`` reach the cluster; for a local cluster orch started itself
-(``started_cluster``), ``nodes`` holds each node's process marks (what orch may stop) and
-``exposed`` whether it listens beyond 127.0.0.1.
+(``started_cluster``), ``nodes`` holds each node's process marks (what orch may stop),
+``exposed`` whether it listens beyond 127.0.0.1, and ``stopped_at`` when it stopped itself after
+its idle timeout (``autostop``; cleared when it is started again).
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ class ClusterRecord:
     temp_dir: str | None = None
     nodes: list[list[list[object]]] = field(default_factory=list)
     exposed: bool = False
+    stopped_at: float | None = None
 
     @property
     def loopback(self) -> bool:

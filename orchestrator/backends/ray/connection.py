@@ -13,7 +13,7 @@ from typing import Iterator
 
 import ray
 from orchestrator.backends.ray.local_cluster import auth_env
-from orchestrator.backends.ray.loopback import keep_loopback
+from orchestrator.backends.ray.loopback import LOOPBACK_HOSTS, keep_loopback
 from orchestrator.errors import AuthError, BackendError, BackendUnavailableError
 
 NAMESPACE = "orch"
@@ -22,7 +22,8 @@ _current: tuple[str, str | None] | None = None
 
 def connect(address: str, token_file: str | None, *, pool_id: str, loopback: bool = False) -> None:
     """Make this process a driver of the cluster at ``address`` (no-op if already connected).
-    ``loopback``: the cluster's nodes are on 127.0.0.1 (a local pool orch started unexposed)."""
+    ``loopback``: the cluster's nodes are on 127.0.0.1 (a local pool orch started unexposed); an
+    address on a loopback host says the same of a cluster started otherwise."""
     global _current
     if _current == (address, token_file) and ray.is_initialized():
         return
@@ -33,7 +34,7 @@ def connect(address: str, token_file: str | None, *, pool_id: str, loopback: boo
     for name in ("ray", "ray._private", "ray.util"):
         logging.getLogger(name).setLevel(logging.ERROR)
     try:
-        with keep_loopback() if loopback else nullcontext():
+        with keep_loopback() if loopback or address.rpartition(":")[0] in LOOPBACK_HOSTS else nullcontext():
             ray.init(address=address, namespace=NAMESPACE, logging_level=logging.ERROR, log_to_driver=False)
     except ConnectionError as exc:
         raise BackendUnavailableError(f"cannot connect to the Ray cluster of pool {pool_id!r} at {address}: {exc}",

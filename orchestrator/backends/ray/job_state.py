@@ -61,6 +61,7 @@ class JobRecord:
     counts: collections.Counter[str] = field(default_factory=collections.Counter)
     durations: list[float] = field(default_factory=list)
     stop_requested: set[str] = field(default_factory=set)
+    stop_reasons: dict[str, str] = field(default_factory=dict)  # task -> why it is stopped, when not the policy
     changed: set[str] = field(default_factory=set)
     new: list[str] = field(default_factory=list)
     ended_attempts: list[tuple[str, AttemptRow]] = field(default_factory=list)
@@ -128,7 +129,7 @@ class JobRecord:
             return False
         record.exit_code, record.error, record.node = exit_code, error, node
         if task_id in self.stop_requested and state in ("cancelled", "failed"):
-            state, record.error = TaskState.STOPPED.value, STOPPED_ERROR
+            state, record.error = TaskState.STOPPED.value, self.stop_reasons.get(task_id, STOPPED_ERROR)
         if record.started_at is not None:
             self.durations.append(when - record.started_at)
         self._record_attempt(record, state, when)
@@ -150,6 +151,8 @@ class JobRecord:
         self._record_attempt(record, "lost", when)
         if self.cancelled or task_id in self.stop_requested:
             record.ended_at = when
+            if not self.cancelled and task_id in self.stop_reasons:
+                record.error = self.stop_reasons[task_id]
             self._set(record, TaskState.CANCELLED if self.cancelled else TaskState.STOPPED)
             self._release_dependents(record)
             return False
@@ -181,22 +184,26 @@ class JobRecord:
         record.history.append(row)
         self.ended_attempts.append((record.launch.id, row))
 
-    def stop(self, task_ids: list[str]) -> list[str]:
-        """Mark tasks stopped early (not failed). Pending ones stop now; returns those running."""
-        running = []
+    def stop(self, task_ids: list[str], reason: str = STOPPED_ERROR) -> list[str]:
+        """Mark tasks stopped early (not failed): by a sweep's policy, or at a budget (``reason``
+        says which and is the task's error). Pending ones stop now; returns those running."""
+        running, dropped = [], set()
         for task_id in task_ids:
             record = self.tasks.get(task_id)
             if record is None or record.state.is_terminal():
                 continue
             self.stop_requested.add(task_id)
+            if reason != STOPPED_ERROR:
+                self.stop_reasons[task_id] = reason
             if record.state == TaskState.PENDING and not record.dispatched:
-                if task_id in self.ready:
-                    self.ready.remove(task_id)
+                dropped.add(task_id)
                 record.ended_at = time.time()
-                self._set(record, TaskState.STOPPED, error=STOPPED_ERROR)
+                self._set(record, TaskState.STOPPED, error=reason)
                 self._release_dependents(record)
             else:
                 running.append(task_id)
+        if dropped:
+            self.ready = collections.deque(task_id for task_id in self.ready if task_id not in dropped)
         return running
 
     def cancel_pending(self) -> list[str]:

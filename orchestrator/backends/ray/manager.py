@@ -5,7 +5,7 @@ tasks wait for room on a node and none is lost when a job has more tasks than sl
 change is journaled (``journal``) before it is acknowledged, so Ray can restart the manager
 (it runs on the head node with unlimited restarts) and the new one replays the journal,
 reconciles with the agents and goes on (``recovery``). A watcher thread notices lost nodes.
-Placement is ``scheduling``'s.
+Placement is ``scheduling``'s; the cost ledger, budgets and autostop are ``cost_methods``'.
 """
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from pathlib import Path
 
 import ray
 from orchestrator.backends.ray import recovery
+from orchestrator.backends.ray.cost_keeper import CostKeeper, CostSettings
+from orchestrator.backends.ray.cost_methods import CostMethods
 from orchestrator.backends.ray.job_state import JobRecord
 from orchestrator.backends.ray.journal import Journal, write_atomically
 from orchestrator.backends.ray.messages import AgentFacts, TaskEvent
@@ -27,18 +29,20 @@ log = logging.getLogger("orch.manager")
 WATCH_SECONDS = 2.0
 
 
-class PoolManager(Scheduler):
+class PoolManager(CostMethods, Scheduler):
     """See the module docstring. All public methods are Ray actor methods."""
 
     def __init__(self, pool_id: str, agent_names: list[str], facts: list[AgentFacts], namespace: str,
-                 journal_dir: str | None = None) -> None:
+                 journal_dir: str | None = None, costs: CostSettings | None = None) -> None:
         self.pool_id, self.namespace = pool_id, namespace
         root = Path(journal_dir) if journal_dir else Path.home() / ".orch" / "ray-pools" / pool_id
         self.journal = Journal(root)
+        self.costs = CostKeeper(pool_id, costs or CostSettings(), self.journal)
         self.lock = threading.RLock()
         self.nodes: list[NodeShare] = []
         self.gang_nodes: dict[tuple[str, str], list[int]] = {}
         self.jobs: dict[str, JobRecord] = recovery.restore_jobs(self.journal, pool_id)
+        self.costs.recover(self.jobs.values())
         names, facts = recovery.current_nodes(self.journal.value("nodes"), (agent_names, facts),
                                               recovery.alive_ray_nodes())
         with self.lock:
@@ -53,12 +57,15 @@ class PoolManager(Scheduler):
             self._dispatch()
             self._persist()
         threading.Thread(target=self._watch_nodes, name="node-watch", daemon=True).start()
+        self._start_costs()
 
     # -- nodes ---------------------------------------------------------------------------
     def set_nodes(self, agent_names: list[str], facts: list[AgentFacts]) -> int:
         """Use these agents from now on (pool create, resize, repair). Returns the node count."""
         with self.lock:
             self.journal.set_value("nodes", (list(agent_names), list(facts)))
+            if self.costs.stopped_at is not None:
+                self.costs.mark_stopped(None)  # a stopped pool has nodes again
             self._use_nodes(agent_names, facts)
             self._dispatch()
             self._persist()
@@ -288,5 +295,7 @@ class PoolManager(Scheduler):
 
     # -- journal -------------------------------------------------------------------------
     def _persist(self) -> None:
-        """Write what changed since the last call, in one durable transaction."""
+        """Write what changed since the last call, in one durable transaction (the cost ledger
+        notes it first: nodes that joined or left, attempts that started or ended)."""
+        self.costs.observe(self.nodes, self.jobs.values(), self.gang_nodes)
         recovery.persist_changes(self.journal, self.jobs.values())

@@ -15,11 +15,14 @@ from orchestrator.backends.ray import local_cluster, orphans, placement
 from orchestrator.backends.ray.agent import NodeAgent
 from orchestrator.backends.ray.cluster_record import ClusterRecord
 from orchestrator.backends.ray.connection import NAMESPACE, connect, ray_errors
+from orchestrator.backends.ray.cost_keeper import CostSettings
+from orchestrator.backends.ray.ledger import ledger_dir
 from orchestrator.backends.ray.manager import PoolManager
 from orchestrator.backends.ray.messages import AgentFacts
 from orchestrator.backends.ray.spec import RayOptions
 from orchestrator.errors import BackendError, ConflictError
 from orchestrator.records import pool_records
+from orchestrator.records.home import orch_home
 from orchestrator.spec.pool import PoolSpec
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
@@ -53,6 +56,7 @@ def create(spec: PoolSpec, progress: ProgressFn | None) -> ClusterRecord:
         cluster.address, cluster.token_file, cluster.temp_dir = local.address, local.token_file, local.temp_dir
         cluster.set_node_marks(list(local.nodes))
         cluster.started_cluster, cluster.exposed, started_now = True, options.expose, True
+        cluster.stopped_at = None
     cluster.save()
     connected = False
     try:
@@ -62,7 +66,7 @@ def create(spec: PoolSpec, progress: ProgressFn | None) -> ClusterRecord:
         _say(progress, "reserving nodes")
         facts = start_agents(spec, cluster, progress)
         _say(progress, "starting the pool manager")
-        start_manager(spec.id, facts, cluster)
+        start_manager(spec, facts, cluster)
     except BaseException:
         if started_now:
             teardown(cluster, spec)
@@ -118,18 +122,31 @@ HEAD_RESOURCE = "node:__internal_head__"
 """The resource Ray gives only the head node: the manager runs there, next to its journal."""
 
 
-def start_manager(pool_id: str, facts: list[AgentFacts], cluster: ClusterRecord) -> Any:
+def start_manager(spec: PoolSpec, facts: list[AgentFacts], cluster: ClusterRecord) -> Any:
     """Start (or keep) the pool manager on the head node; Ray restarts it if its process dies, and
     it resumes from its journal (the pool's state dir for a cluster orch started)."""
+    pool_id = spec.id
     names = [agent_name(pool_id, f.index) for f in facts]
     journal = str(pool_records.pool_state_dir(pool_id) / "manager") if cluster.started_cluster else None
     manager = ray.remote(PoolManager).options(
         name=manager_name(pool_id), namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
         num_cpus=0, max_concurrency=64, max_restarts=-1, max_task_retries=3, resources={HEAD_RESOURCE: 0.001},
-    ).remote(pool_id, names, facts, NAMESPACE, journal)
+    ).remote(pool_id, names, facts, NAMESPACE, journal, cost_settings(spec, cluster))
     with ray_errors("starting the pool manager"):
         ray.get(manager.set_nodes.remote(names, facts), timeout=120)
     return manager
+
+
+def cost_settings(spec: PoolSpec, cluster: ClusterRecord) -> CostSettings:
+    """What the manager needs to keep the pool's costs (``cost_keeper``): the spec's prices,
+    limits and idle timeout; for a local cluster the ledger under ``$ORCH_HOME`` (kept after pool
+    delete) and what its detached stopper needs."""
+    local = cluster.started_cluster
+    return CostSettings(price_per_node_hour=spec.price_per_node_hour, max_spend=spec.max_spend,
+                        idle_timeout=spec.idle_timeout, autodelete=spec.autodelete,
+                        created_at=pool_records.require(spec.id).created_at, local_cluster=local,
+                        ledger_dir=str(ledger_dir(spec.id)) if local else None, address=cluster.address,
+                        orch_home=str(orch_home()) if local else None)
 
 
 def get_manager(pool_id: str) -> Any | None:
@@ -151,7 +168,7 @@ def resize(spec: PoolSpec, old_nodes: int, progress: ProgressFn | None) -> Clust
         _resize_local_cluster(cluster, old_nodes, spec, progress)
     _wait_for_nodes(spec, cluster, spec.options(RayOptions).startup_timeout)
     facts = start_agents(spec, cluster, progress)
-    start_manager(spec.id, facts, cluster)
+    start_manager(spec, facts, cluster)
     return cluster
 
 
