@@ -27,7 +27,6 @@ def _record_path(root: Path, job_id: str, task_id: str, pid: int) -> Path:
 def record(root: Path, job_id: str, task_id: str, pid: int) -> Path:
     """Note that the agent started ``pid`` for a task (before anything waits on it)."""
     path = _record_path(root, job_id, task_id, pid)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
         mark = ProcessMark.of(psutil.Process(pid), with_exe=False)  # it may not have exec'd yet
     except psutil.Error:
@@ -35,9 +34,22 @@ def record(root: Path, job_id: str, task_id: str, pid: int) -> Path:
     if mark is None:
         return path
     staging = path.with_suffix(".tmp")
-    staging.write_text(json.dumps({"mark": mark.dump(), "job": job_id, "task": task_id}))
+    data = json.dumps({"mark": mark.dump(), "job": job_id, "task": task_id}).encode()
+    try:
+        _write(staging, data)
+    except FileNotFoundError:  # the first record of this node
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _write(staging, data)
     os.replace(staging, path)
     return path
+
+
+def _write(path: Path, data: bytes) -> None:
+    handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(handle, data)
+    finally:
+        os.close(handle)
 
 
 def forget(path: Path) -> None:

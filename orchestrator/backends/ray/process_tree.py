@@ -6,6 +6,7 @@ that leave the group are still found through ``psutil`` descendants taken before
 from __future__ import annotations
 
 import os
+import select
 import shlex
 import shutil
 import signal
@@ -46,6 +47,26 @@ def spawn(command: str | Sequence[str], *, cwd: Path, env: Mapping[str, str],
     """Start ``command`` as the leader of a new session. Raises ``OSError`` if it cannot start."""
     return subprocess.Popen(argv_for(command, path=env.get("PATH")), cwd=cwd, env=dict(env), stdout=stdout, stderr=stderr,
                             stdin=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+
+
+def wait_for(proc: subprocess.Popen[bytes], timeout: float | None) -> int | None:
+    """``proc``'s exit code, waiting at most ``timeout`` seconds (None: until it exits); None while
+    it still runs. Blocks in the kernel (a pidfd), where ``Popen.wait(timeout)`` would poll with
+    growing sleeps, so a short task is noticed as it ends."""
+    if timeout is None:
+        return proc.wait()
+    try:
+        handle = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):  # no pidfds here, or the process was reaped already
+        try:
+            return proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+    try:
+        ended, _, _ = select.select([handle], [], [], max(0.0, timeout))
+    finally:
+        os.close(handle)
+    return proc.wait() if ended else proc.poll()
 
 
 def kill_tree(pid: int, *, grace: float = 5.0) -> None:
