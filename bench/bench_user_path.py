@@ -66,7 +66,7 @@ def jobs_add_tail(path: Path, job_id: str, tasks: int, env: dict[str, str], cwd:
                   prefix: list[str] | None = None) -> dict[str, float]:
     """Run ``orch jobs add FILE --tail``; seconds from its start to: the "submitted" line, the
     first task's start, the last task's end, its exit. Raises unless every task succeeded."""
-    argv = (prefix or []) + orch_argv("jobs", "add", str(path), "--tail")
+    argv = (prefix or [sys.executable]) + ["-m", "orchestrator", "jobs", "add", str(path), "--tail"]
     wall_start, start = time.time(), time.perf_counter()
     proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     marks: dict[str, float] = {}
@@ -139,6 +139,7 @@ def main() -> None:
             job = write_job(config, "profiled", args.tasks)
             jobs_add_tail(job, "profiled", args.tasks, env, config,
                           prefix=[sys.executable, "-m", "cProfile", "-o", str(args.profile / "jobs_add.prof")])
+            orch_ok(env, config, "jobs", "delete", "profiled", "-y")
     finally:
         orch_ok(env, config, "pool", "delete", POOL, "-y", "--force", "-q")
     body = render(rounds, args.tasks)
