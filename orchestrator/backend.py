@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         SubmitReport,
         TaskInfo,
         TaskLaunch,
+        TaskState,
         TransferReport,
         UsageSpan,
     )
@@ -59,6 +60,8 @@ class Capability(str, Enum):
     PRICE_LIST = "price list"
     BLOB_FILES = "blob file listing"
     COST_LEDGER = "cost ledger"
+    FILE_BATCHES = "batched file reads"
+    JOB_WATCHING = "job watching"
 
 
 class Backend(Protocol):
@@ -172,6 +175,23 @@ class CostLedger(Protocol):
         has exited; a pool that is gone keeps what the backend recorded of it."""
 
 
+class FileBatches(Protocol):
+    def read_files(self, job: JobRef, reads: Sequence[tuple[str, str, int]]) -> list[FileChunk | None]:
+        """``read_file`` of many task files at once (following a job's every task costs a few
+        calls per poll, not one per task): for each ``(task id, name, offset)``, in order, what
+        ``read_file`` returns for it. Raises as ``read_file`` does."""
+
+
+class JobWatching(Protocol):
+    def wait_job(self, job: JobRef, *, timeout: float) -> JobInfo | None:
+        """The job as soon as it has finished, or as it is after ``timeout`` seconds (None when
+        there is no such job): a follower sleeps in it and sees the end as it happens."""
+
+    def task_states(self, job: JobRef) -> dict[str, TaskState]:
+        """Every task's state (what ``list_tasks`` says of it, in one small answer), in
+        submission order; ``NotFoundError`` for an unknown job."""
+
+
 C = TypeVar("C")
 CAPABILITY_OF: dict[type, Capability] = {
     SweepHost: Capability.SWEEP_HOST,
@@ -180,6 +200,8 @@ CAPABILITY_OF: dict[type, Capability] = {
     PriceList: Capability.PRICE_LIST,
     BlobFiles: Capability.BLOB_FILES,
     CostLedger: Capability.COST_LEDGER,
+    FileBatches: Capability.FILE_BATCHES,
+    JobWatching: Capability.JOB_WATCHING,
 }
 
 

@@ -7,10 +7,11 @@ are streamed in the backend's chunks (``file_chunks``), as bytes or as increment
 from __future__ import annotations
 
 import codecs
+import math
 import time
 from typing import Callable, Iterable, Iterator
 
-from orchestrator.backend import Backend
+from orchestrator.backend import Backend, FileBatches, JobWatching, capability, supports
 from orchestrator.model import FileChunk, JobInfo, JobRef, TaskState
 from orchestrator.tail import Backoff, Follower, follow, interleave
 
@@ -21,18 +22,32 @@ FILE_POLL_CAP = 2.0
 class JobWatch:
     """Caches task states so all followers of a job share one ``list_tasks`` call per
     ``STATUS_EVERY``; asks for the job itself only once every known task has ended. Idle cost:
-    one file read per task per ``FILE_POLL_CAP`` plus one status call per ``STATUS_EVERY``."""
+    one file read per task per ``FILE_POLL_CAP`` (on a ``FileBatches`` backend, a few calls for
+    all of them) plus one status call per ``STATUS_EVERY``. On a ``JobWatching`` backend, states
+    come in its small answer, and ``sleep`` waits in the backend, returning as the job ends."""
 
     def __init__(self, backend: Backend, job: JobRef) -> None:
         self.backend, self.job = backend, job
-        self._at = 0.0
+        self._at = -math.inf  # when states were last read
         self._states: dict[str, TaskState] = {}
         self.job_info: JobInfo | None = None
+        self._watching = capability(backend, JobWatching) if supports(backend, JobWatching) else None
+
+    def sleep(self, seconds: float) -> None:
+        """Pause ``seconds``, or less: until the job ends, where the backend can tell (task states
+        are then read afresh)."""
+        if self._watching is None or (self.job_info is not None and self.job_info.finished):
+            time.sleep(seconds)
+            return
+        info = self._watching.wait_job(self.job, timeout=seconds)
+        if info is None or info.finished:
+            self._at = -math.inf  # it ended (or is gone): the next look reads every state afresh
 
     def refresh(self) -> None:
         if time.monotonic() - self._at < STATUS_EVERY:
             return
-        self._states = {t.id: t.state for t in self.backend.list_tasks(self.job)}
+        self._states = (self._watching.task_states(self.job) if self._watching is not None
+                        else {t.id: t.state for t in self.backend.list_tasks(self.job)})
         if not self._states or all(state.is_terminal() for state in self._states.values()):
             self.job_info = self.backend.get_job(self.job)
         self._at = time.monotonic()
@@ -60,9 +75,43 @@ def follow_task(backend: Backend, job: JobRef, task_id: str, name: str = "stdout
                       backoff=Backoff(maximum=FILE_POLL_CAP))
 
 
+class BatchReads:
+    """The file reads of many followers of one job in a few ``FileBatches`` calls per round.
+
+    ``prefetch`` takes each follower's task state first, then reads all their files: a state is
+    never newer than the bytes read with it, so the read after a task's end still catches all.
+    A follower reading elsewhere than it was prefetched (from 0, after a restart) reads alone."""
+
+    def __init__(self, backend: Backend, job: JobRef, name: str, watch: JobWatch) -> None:
+        self.backend, self.job, self.name, self.watch = backend, job, name, watch
+        self.files = capability(backend, FileBatches)
+        self.ahead: dict[str, tuple[int, FileChunk | None]] = {}
+        self.finished: dict[str, bool] = {}
+
+    def follower(self, task_id: str) -> Follower:
+        return Follower(lambda offset: self._read(task_id, offset), lambda: self._finished(task_id))
+
+    def prefetch(self, group: dict[str, Follower]) -> None:
+        wanted = [(task_id, follower.offset) for task_id, follower in group.items() if not follower.done]
+        self.finished = {task_id: self.watch.task_done(task_id) for task_id, _ in wanted}
+        chunks = self.files.read_files(self.job, [(task_id, self.name, offset) for task_id, offset in wanted])
+        self.ahead = {task_id: (offset, chunk) for (task_id, offset), chunk in zip(wanted, chunks)}
+
+    def _finished(self, task_id: str) -> bool:
+        snapshot = self.finished.pop(task_id, None)
+        return self.watch.task_done(task_id) if snapshot is None else snapshot
+
+    def _read(self, task_id: str, offset: int) -> FileChunk | None:
+        got = self.ahead.pop(task_id, None)
+        if got is not None and got[0] == offset:
+            return got[1]
+        return self.backend.read_file(self.job, task_id, self.name, offset=offset)
+
+
 def follow_all(backend: Backend, job: JobRef, name: str = "stdout") -> Iterator[str]:
     """Prefixed lines of every task of the job as they come, until the job ends."""
     watch = JobWatch(backend, job)
+    reads = BatchReads(backend, job, name, watch) if supports(backend, FileBatches) else None
     seen: set[str] = set()
 
     def more() -> dict[str, Follower]:
@@ -70,11 +119,13 @@ def follow_all(backend: Backend, job: JobRef, name: str = "stdout") -> Iterator[
         for task_id in watch.started():
             if task_id not in seen:
                 seen.add(task_id)
-                fresh[task_id] = Follower(_reader(backend, job, task_id, name),  # type: ignore[arg-type]
-                                          lambda t=task_id: watch.task_done(t))
+                fresh[task_id] = reads.follower(task_id) if reads else Follower(
+                    _reader(backend, job, task_id, name), lambda t=task_id: watch.task_done(t))  # type: ignore[arg-type]
         return fresh
 
-    yield from interleave({}, more=more, is_done=watch.job_done, backoff=Backoff(minimum=0.2, maximum=FILE_POLL_CAP))
+    yield from interleave({}, more=more, is_done=watch.job_done, sleep=watch.sleep,
+                          backoff=Backoff(minimum=0.2, maximum=FILE_POLL_CAP),
+                          prefetch=reads.prefetch if reads else None)
 
 
 def file_chunks(backend: Backend, job: JobRef, task_id: str, name: str) -> Iterator[bytes] | None:

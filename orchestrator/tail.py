@@ -105,11 +105,14 @@ class LinePrefixer:
 
 def interleave(followers: dict[str, Follower], *, more: Callable[[], dict[str, Follower]] | None = None,
                is_done: Callable[[], bool] = lambda: True, sleep: Callable[[float], None] = time.sleep,
-               backoff: Backoff | None = None) -> Iterator[str]:
+               backoff: Backoff | None = None, prefetch: Callable[[dict[str, Follower]], None] | None = None,
+               group: int = 1000) -> Iterator[str]:
     """Yield prefixed whole lines from many files, round-robin, until all followers are done.
 
     ``more`` is called each round for followers of newly started tasks; the loop ends when every
-    follower is done and ``is_done()`` says nothing else will start.
+    follower is done and ``is_done()`` says nothing else will start. Followers are polled in
+    groups of up to ``group``; ``prefetch``, when given, is called with each group just before
+    it is polled (to read all their files in one go).
     """
     prefixer, pace, active = LinePrefixer(), backoff or Backoff(), dict(followers)
     while True:
@@ -117,13 +120,18 @@ def interleave(followers: dict[str, Follower], *, more: Callable[[], dict[str, F
             for name, follower in more().items():
                 active.setdefault(name, follower)
         got = False
-        for name, follower in list(active.items()):
-            text = follower.poll()
-            got = got or bool(text)
-            yield from prefixer.feed(name, text)
-            if follower.done:
-                yield from prefixer.flush(name)
-                del active[name]
+        names = list(active)
+        for start in range(0, len(names), group):
+            batch = {name: active[name] for name in names[start:start + group]}
+            if prefetch is not None:
+                prefetch(batch)
+            for name, follower in batch.items():
+                text = follower.poll()
+                got = got or bool(text)
+                yield from prefixer.feed(name, text)
+                if follower.done:
+                    yield from prefixer.flush(name)
+                    del active[name]
         if not active and is_done():
             return
         sleep(pace.next(got))

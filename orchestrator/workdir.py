@@ -206,9 +206,10 @@ def link_at(source: Path, link: Path) -> None:
 def link_into(snapshot_dir: Path, task_dir: Path) -> None:
     """Make each top-level entry of the snapshot visible in ``task_dir`` as a symlink."""
     for entry in snapshot_dir.iterdir():
-        link = task_dir / entry.name
-        if not link.exists() and not link.is_symlink():
-            link.symlink_to(entry)
+        try:
+            (task_dir / entry.name).symlink_to(entry)
+        except FileExistsError:  # something is there already (a link, file or folder): kept
+            pass
 
 
 def _excluded(directory: Path) -> bool:

@@ -59,6 +59,34 @@ def test_a_mark_matches_only_the_very_process_it_was_taken_of() -> None:
     assert mark.live() is None, "an ended process matches nothing"
 
 
+def test_a_recorded_task_process_is_found_and_killed_by_its_record(tmp_path: Path) -> None:
+    from orchestrator.backends.ray import orphans
+
+    proc = _sleeper()
+    try:
+        note = orphans.record(tmp_path, "j", "t", proc.pid)  # the first record makes the folder, 0700
+        assert stat.S_IMODE((tmp_path / orphans.FOLDER).stat().st_mode) == 0o700
+        assert stat.S_IMODE(note.stat().st_mode) == 0o600 and not list(note.parent.glob("*.tmp"))
+        assert orphans.kill_recorded(tmp_path) == 1
+        assert proc.wait(timeout=10) is not None and not note.exists()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_waiting_for_a_task_process_with_a_timeout() -> None:
+    from orchestrator.backends.ray import process_tree
+
+    sleeper = _sleeper()
+    try:
+        assert process_tree.wait_for(sleeper, 0.05) is None  # still running
+    finally:
+        sleeper.kill()
+    assert process_tree.wait_for(sleeper, 10.0) == -9
+    quick = subprocess.Popen(["sh", "-c", "exit 3"])
+    assert process_tree.wait_for(quick, 10.0) == 3 and process_tree.wait_for(quick, 0.0) == 3  # reaped: still 3
+
+
 @pytest.mark.parametrize("raw", [None, 12, "12", [1, 2], ["x", 1.0, "/bin/sh"], {"pid": 1}])
 def test_an_unreadable_mark_proves_nothing(raw: object) -> None:
     assert ProcessMark.load(raw) is None

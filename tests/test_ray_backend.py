@@ -134,6 +134,31 @@ def test_jobs_outlive_the_cli_and_logs_tail_from_another_process(pool_home: dict
     assert '"detached"' in listed.stdout
 
 
+def test_following_many_short_tasks_reads_every_line_in_batches(pool_home: dict[str, str]) -> None:
+    from orchestrator.follow import follow_all
+
+    submit({"id": "chatty", "tasks": [{"id": f"c{i}", "command": f"echo first-{i}; echo second-{i}"}
+                                      for i in range(300)]})
+    backend = load_backend("ray")
+    lines = list(follow_all(backend, ref("chatty")))
+    assert sorted(lines) == sorted(f"[c{i}] {word}-{i}" for i in range(300) for word in ("first", "second"))
+    assert backend.task_states(ref("chatty")) == {t.id: t.state for t in backend.list_tasks(ref("chatty"))}
+    chunks = backend.read_files(ref("chatty"), [("c0", "stdout", 0), ("c1", "stdout", 6), ("none", "stdout", 0)])
+    assert [c.data if c else None for c in chunks] == [b"first-0\nsecond-0\n", b"first-1\nsecond-1\n"[6:], None]
+
+
+def test_wait_job_answers_at_its_timeout_or_as_the_job_ends(pool_home: dict[str, str]) -> None:
+    backend = load_backend("ray")
+    submit({"id": "waited", "tasks": [{"id": "s", "command": "sleep 60"}]})
+    wait_state("waited", "s", TaskState.RUNNING)
+    info = backend.wait_job(ref("waited"), timeout=0.2)
+    assert info is not None and info.state == "active"
+    backend.cancel_job(ref("waited"))
+    info = backend.wait_job(ref("waited"), timeout=60)
+    assert info is not None and info.state == "cancelled"
+    assert backend.wait_job(ref("no-such-job"), timeout=0.1) is None
+
+
 def test_jobs_add_tail_exit_code_is_the_job_outcome(pool_home: dict[str, str], tmp_path: Path) -> None:
     env = {**os.environ, "ORCH_HOME": pool_home["ORCH_HOME"]}
     for name, command, code in (("good", "echo fine", 0), ("worse", "exit 4", 1)):

@@ -98,3 +98,15 @@ def test_interleave_prefixes_whole_lines_per_task() -> None:
     lines = list(interleave(followers, sleep=lambda s: None))
     assert sorted(lines) == ["[a] a1", "[a] a2", "[b] b1"]
 
+
+
+def test_interleave_polls_in_groups_each_prefetched_just_before() -> None:
+    files = {name: FakeFile([f"{name}\n".encode()]) for name in "abcde"}
+    followers = {name: Follower(f.read_at, lambda: True) for name, f in files.items()}
+    events: list[str] = []
+    for name, follower in followers.items():
+        follower.read_at = (lambda n, read: lambda offset: events.append(f"read {n}") or read(offset))(name, follower.read_at)
+    lines = list(interleave(followers, sleep=lambda s: None, group=2,
+                            prefetch=lambda group: events.append("prefetch " + "".join(group))))
+    assert sorted(lines) == [f"[{n}] {n}" for n in "abcde"]
+    assert events == ["prefetch ab", "read a", "read b", "prefetch cd", "read c", "read d", "prefetch e", "read e"]

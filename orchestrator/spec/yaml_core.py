@@ -5,6 +5,10 @@ orch reads YAML 1.2's core schema, as Batch Shipyard (ruamel.yaml) does: ``yes``
 (``<<: *defaults``) work as in YAML 1.1. Every plain scalar that a YAML 1.1 reader (PyYAML,
 which orch used before) would read differently is reported by ``compose`` as a ``Difference``.
 
+Plain files are scanned and parsed by libyaml (``FastCoreLoader``) where PyYAML has it, which
+reads the same grammar about four times faster; a file libyaml finds a problem in is read again
+by PyYAML's pure-Python parser (``CoreLoader``), whose reports orch has always given.
+
 Bounded on any input: more than ``MAX_NODES`` values in a file (each costs about 1 KB until the
 file is validated), nesting deeper than ``MAX_DEPTH``, aliases that expand to more than
 ``ALIAS_BUDGET`` nodes (counted while composing, before anything is constructed: a "billion
@@ -30,6 +34,11 @@ from yaml.resolver import BaseResolver, Resolver
 from yaml.scanner import Scanner
 
 from orchestrator.errors import SpecError, Where
+
+try:
+    from yaml.cyaml import CParser
+except ImportError:  # PyYAML built without libyaml: the pure-Python reader does it all
+    CParser = None
 
 MAX_DEPTH = 100
 MAX_NODES = 250_000
@@ -176,7 +185,8 @@ class BoundedComposer(Composer):
 
 
 class CoreLoader(Reader, Scanner, Parser, BoundedComposer, CoreResolver, CoreConstructor):  # type: ignore[misc]
-    """Reads one document of ``text`` from ``file`` (the name is for errors)."""
+    """Reads one document of ``text`` from ``file`` (the name is for errors). The reference
+    reader: PyYAML's pure-Python scanner and parser."""
 
     def __init__(self, text: str, file: str) -> None:
         Reader.__init__(self, text)
@@ -186,6 +196,34 @@ class CoreLoader(Reader, Scanner, Parser, BoundedComposer, CoreResolver, CoreCon
         CoreResolver.__init__(self)
         CoreConstructor.__init__(self)
         self.file = file
+
+
+if CParser is not None:
+    class FastCoreLoader(CParser, BoundedComposer, CoreResolver, CoreConstructor):  # type: ignore[misc]
+        """``CoreLoader`` with libyaml's scanner and parser (the same YAML 1.1 grammar, in C);
+        composing, every bound, resolving and constructing are the same Python code. Its
+        problem reports are libyaml's own words: callers read an invalid file again with
+        ``CoreLoader`` to report it (``yaml_source.parse_yaml``)."""
+
+        def __init__(self, text: str, file: str) -> None:
+            CParser.__init__(self, text)
+            BoundedComposer.__init__(self)
+            CoreResolver.__init__(self)
+            CoreConstructor.__init__(self)
+            self.file = file
+
+        def get_single_node(self) -> Node | None:
+            return Composer.get_single_node(self)  # the bounded composer, not libyaml's
+else:  # PyYAML built without libyaml
+    FastCoreLoader = None
+
+
+def fast_reads_alike(text: str) -> bool:
+    """Whether ``FastCoreLoader`` reads ``text`` as ``CoreLoader`` does: not with a tab (PyYAML
+    refuses tabs in places where YAML and libyaml allow them: ``a: x\ty``), a byte order mark
+    (libyaml does not count it in columns) or a character YAML forbids (``CoreLoader`` refuses
+    those before reading anything, libyaml only where it meets them)."""
+    return "\t" not in text and not text.startswith("\ufeff") and Reader.NON_PRINTABLE.search(text) is None
 
 
 def _children(node: Node) -> list[Node]:
@@ -227,6 +265,7 @@ def differences(loader: CoreLoader, root: Node) -> list[Difference]:
     """Plain scalars under ``root`` that YAML 1.1 reads differently, in document order (each once)."""
     out: list[Difference] = []
     seen: set[int] = set()
+    readings: dict[tuple[str, str], tuple[bool, Any, Any]] = {}  # (tag, text) -> (differs, 1.2, 1.1)
     stack = [root]
     while stack:
         node = stack.pop()
@@ -235,10 +274,14 @@ def differences(loader: CoreLoader, root: Node) -> list[Difference]:
         seen.add(id(node))
         if isinstance(node, ScalarNode):
             if id(node) in loader.plain and node.tag != TAG + "merge":
-                ok, old = yaml11_reading(node.value)
-                new = loader.yaml_constructors[node.tag](loader, node)
-                if ok and (type(old) is not type(new) or repr(old) != repr(new)):
-                    out.append(Difference(node, new, old))
+                reading = readings.get((node.tag, node.value))
+                if reading is None:
+                    ok, old = yaml11_reading(node.value)
+                    new = loader.yaml_constructors[node.tag](loader, node)
+                    reading = readings[(node.tag, node.value)] = (
+                        ok and (type(old) is not type(new) or repr(old) != repr(new)), new, old)
+                if reading[0]:
+                    out.append(Difference(node, reading[1], reading[2]))
         else:
             stack.extend(reversed(_children(node)))
     return sorted(out, key=lambda d: (d.node.start_mark.line, d.node.start_mark.column))

@@ -13,7 +13,13 @@ from typing import Any
 import yaml
 
 from orchestrator.errors import SpecError, Where
-from orchestrator.spec.yaml_core import CoreLoader, Difference, differences
+from orchestrator.spec.yaml_core import (
+    CoreLoader,
+    Difference,
+    FastCoreLoader,
+    differences,
+    fast_reads_alike,
+)
 
 MAX_FILE_BYTES = 16 * 2**20
 MAX_NOTES = 20
@@ -51,18 +57,13 @@ def format_key_path(path: KeyPath) -> str:
 def parse_yaml(text: str, file: str) -> Positioned:
     """Parse one YAML 1.2 document (see ``yaml_core``). Syntax errors, duplicate keys and input
     that would take unbounded memory or time are ``SpecError`` with a line and column."""
-    loader: CoreLoader | None = None
+    if FastCoreLoader is not None and fast_reads_alike(text):
+        try:
+            return _parse(text, file, FastCoreLoader)
+        except yaml.YAMLError:
+            pass  # libyaml's report: the reference parser below reads the file again and reports it
     try:
-        loader = CoreLoader(text, file)
-        node = loader.get_single_node()
-        if node is None:
-            raise SpecError("empty file: it has no YAML document (only blank lines or comments)",
-                            where=Where(file=file, line=1, column=1), hint="see `orch init` for a starter file")
-        positions: dict[KeyPath, tuple[int, int]] = {}
-        paths: dict[int, KeyPath] = {}
-        _record(node, (), positions, paths, file)
-        data = loader.construct_document(node)
-        notes = [_difference_note(d, file, paths) for d in differences(loader, node)]
+        return _parse(text, file, CoreLoader)
     except yaml.constructor.ConstructorError as exc:
         raise SpecError(str(exc.problem or exc), where=_mark_where(exc, file)) from None
     except yaml.MarkedYAMLError as exc:
@@ -76,9 +77,24 @@ def parse_yaml(text: str, file: str) -> Positioned:
                         hint="remove control characters; the file must be UTF-8 text") from None
     except yaml.YAMLError as exc:
         raise SpecError(f"YAML error: {exc}", where=Where(file=file, line=1)) from None
+
+
+def _parse(text: str, file: str, loader_class: type[CoreLoader]) -> Positioned:
+    """``text`` read by ``loader_class``; YAML's own errors are raised as they come, orch's
+    refusals (bounds, tags, duplicate keys, an empty file) as ``SpecError``."""
+    loader = loader_class(text, file)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise SpecError("empty file: it has no YAML document (only blank lines or comments)",
+                            where=Where(file=file, line=1, column=1), hint="see `orch init` for a starter file")
+        positions: dict[KeyPath, tuple[int, int]] = {}
+        paths: dict[int, KeyPath] = {}
+        _record(node, (), positions, paths, file)
+        data = loader.construct_document(node)
+        notes = [_difference_note(d, file, paths) for d in differences(loader, node)]
     finally:
-        if loader is not None:
-            loader.dispose()
+        loader.dispose()
     if len(notes) > MAX_NOTES:
         notes = notes[:MAX_NOTES] + [f"{file}: {len(notes) - MAX_NOTES} more plain values read differently in YAML 1.1"]
     return Positioned(data=data, positions=positions, file=file, warnings=tuple(notes))

@@ -30,8 +30,11 @@ from orchestrator.backends.ray.messages import AgentFacts, TaskEvent, TaskRun, c
 from orchestrator.model import FileChunk
 from orchestrator.records.home import private_dir
 
-_FLUSH_SECONDS = 0.005
+_FLUSH_SECONDS = 0.005  # events wait this long for company before they are reported
+_FLUSH_BUSY_SECONDS = 0.05  # or up to this long while the local queue holds plenty of work
+_QUEUE_BUSY = 32
 _READ_LIMIT = 4 * 1024 * 1024
+_BATCH_TAIL_READ = 4096
 _REPORT_TIMEOUT = 30.0
 _RETRY_SECONDS = 0.5
 
@@ -56,6 +59,8 @@ class NodeAgent(GangMixin):
         self.lock = threading.Condition()
         self.outbox: list[TaskEvent] = []
         self.workdir_lock = threading.Lock()
+        self.unpacked: set[str] = set()  # snapshot digests unpacked under root/snapshots
+        self.base_env: dict[str, str] | None = None
         self.manager: Any = None
         self.priority_note = _normal_priority()
         self._gang_init()
@@ -140,8 +145,10 @@ class NodeAgent(GangMixin):
         wanted = self.cancelled_jobs[run.job_id]
         return wanted is None or run.task_id in wanted
 
-    def _start_ready(self) -> None:
-        """Start queued attempts that fit (caller holds the lock)."""
+    def _start_ready(self, *, keep: bool = False) -> tuple[TaskRun, list[str]] | None:
+        """Start queued attempts that fit (caller holds the lock), each in a thread of its own;
+        with ``keep``, the first is claimed and returned instead, for the calling thread to run."""
+        kept: tuple[TaskRun, list[str]] | None = None
         started = True
         while started and self.queue:
             started = False
@@ -152,16 +159,29 @@ class NodeAgent(GangMixin):
                     gpu_ids = [self.free_gpus.pop(0) for _ in range(int(run.gpus))]
                     self.free_slots -= 1
                     self.free_cpus -= run.cpus
-                    threading.Thread(target=self._run, args=(run, gpu_ids), daemon=True).start()
+                    if keep and kept is None:
+                        kept = (run, gpu_ids)
+                    else:
+                        threading.Thread(target=self._run, args=(run, gpu_ids), daemon=True).start()
                     started = True
                     break
+        return kept
 
     def _run(self, run: TaskRun, gpu_ids: list[str]) -> None:
+        """Run ``run``, then, in the same thread, each attempt its freed share lets start next
+        (a short task costs no thread start)."""
+        current: tuple[TaskRun, list[str]] | None = (run, gpu_ids)
+        while current is not None:
+            current = self._run_one(*current)
+
+    def _run_one(self, run: TaskRun, gpu_ids: list[str]) -> tuple[TaskRun, list[str]] | None:
+        """Run one attempt and report its end; returns the attempt claimed to run next, if any."""
         key = (run.job_id, run.task_id)
         root = task_files.task_root(self.root, run.job_id, run.task_id)
         code: int | None = None
         error: str | None = None
         saver: checkpoints.Saver | None = None
+        handled = False
         try:
             wd = self._prepare(run, root)
             saver = checkpoints.Saver(root / "checkpoint", run, self._manager)
@@ -178,11 +198,12 @@ class NodeAgent(GangMixin):
                 if late_cancel:
                     process_tree.kill_tree(proc.pid)
                 self._emit(run, "running")
-                saver.start()
-                code, error = self._wait(proc, run.wall_time)
+                code, error = self._wait(proc, run.wall_time, saver)
                 orphans.forget(note)
+            handled = True
         except OSError as exc:
             error = f"could not start the command: {exc}"
+            handled = True
         finally:
             if saver is not None:
                 saver.finish()
@@ -194,11 +215,12 @@ class NodeAgent(GangMixin):
                 self.free_slots += 1
                 self.free_cpus += run.cpus
                 self.free_gpus.extend(gpu_ids)
-                self._start_ready()
+                follow = self._start_ready(keep=handled)  # an unexpected error ends this thread: hand all on
         if run.output_files:
             task_files.collect_outputs(root, run.output_files)
         state = "cancelled" if was_cancelled else ("succeeded" if code == 0 and error is None else "failed")
         self._emit(run, state, exit_code=code, error=None if state == "cancelled" else error)
+        return follow
 
     def _prepare(self, run: TaskRun, root: Path) -> Path:
         wd = root / "wd"
@@ -213,6 +235,8 @@ class NodeAgent(GangMixin):
     def _unpacked(self, digest: str) -> Path:
         """The snapshot ``digest`` unpacked on this node (once, fetched from the manager's journal)."""
         snap = self.root / "snapshots" / digest
+        if digest in self.unpacked:
+            return snap
         with self.workdir_lock:
             if not snap.is_dir():
                 snap.parent.mkdir(parents=True, exist_ok=True)
@@ -220,15 +244,19 @@ class NodeAgent(GangMixin):
                 if data is None:
                     raise OSError(f"snapshot {digest} is not in the pool manager's journal")
                 workdir.unpack(data, snap)
+            self.unpacked.add(digest)
         return snap
 
     def _env(self, run: TaskRun, root: Path, wd: Path, gpu_ids: list[str]) -> dict[str, str]:
-        # Ray's own settings for the agent actor (RAY_*, its GPU mask, OMP_NUM_THREADS=<actor CPUs>) are
-        # not the task's: threads are the user's choice, set through the pool or job env.
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("RAY_", "CUDA_VISIBLE")) and k != "OMP_NUM_THREADS"}
-        # `python` in a task means the interpreter the cluster runs on, unless the spec says otherwise.
-        env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", os.defpath)])
+        if self.base_env is None:
+            # Ray's own settings for the agent actor (RAY_*, its GPU mask, OMP_NUM_THREADS=<actor CPUs>) are
+            # not the task's: threads are the user's choice, set through the pool or job env.
+            base = {k: v for k, v in os.environ.items()
+                    if not k.startswith(("RAY_", "CUDA_VISIBLE")) and k != "OMP_NUM_THREADS"}
+            # `python` in a task means the interpreter the cluster runs on, unless the spec says otherwise.
+            base["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), base.get("PATH", os.defpath)])
+            self.base_env = base
+        env = dict(self.base_env)
         env.update(self.pool_env)
         env.update(run.env)
         env.update(ORCH_POOL_ID=self.pool_id, ORCH_JOB_ID=run.job_id, ORCH_TASK_ID=run.task_id,
@@ -237,12 +265,19 @@ class NodeAgent(GangMixin):
                    ORCH_CHECKPOINT_DIR=str(root / "checkpoint"), CUDA_VISIBLE_DEVICES=",".join(gpu_ids))
         return env
 
-    def _wait(self, proc: subprocess.Popen[bytes], wall_time: float | None) -> tuple[int | None, str | None]:
-        try:
-            return proc.wait(timeout=wall_time), None
-        except subprocess.TimeoutExpired:
-            process_tree.kill_tree(proc.pid)
-            return proc.wait(), f"exceeded max_wall_time of {wall_time:g}s and was killed"
+    def _wait(self, proc: subprocess.Popen[bytes], wall_time: float | None,
+              saver: checkpoints.Saver) -> tuple[int | None, str | None]:
+        """The attempt's exit code, or an error once it ran past ``wall_time`` (then it is killed).
+        Its checkpoint folder is watched once it has run ``checkpoints.POLL_SECONDS``."""
+        first = checkpoints.POLL_SECONDS if wall_time is None else min(wall_time, checkpoints.POLL_SECONDS)
+        code = process_tree.wait_for(proc, first)
+        if code is None:
+            saver.start()
+            code = process_tree.wait_for(proc, None if wall_time is None else wall_time - first)
+        if code is not None:
+            return code, None
+        process_tree.kill_tree(proc.pid)
+        return proc.wait(), f"exceeded max_wall_time of {wall_time:g}s and was killed"
 
     # -- files ---------------------------------------------------------------------------
     def read_file(self, job_id: str, task_id: str, name: str, offset: int = 0,
@@ -250,6 +285,17 @@ class NodeAgent(GangMixin):
         """Bytes of a task file from ``offset`` and its size; None while it does not exist."""
         path = task_files.resolve(self.root, job_id, task_id, name)
         return task_files.read_at(path, offset, min(length, _READ_LIMIT))
+
+    def read_files(self, reads: list[tuple[str, str, str, int]], budget: int = _READ_LIMIT) -> list[FileChunk | None]:
+        """``read_file`` of each ``(job, task, name, offset)``, in order, in one call. Files are read
+        whole (up to the read limit) until ``budget`` bytes are read, then ``_BATCH_TAIL_READ`` each,
+        so the answer stays bounded; a chunk shorter than its file says the rest is to be read."""
+        out: list[FileChunk | None] = []
+        for job_id, task_id, name, offset in reads:
+            chunk = self.read_file(job_id, task_id, name, offset, length=max(_BATCH_TAIL_READ, budget))
+            budget -= len(chunk.data) if chunk is not None else 0
+            out.append(chunk)
+        return out
 
     def shutdown(self) -> None:
         """Kill every running task (pool delete)."""
@@ -267,6 +313,15 @@ class NodeAgent(GangMixin):
             self.outbox.append(event)
             self.lock.notify_all()
 
+    def _gather(self) -> None:
+        """Let events gather before a report: ``_FLUSH_SECONDS``, then on while at least
+        ``_QUEUE_BUSY`` queued attempts keep the node busy, up to ``_FLUSH_BUSY_SECONDS`` in all:
+        a node running many short tasks reports a few times a second, not after every task."""
+        time.sleep(_FLUSH_SECONDS)
+        deadline = time.monotonic() + _FLUSH_BUSY_SECONDS - _FLUSH_SECONDS
+        while len(self.queue) >= _QUEUE_BUSY and time.monotonic() < deadline:
+            time.sleep(_FLUSH_SECONDS)
+
     def _manager(self) -> Any:
         """The pool manager's handle, looked up again after it failed (it may have restarted)."""
         if self.manager is None:
@@ -280,7 +335,7 @@ class NodeAgent(GangMixin):
             with self.lock:
                 while not self.outbox and not batch:
                     self.lock.wait()
-            time.sleep(_FLUSH_SECONDS)
+            self._gather()
             with self.lock:
                 batch, self.outbox = coalesce(batch + self.outbox), []
             try:

@@ -3,8 +3,10 @@
 A pool is a Ray cluster reached through the address in its record, with one detached pool
 manager actor that holds every job of the pool and node agents that run tasks. Jobs are named
 by ``JobRef``: the pool's manager is asked for the job. Capabilities: a sweep host (a detached
-controller actor per job) and a cost ledger (the manager's records of node time and task holds;
-see ``cost_keeper``). A local pool that stopped itself after its ``idle_timeout`` is read from
+controller actor per job), a cost ledger (the manager's records of node time and task holds;
+see ``cost_keeper``), batched file reads (one call per node for many task files) and job
+watching (task states in one small answer; waiting for a job's end in the manager, which answers
+as it journals it). A local pool that stopped itself after its ``idle_timeout`` is read from
 what it left on disk (``stopped_pool``) and started again by the next submission or ``pool create``.
 """
 from __future__ import annotations
@@ -37,6 +39,7 @@ from orchestrator.model import (
     SubmitReport,
     TaskInfo,
     TaskLaunch,
+    TaskState,
     UsageSpan,
 )
 from orchestrator.records import pool_records
@@ -45,13 +48,16 @@ from orchestrator.spec.pool import PoolSpec
 from orchestrator.sweep.controller import ControllerSettings
 
 SUBMIT_CHUNK = 1000
+FIRST_CHUNK = 100  # a small first call, so the first tasks start while the rest are sent
 CALL_TIMEOUT = 60.0
 READ_LIMIT = 4 * 1024 * 1024
+BATCH_BYTES = 8 * 1024 * 1024  # what one node's answer to read_files holds, give or take 4 KiB a file
 
 
 class RayBackend:
     name = "ray"
-    capabilities = frozenset({Capability.SWEEP_HOST, Capability.COST_LEDGER})
+    capabilities = frozenset({Capability.SWEEP_HOST, Capability.COST_LEDGER, Capability.FILE_BATCHES,
+                              Capability.JOB_WATCHING})
 
     def __init__(self, config_dir: Path | None = None) -> None:
         """``config_dir`` is accepted for symmetry with other backends; Ray needs no credentials file."""
@@ -152,7 +158,7 @@ class RayBackend:
         with ray_errors(f"submitting job {job.id!r}"):
             for launch in tasks:
                 chunk.append(launch)
-                if len(chunk) >= SUBMIT_CHUNK:
+                if len(chunk) >= (FIRST_CHUNK if first else SUBMIT_CHUNK):
                     a, p = ray.get(manager.add_tasks.remote(job.id, chunk, workdir=snapshot if first else None,
                                                             max_running=job.max_in_flight,
                                                             spec_digest=job.spec_digest,
@@ -227,6 +233,59 @@ class RayBackend:
             return task_files.read_at(task_files.resolve(Path(root), job.job_id, task_id, name), offset, READ_LIMIT)
         raise NotFoundError(f"node {node}, which ran task {task_id!r}, is gone, and its files with it",
                             hint="a task's files live on its node; outputs it copied elsewhere remain")
+
+    # -- batched reads, waiting ------------------------------------------------------------
+    def read_files(self, job: JobRef, reads: Sequence[tuple[str, str, int]]) -> list[FileChunk | None]:
+        """One call to the manager for the tasks' nodes, then one per node; a node whose agent is
+        gone is read as ``read_file`` reads it."""
+        manager = self._pool_manager(job.pool_id)
+        out: list[FileChunk | None] = [None] * len(reads)
+        unread: list[int] = []
+        with ray_errors(f"reading {len(reads)} task file(s) of {job.job_id}"):
+            nodes = ray.get(manager.task_nodes.remote(job.job_id, [task_id for task_id, _, _ in reads]),
+                            timeout=CALL_TIMEOUT) or [None] * len(reads)
+            by_node: dict[int, list[int]] = {}
+            for position, node in enumerate(nodes):
+                if node is not None:
+                    by_node.setdefault(node, []).append(position)
+            calls = {}
+            for node, positions in by_node.items():
+                try:
+                    agent = ray.get_actor(pool_ops.agent_name(job.pool_id, node), namespace=NAMESPACE)
+                except ValueError:
+                    unread += positions
+                    continue
+                calls[node] = agent.read_files.remote([(job.job_id, *reads[p]) for p in positions], BATCH_BYTES)
+            for node, call in calls.items():
+                try:
+                    chunks = ray.get(call, timeout=CALL_TIMEOUT)
+                except ray.exceptions.RayActorError:
+                    unread += by_node[node]
+                    continue
+                for position, chunk in zip(by_node[node], chunks):
+                    out[position] = chunk
+        for position in sorted(unread):
+            task_id, name, offset = reads[position]
+            out[position] = self.read_file(job, task_id, name, offset=offset)
+        return out
+
+    def wait_job(self, job: JobRef, *, timeout: float) -> JobInfo | None:
+        record = pool_records.load(job.pool_id)
+        manager = self._manager(ClusterRecord.of(record)) if record is not None else None
+        if manager is None:
+            return None
+        with ray_errors(f"waiting for job {job.job_id!r}"):
+            info: JobInfo | None = ray.get(manager.wait_job.remote(job.job_id, timeout),
+                                           timeout=timeout + CALL_TIMEOUT)
+        return info
+
+    def task_states(self, job: JobRef) -> dict[str, TaskState]:
+        manager = self._pool_manager(job.pool_id)
+        with ray_errors(f"reading task states of {job.job_id!r}"):
+            states: dict[str, str] | None = ray.get(manager.task_states.remote(job.job_id), timeout=CALL_TIMEOUT)
+        if states is None:
+            raise NotFoundError(f"job {job.job_id!r} does not exist", hint="see `orch jobs list`")
+        return {task_id: TaskState(state) for task_id, state in states.items()}
 
     # -- sweep host ----------------------------------------------------------------------
     def start_sweep(self, job: JobLaunch, spec: JobSpec, settings: ControllerSettings) -> None:

@@ -2,7 +2,8 @@
 
 Every task gets ``ORCH_CHECKPOINT_DIR``, a folder on its node. Before an attempt starts, the
 task's last saved checkpoint is restored into it (an empty folder if there is none). While the
-attempt runs, the folder is watched: once what it holds has changed and no file in it was
+attempt runs, the folder is watched (from ``POLL_SECONDS`` after its start on, so a task that ends
+sooner costs no watcher thread): once what it holds has changed and no file in it was
 modified for ``QUIET_SECONDS`` (a write completed) — or it has kept changing for
 ``MAX_UNSAVED`` seconds — it is zipped and saved with the pool manager, which keeps it on the
 head node's disk, whole or not at all; and once more when the attempt ends. Keyed by job and
@@ -42,9 +43,12 @@ class Saver:
         self._thread: threading.Thread | None = None
 
     def restore(self) -> bool:
-        """Put the last saved checkpoint in the folder (emptied first). True if there was one."""
+        """Put the last saved checkpoint in the folder (emptied first). True if there was one.
+        An attempt sent with ``checkpoint`` false (the manager held none) starts empty, asking no one."""
         shutil.rmtree(self.folder, ignore_errors=True)
         self.folder.mkdir(parents=True, exist_ok=True)
+        if not self.run.checkpoint:
+            return False
         data = ray.get(self.manager().checkpoint.remote(self.run.job_id, self.run.task_id), timeout=CALL_TIMEOUT)
         if not data:
             return False
@@ -54,6 +58,7 @@ class Saver:
         return True
 
     def start(self) -> None:
+        """Watch the folder from now on: a check at once, then every ``POLL_SECONDS``."""
         self._thread = threading.Thread(target=self._watch, name=f"checkpoint-{self.run.task_id}", daemon=True)
         self._thread.start()
 
@@ -65,8 +70,9 @@ class Saver:
         self._save_if_changed(settled=True)
 
     def _watch(self) -> None:
-        while not self._stop.wait(POLL_SECONDS):
+        while not self._stop.is_set():
             self._save_if_changed(settled=False)
+            self._stop.wait(POLL_SECONDS)
 
     def _save_if_changed(self, *, settled: bool = True) -> None:
         """Save when the folder differs from what was saved and is quiet (see the module

@@ -2,7 +2,8 @@
 
 Contract: ``add_tasks`` is idempotent on task ids; jobs outlive the CLI that submitted them;
 tasks wait for room on a node and none is lost when a job has more tasks than slots. Every
-change is journaled (``journal``) before it is acknowledged, so Ray can restart the manager
+change is journaled (``journal``) before it is acknowledged or acted on (a call's changes and the
+attempts it assigns commit in one transaction, before they are sent), so Ray can restart the manager
 (it runs on the head node with unlimited restarts) and the new one replays the journal,
 reconciles with the agents and goes on (``recovery``). A watcher thread notices lost nodes.
 Placement is ``scheduling``'s; the cost ledger, budgets and autostop are ``cost_methods``'.
@@ -27,6 +28,7 @@ from orchestrator.model import JobInfo, NodeInfo, TaskInfo, TaskLaunch, TaskStat
 
 log = logging.getLogger("orch.manager")
 WATCH_SECONDS = 2.0
+WAIT_CAP = 30.0
 
 
 class PoolManager(CostMethods, Scheduler):
@@ -39,6 +41,7 @@ class PoolManager(CostMethods, Scheduler):
         self.journal = Journal(root)
         self.costs = CostKeeper(pool_id, costs or CostSettings(), self.journal)
         self.lock = threading.RLock()
+        self.persisted = threading.Condition(self.lock)  # notified after each journal commit
         self.nodes: list[NodeShare] = []
         self.gang_nodes: dict[tuple[str, str], list[int]] = {}
         self.jobs: dict[str, JobRecord] = recovery.restore_jobs(self.journal, pool_id)
@@ -53,9 +56,7 @@ class PoolManager(CostMethods, Scheduler):
             unknown = recovery.reconcile(self.jobs, self.nodes, self.gang_nodes, held, time.time())
             for index, job_id, task_id in unknown:
                 self.nodes[index].handle.cancel.remote(job_id, [task_id])
-            self._persist()
             self._dispatch()
-            self._persist()
         threading.Thread(target=self._watch_nodes, name="node-watch", daemon=True).start()
         self._start_costs()
 
@@ -68,7 +69,6 @@ class PoolManager(CostMethods, Scheduler):
                 self.costs.mark_stopped(None)  # a stopped pool has nodes again
             self._use_nodes(agent_names, facts)
             self._dispatch()
-            self._persist()
             return len(self.nodes)
 
     def _use_nodes(self, names: list[str], facts: list[AgentFacts]) -> None:
@@ -111,9 +111,7 @@ class PoolManager(CostMethods, Scheduler):
                                                                   time.time()):
                     for other in others:
                         self.nodes[other].handle.kill_ranks.remote(job_id, task_id)
-            self._persist()
             self._dispatch()
-            self._persist()
 
     # -- jobs ----------------------------------------------------------------------------
     def add_tasks(self, job_id: str, launches: list[TaskLaunch], *, workdir: tuple[str, bytes] | None = None,
@@ -138,9 +136,7 @@ class PoolManager(CostMethods, Scheduler):
             job.sealed = job.sealed or seal
             if spec_digest and not job.finished:
                 job.spec_digest = spec_digest
-            self._persist()
             self._dispatch()
-            self._persist()
             return result
 
     def seal(self, job_id: str) -> bool | None:
@@ -177,9 +173,7 @@ class PoolManager(CostMethods, Scheduler):
                 mine = [t for t in running if (job_id, t) in node.assigned]
                 if mine and not node.down:
                     node.handle.cancel.remote(job_id, mine)
-            self._persist()
             self._dispatch()
-            self._persist()
             return len(running)
 
     def delete_job(self, job_id: str) -> bool | None:
@@ -209,6 +203,29 @@ class PoolManager(CostMethods, Scheduler):
                 return None
             wanted = set(states) if states else None
             return [r.info(job_id) for r in job.tasks.values() if wanted is None or r.state.value in wanted]
+
+    def wait_job(self, job_id: str, timeout: float) -> JobInfo | None:
+        """The job once it has finished (as journaled), or as it is after ``timeout`` seconds
+        (at most ``WAIT_CAP``); None for an unknown job."""
+        with self.lock:
+            self.persisted.wait_for(lambda: job_id not in self.jobs or self.jobs[job_id].finished,
+                                    timeout=min(timeout, WAIT_CAP))
+            job = self.jobs.get(job_id)
+            return job.info() if job else None
+
+    def task_states(self, job_id: str) -> dict[str, str] | None:
+        """Every task's state value, in submission order; None for an unknown job."""
+        with self.lock:
+            job = self.jobs.get(job_id)
+            return None if job is None else {task_id: r.state.value for task_id, r in job.tasks.items()}
+
+    def task_nodes(self, job_id: str, task_ids: list[str]) -> list[int | None] | None:
+        """``task_node`` of each task, in order, in one call; None for an unknown job."""
+        with self.lock:
+            job = self.jobs.get(job_id)
+            if job is None:
+                return None
+            return [record.node if (record := job.tasks.get(task_id)) else None for task_id in task_ids]
 
     def task_node(self, job_id: str, task_id: str) -> int | None:
         with self.lock:
@@ -272,9 +289,7 @@ class PoolManager(CostMethods, Scheduler):
                     self._release(event.job_id, event.task_id, event.node)
                 job.ended(event.task_id, event.attempt, event.state, event.exit_code, event.error,
                           event.time, event.node)
-            self._persist()
             self._dispatch()
-            self._persist()
             return True
 
     def snapshot(self, digest: str) -> bytes | None:
@@ -285,6 +300,9 @@ class PoolManager(CostMethods, Scheduler):
         """Keep a task's checkpoint (a zip of its ``ORCH_CHECKPOINT_DIR``), whole or not at all."""
         write_atomically(self.journal.checkpoint_path(job_id, task_id), data)
         return len(data)
+
+    def _has_checkpoint(self, job_id: str, task_id: str) -> bool:
+        return self.journal.checkpoint_path(job_id, task_id).exists()
 
     def checkpoint(self, job_id: str, task_id: str) -> bytes | None:
         """The task's last saved checkpoint, or None."""
@@ -299,3 +317,5 @@ class PoolManager(CostMethods, Scheduler):
         notes it first: nodes that joined or left, attempts that started or ended)."""
         self.costs.observe(self.nodes, self.jobs.values(), self.gang_nodes)
         recovery.persist_changes(self.journal, self.jobs.values())
+        with self.lock:
+            self.persisted.notify_all()

@@ -20,6 +20,7 @@ class TaskRun:
     output_files: tuple[str, ...] = ()
     workdir_hash: str | None = None  # the snapshot's digest; its bytes come from the manager
     inputs: tuple[tuple[str, str, str | None], ...] = ()  # (to, snapshot digest, file name or None)
+    checkpoint: bool = True  # a saved checkpoint may exist: the agent asks the manager for it before starting
 
 
 @dataclass(frozen=True)

@@ -20,24 +20,36 @@ from orchestrator.backends.ray.process_marks import ProcessMark
 FOLDER = "processes"
 
 
-def _record_path(root: Path, job_id: str, task_id: str, pid: int) -> Path:
-    return root / FOLDER / f"{job_id}__{task_id}__{pid}.json"
+def _record_name(root: Path, job_id: str, task_id: str, pid: int) -> str:
+    """``<root>/processes/<job>__<task>__<pid>``, to which ``.json`` (a record) or ``.tmp`` is added."""
+    return os.path.join(root, FOLDER, f"{job_id}__{task_id}__{pid}")
 
 
 def record(root: Path, job_id: str, task_id: str, pid: int) -> Path:
     """Note that the agent started ``pid`` for a task (before anything waits on it)."""
-    path = _record_path(root, job_id, task_id, pid)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    name = _record_name(root, job_id, task_id, pid)
     try:
         mark = ProcessMark.of(psutil.Process(pid), with_exe=False)  # it may not have exec'd yet
     except psutil.Error:
         mark = None
     if mark is None:
-        return path
-    staging = path.with_suffix(".tmp")
-    staging.write_text(json.dumps({"mark": mark.dump(), "job": job_id, "task": task_id}))
-    os.replace(staging, path)
-    return path
+        return Path(name + ".json")
+    data = json.dumps({"mark": mark.dump(), "job": job_id, "task": task_id}).encode()
+    try:
+        _write(name + ".tmp", data)
+    except FileNotFoundError:  # the first record of this node
+        Path(root, FOLDER).mkdir(parents=True, exist_ok=True, mode=0o700)
+        _write(name + ".tmp", data)
+    os.replace(name + ".tmp", name + ".json")
+    return Path(name + ".json")
+
+
+def _write(path: str, data: bytes) -> None:
+    handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(handle, data)
+    finally:
+        os.close(handle)
 
 
 def forget(path: Path) -> None:

@@ -1,0 +1,186 @@
+"""The user path of a 5,000-task job, side by side with ``xargs -P 2`` of the same commands.
+
+Run: python bench/bench_user_path.py [--rounds N] [--tasks N] [--profile DIR]
+(creates its own ORCH_HOME and a 2-node x 1-CPU local Ray pool, and deletes the pool at the end)
+
+Each round, in this order: (a) ``seq N | xargs -P 2 -n 1 true``; (b) ``orch jobs add FILE
+--tail`` as a subprocess, from start to exit, for a job file of N tasks ``command: "true"`` (every
+task must have succeeded: exit code 0, the final count line, and ``jobs show`` agree); (c) ``orch
+validate FILE``. Phases of (b), from outside the process: until the "submitted" line on stderr
+(start-up, parsing, planning, submission), the tasks' first start and last end (from ``jobs
+show``), and from the last end to the exit (following's tail). The pool journals every change as
+always (SQLite, synchronous=FULL). Figures are medians over rounds with their range; each
+round's job is deleted after it. ``--profile DIR`` adds one run of (b) under cProfile, saved as
+``DIR/jobs_add.prof``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from bench.record import write_section  # noqa: E402
+
+POOL = "bench-user"
+
+
+def orch_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "orchestrator", *args]
+
+
+def write_job(folder: Path, job_id: str, tasks: int) -> Path:
+    """A job file as a user writes it: one mapping per task (workdir defaults to the config dir)."""
+    path = folder / "jobs" / "many.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"id: {job_id}", f"pool: {POOL}", "tasks:"]
+    lines += [f"  - id: t{index}\n    command: \"true\"" for index in range(tasks)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def xargs_seconds(tasks: int) -> float:
+    start = time.perf_counter()
+    subprocess.run(f"seq {tasks} | xargs -P 2 -n 1 true", shell=True, check=True)
+    return time.perf_counter() - start
+
+
+def validate_seconds(path: Path, env: dict[str, str], cwd: Path) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(orch_argv("validate", str(path)), env=env, cwd=cwd, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"orch validate failed: {done.stderr}")
+    return elapsed
+
+
+def jobs_add_tail(path: Path, job_id: str, tasks: int, env: dict[str, str], cwd: Path,
+                  prefix: list[str] | None = None) -> dict[str, float]:
+    """Run ``orch jobs add FILE --tail``; seconds from its start to: the "submitted" line, the
+    first task's start, the last task's end, its exit. Raises unless every task succeeded."""
+    argv = (prefix or [sys.executable]) + ["-m", "orchestrator", "jobs", "add", str(path), "--tail"]
+    wall_start, start = time.time(), time.perf_counter()
+    proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    marks: dict[str, float] = {}
+    err_lines: list[str] = []
+
+    def read_stderr() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if "submitted" in line and "submitted" not in marks:
+                marks["submitted"] = time.perf_counter() - start
+            err_lines.append(line)
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
+    assert proc.stdout is not None
+    out_lines = sum(1 for _ in proc.stdout)
+    code = proc.wait()
+    exited = time.perf_counter() - start
+    reader.join()
+    expected = f"job {job_id} completed: {tasks} succeeded"
+    if code != 0 or not any(line.strip() == expected for line in err_lines):
+        raise RuntimeError(f"orch jobs add --tail exited {code}: {''.join(err_lines)[-2000:]}")
+    shown = json.loads(subprocess.run(orch_argv("jobs", "show", job_id, "-o", "json"), env=env, cwd=cwd,
+                                      capture_output=True, text=True, check=True).stdout)
+    states = [task["state"] for task in shown["tasks"]]
+    if len(states) != tasks or set(states) != {"succeeded"} or shown["job"]["task_counts"] != {"succeeded": tasks}:
+        raise RuntimeError(f"job {job_id}: {shown['job']['task_counts']}, {len(states)} tasks listed")
+    first = min(task["started_at"] for task in shown["tasks"]) - wall_start
+    last = max(task["ended_at"] for task in shown["tasks"]) - wall_start
+    return {"total": exited, "submitted": marks.get("submitted", float("nan")), "first_started": first,
+            "last_ended": last, "after_last": exited - last, "stdout_lines": out_lines}
+
+
+def orch_ok(env: dict[str, str], cwd: Path, *args: str) -> None:
+    done = subprocess.run(orch_argv(*args), env=env, cwd=cwd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"orch {' '.join(args)}: {done.stderr[-2000:]}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--tasks", type=int, default=5000)
+    parser.add_argument("--profile", type=Path, default=None, help="also profile one `jobs add --tail` into DIR")
+    parser.add_argument("--no-record", action="store_true", help="print the figures, leave BENCHMARKS.md alone")
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="orch-bench-user-"))
+    config = folder / "config"
+    config.mkdir()
+    (config / "pool.yaml").write_text(f"id: {POOL}\nnodes: 2\ncpus_per_node: 1\n")
+    env = {**os.environ, "ORCH_HOME": str(folder / "home"), "ORCH_CONFIG_DIR": str(config),
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    orch_ok(env, config, "pool", "create", "pool.yaml", "-q")
+    rounds: list[dict[str, float]] = []
+    try:
+        job = write_job(config, "warmup", 200)
+        jobs_add_tail(job, "warmup", 200, env, config)
+        orch_ok(env, config, "jobs", "delete", "warmup", "-y")
+        for index in range(args.rounds):
+            job_id = f"many-{index}"
+            job = write_job(config, job_id, args.tasks)
+            figures = {"xargs": xargs_seconds(args.tasks)}
+            figures.update(jobs_add_tail(job, job_id, args.tasks, env, config))
+            figures["validate"] = validate_seconds(job, env, config)
+            orch_ok(env, config, "jobs", "delete", job_id, "-y")
+            rounds.append(figures)
+            print(f"round {index + 1}: " + ", ".join(f"{k} {v:.2f}" for k, v in figures.items()), flush=True)
+        if args.profile is not None:
+            args.profile.mkdir(parents=True, exist_ok=True)
+            job = write_job(config, "profiled", args.tasks)
+            jobs_add_tail(job, "profiled", args.tasks, env, config,
+                          prefix=[sys.executable, "-m", "cProfile", "-o", str(args.profile / "jobs_add.prof")])
+            orch_ok(env, config, "jobs", "delete", "profiled", "-y")
+    finally:
+        orch_ok(env, config, "pool", "delete", POOL, "-y", "--force", "-q")
+    body = render(rounds, args.tasks)
+    print(body)
+    if not args.no_record:
+        write_section("User path: a 5,000-task job file (issue 10)", "python bench/bench_user_path.py", body)
+
+
+def render(rounds: list[dict[str, float]], tasks: int) -> str:
+    def span(values: list[float], unit: str = " s", digits: int = 2) -> str:
+        return (f"{statistics.median(values):.{digits}f}{unit} ({min(values):.{digits}f}–"
+                f"{max(values):.{digits}f}{unit})")
+
+    def col(key: str) -> list[float]:
+        return [r[key] for r in rounds]
+
+    ratios = [r["total"] / r["xargs"] for r in rounds]
+    runs = [r["last_ended"] - r["first_started"] for r in rounds]
+    return "\n".join([
+        f"A job file of {tasks:,} tasks (`command: \"true\"`, one mapping per task, workdir the config dir) on a "
+        "2-node × 1-CPU local Ray pool (journal on: SQLite WAL, synchronous=FULL, committed before each "
+        f"acknowledgement). {len(rounds)} rounds, each: xargs, then orch, then `orch validate`; median "
+        "(range). Ratio: per-round orch ÷ xargs of the same round.",
+        "",
+        "| figure | orch | baseline | ratio | target |",
+        "|---|---|---|---|---|",
+        f"| `orch jobs add FILE --tail`, start → exit (all {tasks:,} succeeded) | {span(col('total'))} | "
+        f"`xargs -P 2` {span(col('xargs'))} | {span(ratios, '×')} | ≤ 2× (aim ≤ 1.5×) |",
+        f"| `orch validate FILE` | {span(col('validate'))} | | | |",
+        "",
+        "Phases of `jobs add --tail` (seconds from its start):",
+        "",
+        "| phase | median (range) |",
+        "|---|---|",
+        f"| \"submitted\" printed (start-up, parse, plan, workdir snapshot, submission) | {span(col('submitted'))} |",
+        f"| first task started | {span(col('first_started'))} |",
+        f"| last task ended | {span(col('last_ended'))} |",
+        f"| first start → last end (running the tasks) | {span(runs)} |",
+        f"| last task ended → exit (following's tail) | {span(col('after_last'))} |",
+    ])
+
+
+if __name__ == "__main__":
+    main()
