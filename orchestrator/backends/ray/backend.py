@@ -19,13 +19,11 @@ from typing import Any
 import ray
 from orchestrator import workdir
 from orchestrator.backend import Capability, ProgressFn
-from orchestrator.backends.ray import pool_ops, stopped_pool, task_files
+from orchestrator.backends.ray import ledger_copy, pool_ops, stopped_pool, task_files
 from orchestrator.backends.ray.cluster_record import ClusterRecord
 from orchestrator.backends.ray.connection import NAMESPACE, connect, ray_errors
 from orchestrator.backends.ray.job_state import JobRecord
-from orchestrator.backends.ray.ledger import COPY, LedgerStore, ledger_dir
 from orchestrator.errors import (
-    BackendError,
     BackendUnavailableError,
     ConflictError,
     NotFoundError,
@@ -87,7 +85,7 @@ class RayBackend:
         target = record.pool_spec().nodes.dedicated
         if cluster.stopped_at is not None:
             return PoolInfo(id=pool_id, backend=self.name, state="stopped", address=cluster.address,
-                            target_nodes=target, detail=stopped_note(cluster.stopped_at))
+                            target_nodes=target, detail=stopped_pool.note(cluster.stopped_at))
         if stopped_pool.stopping(pool_id):
             return PoolInfo(id=pool_id, backend=self.name, state="stopping", address=cluster.address,
                             target_nodes=target, detail="stopping itself after its idle_timeout")
@@ -103,7 +101,7 @@ class RayBackend:
             nodes, idle = ray.get([manager.nodes_info.remote(), manager.idle_state.remote()], timeout=CALL_TIMEOUT)
         state, detail = "ready", ""
         if idle["stopped_at"] is not None:
-            state, detail = ("deleted" if idle["deleted"] else "stopped"), stopped_note(idle["stopped_at"],
+            state, detail = ("deleted" if idle["deleted"] else "stopped"), stopped_pool.note(idle["stopped_at"],
                                                                                        deleted=idle["deleted"])
         elif idle["stopping"]:
             state = "stopping"
@@ -115,7 +113,7 @@ class RayBackend:
         cluster = ClusterRecord.of(record)
         if cluster.stopped_at is not None:  # it starts with the new count (the record's spec) next time
             return PoolInfo(id=spec.id, backend=self.name, state="stopped", address=cluster.address,
-                            target_nodes=spec.nodes.dedicated, detail=stopped_note(cluster.stopped_at))
+                            target_nodes=spec.nodes.dedicated, detail=stopped_pool.note(cluster.stopped_at))
         self._connect(cluster)
         pool_ops.resize(spec, record.pool_spec().nodes.dedicated, progress)
         return self._require_pool(spec.id)
@@ -134,15 +132,9 @@ class RayBackend:
                 raise ConflictError(f"pool {pool_id!r} has {busy} pending or running task(s)",
                                     hint="cancel the jobs first, or pass --force to kill them")
         _say(progress, "stopping agents and tasks")
-        self._settle_ledger(cluster, manager)
+        ledger_copy.settle(cluster, manager)
         pool_ops.teardown(cluster, record.pool_spec())
-        path = stopped_pool.ledger_path(pool_id, cluster)
-        if path.exists():
-            store = LedgerStore(path)
-            try:
-                store.close_open(time.time())  # the nodes ended with their processes, just now
-            finally:
-                store.close()
+        ledger_copy.close_nodes(stopped_pool.ledger_path(pool_id, cluster), time.time())
 
     # -- jobs ----------------------------------------------------------------------------
     def submit(self, job: JobLaunch, tasks: Iterable[TaskLaunch]) -> SubmitReport:
@@ -319,32 +311,10 @@ class RayBackend:
         cluster = ClusterRecord.of(record) if record is not None else None
         if cluster is not None and not cluster.started_cluster and cluster.stopped_at is None:
             try:
-                self._copy_ledger(cluster, self._manager(cluster))
+                ledger_copy.copy(cluster, self._manager(cluster))
             except BackendUnavailableError:
                 pass  # unreachable: what was copied last time
         return stopped_pool.ledger_spans(stopped_pool.ledger_path(pool_id, cluster), pool_id, since)
-
-    def _copy_ledger(self, cluster: ClusterRecord, manager: Any | None) -> None:
-        if manager is None or cluster.started_cluster:
-            return
-        with ray_errors(f"reading the cost ledger of pool {cluster.pool_id!r}"):
-            nodes, holds, _ = ray.get(manager.ledger_rows.remote(), timeout=CALL_TIMEOUT)
-        store = LedgerStore(ledger_dir(cluster.pool_id) / COPY)
-        try:
-            store.replace_all(nodes, holds)
-        finally:
-            store.close()
-
-    def _settle_ledger(self, cluster: ClusterRecord, manager: Any | None) -> None:
-        """Before a delete: the manager writes what it noted, and a remote ledger is copied here."""
-        if manager is None:
-            return
-        try:
-            with ray_errors(f"writing the cost ledger of pool {cluster.pool_id!r}"):
-                ray.get(manager.flush_ledger.remote(), timeout=CALL_TIMEOUT)
-            self._copy_ledger(cluster, manager)
-        except BackendError:
-            pass  # a broken pool is deleted all the same; its ledger keeps what was written
 
     # -- plumbing ------------------------------------------------------------------------
     def _awake_manager(self, pool_id: str) -> Any:
@@ -413,16 +383,6 @@ class RayBackend:
         if info is None:
             raise NotFoundError(f"pool {pool_id!r} does not exist")
         return info
-
-
-def stopped_note(at: float, *, deleted: bool = False) -> str:
-    """What ``pool show`` says of a pool that stopped itself."""
-    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
-    if deleted:
-        return (f"deleted itself at {when} after its idle_timeout (autodelete): its agents and placement group "
-                "are released; `orch pool create` makes it again")
-    return (f"stopped itself at {when} after its idle_timeout; `orch jobs add` or `orch pool create` starts it "
-            "again, jobs and history kept")
 
 
 def _say(progress: ProgressFn | None, text: str) -> None:

@@ -99,3 +99,13 @@ def ledger_path(pool_id: str, cluster: ClusterRecord | None) -> Path:
     if cluster is None:
         return own if own.exists() else ledger_dir(pool_id) / COPY
     return own if cluster.started_cluster else ledger_dir(pool_id) / COPY
+
+
+def note(at: float, *, deleted: bool = False) -> str:
+    """What ``pool show`` says of a pool that stopped itself."""
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
+    if deleted:
+        return (f"deleted itself at {when} after its idle_timeout (autodelete): its agents and placement group "
+                "are released; `orch pool create` makes it again")
+    return (f"stopped itself at {when} after its idle_timeout; `orch jobs add` or `orch pool create` starts it "
+            "again, jobs and history kept")
