@@ -204,7 +204,7 @@ def main() -> None:
     text = report(timing, runs)
     print(text)
     if not args.no_record and not args.quick:
-        write_section("Cost control on Azure (issue 11)", "python bench/bench_cost_azure.py", text)
+        write_section("Cost control on Azure (issue 11)", f"python bench/bench_cost_azure.py --runs {args.runs}", text)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Shared fixtures: an isolated ORCH_HOME per test, and one real 2-node local Ray pool per module."""
+"""Shared fixtures: an isolated ORCH_HOME per test, one real 2-node local Ray pool per module, and
+(from ``tests.support.batch_fixtures``) a local Batch service with an SDK client per module."""
 from __future__ import annotations
 
 import os
@@ -8,6 +9,7 @@ from typing import Iterator
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+pytest_plugins = ["tests.support.batch_fixtures"]
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -21,12 +20,10 @@ from tests.batch_service import (
     BatchService,
     ServiceSettings,
     quick_autoscale,
-    start_batch_service,
 )
 from tests.batch_service.autoscale import FormulaSyntaxError, evaluate, parse
 from tests.batch_service.samples import METRICS, Metric, MetricHistory
 from tests.support.batch_sdk import (
-    client_for,
     error_code,
     new_job,
     shell,
@@ -126,15 +123,6 @@ def test_stop_ends_the_evaluation_and_aliases_yield_to_full_names() -> None:
 
 
 # -- the service --------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BatchService]:
-    with start_batch_service(tmp_path_factory.mktemp("batch")) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def client(service: BatchService) -> BatchClient:
-    return client_for(service)
 
 
 IDLE_FORMULA = """quiet = TimeInterval_Second * 1;

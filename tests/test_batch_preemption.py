@@ -4,16 +4,14 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 from azure.batch import BatchClient
 from azure.batch import models as m
 
-from tests.batch_service import BatchService, quick_autoscale, start_batch_service
+from tests.batch_service import BatchService, quick_autoscale
 from tests.support.batch_sdk import (
-    client_for,
     completed,
     new_job,
     shell,
@@ -25,15 +23,6 @@ from tests.support.batch_sdk import (
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BatchService]:
-    with start_batch_service(tmp_path_factory.mktemp("batch")) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def client(service: BatchService) -> BatchClient:
-    return client_for(service)
 
 
 def spot_pool(client: BatchClient, pool_id: str, spot: int, dedicated: int = 0, **kwargs: object) -> str:

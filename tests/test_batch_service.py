@@ -57,15 +57,6 @@ from tests.support.batch_sdk import (
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BatchService]:
-    with start_batch_service(tmp_path_factory.mktemp("batch")) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def client(service: BatchService) -> BatchClient:
-    return client_for(service)
 
 
 @pytest.fixture(scope="module")
