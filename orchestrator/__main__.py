@@ -1,5 +1,5 @@
 """``python -m orchestrator`` runs the CLI."""
-from orchestrator.cli import main
+from orchestrator.cli import entry
 
 if __name__ == "__main__":
-    main()
+    entry()

@@ -108,3 +108,23 @@ def test_readme_documents_every_exit_code() -> None:
     readme = (REPO / "README.md").read_text()
     for code in EXIT_CODES:
         assert f"| {code} |" in readme
+
+
+def test_the_program_leaves_at_once_with_its_output_whole_and_its_exit_code(tmp_path: Path) -> None:
+    """``entry`` skips the interpreter's teardown (os._exit): output must still arrive whole, and
+    each exit path keep its code."""
+    schema = run("schema")
+    assert schema.returncode == 0 and json.loads(schema.stdout)["$defs"]  # the whole document, parsed
+    missing = tmp_path / "absent.yaml"
+    refused = run("validate", str(missing))
+    assert refused.returncode == 2 and "absent.yaml" in refused.stderr
+    usage = run("jobs", "show")
+    assert usage.returncode == 2 and "Missing argument" in usage.stderr
+    # a reader that leaves early: no traceback, a failing exit code
+    reader = subprocess.Popen([sys.executable, "-m", "orchestrator", "schema"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, cwd=REPO)
+    assert reader.stdout is not None
+    reader.stdout.read(10)
+    reader.stdout.close()
+    _, err = reader.communicate(timeout=60)
+    assert b"Traceback" not in err

@@ -1,6 +1,8 @@
 """The ``orch`` command line. Thin: parse, call a plain function, render. See ``root.py``."""
 from __future__ import annotations
 
+import logging
+import os
 import shlex
 import sys
 
@@ -49,3 +51,34 @@ def _interrupted(args: list[str]) -> None:
     hint = _resume_hint[0] if _resume_hint else f"run `{shlex.join(['orch', *args])}` again to resume"
     click.echo(f"\ninterrupted (Ctrl-C): orch's state is consistent; {hint}", err=True)
     sys.exit(130)
+
+
+def entry() -> None:
+    """The ``orch`` program (console script and ``python -m orchestrator``): ``main``, then leave
+    at once. Every command has finished its work and its writes when ``main`` returns, so what is
+    left is the interpreter's teardown, which for a command that reached a Ray cluster is the Ray
+    driver's (disconnecting, joining its threads: about 0.9 s of a 1.6 s ``orch jobs show``).
+    Output is flushed and logging shut down first; the exit code is ``main``'s. In-process
+    callers (tests) use ``main``, which raises ``SystemExit`` as usual."""
+    try:
+        main()
+    except SystemExit as leaving:
+        code = leaving.code
+    else:  # pragma: no cover - main always exits
+        code = 0
+    os._exit(_flushed(code))
+
+
+def _flushed(code: object) -> int:
+    """Print a non-integer exit message as ``sys.exit`` would, flush stdout, stderr and logging,
+    and give the process's exit code (1 when stdout could not be written, as a closed pipe)."""
+    status = code if isinstance(code, int) else 0 if code is None else 1
+    if not isinstance(code, (int, type(None))):
+        print(code, file=sys.stderr)
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe or stream: nothing more can be said
+            status = status or 1
+    return status
