@@ -182,6 +182,16 @@ def test_sweep_cost_says_what_was_spent_when_the_best_trial_ended(ledger: Ledger
     assert cost.best_after == pytest.approx(3.0, abs=0.01)
 
 
+def test_a_sweep_on_a_pool_without_a_price_is_said_to_be_unpriced(ledger: LedgerBackend) -> None:
+    now = time.time()
+    ledger.spans["live"].append(span(now - 5, now - 1, job="free", task="trial-00000", price=0,
+                                     pool="live"))
+    cost = report.sweep_cost(ledger, JobRef("live", "free"), None)
+    assert cost is not None and cost.unpriced and cost.total == 0
+    priced = report.sweep_cost(ledger, JobRef("live", "sw"), None)
+    assert priced is not None and not priced.unpriced
+
+
 def test_orch_cost_renders_table_json_and_csv(ledger: LedgerBackend) -> None:
     runner = CliRunner()
     table = runner.invoke(cli, ["cost"])

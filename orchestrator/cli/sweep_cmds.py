@@ -135,7 +135,8 @@ def results(job_id: str, metric: str | None, goal: str | None, output: str, plot
     ranked = sweep_results.rank(ranked_results, objective.goal)
     best = sweep_results.best(ranked)
     costs = sweep_cost(handle.backend, handle.ref, best.task if best else None)
-    rows = sweep_results.rows(ranked, chosen, costs.trials if costs else None)
+    priced = costs is not None and not costs.unpriced
+    rows = sweep_results.rows(ranked, chosen, costs.trials if costs is not None and priced else None)
     if plot_path is not None:
         from orchestrator.sweep.plot import write_plot
 
@@ -147,7 +148,10 @@ def results(job_id: str, metric: str | None, goal: str | None, output: str, plot
         _emit_csv(rows)
     else:
         _print_table(rows)
-        if costs is not None:
+        if costs is not None and not priced:
+            click.echo(f"trials cost: not priced (pool {handle.ref.pool_id} has no price: set price_per_node_hour "
+                       "in its pool file)")
+        elif costs is not None:
             click.echo(f"trials cost {format_money(costs.total)}" + (
                 f"; best found after {format_money(costs.best_after)} ({best.task.id})"
                 if costs.best_after is not None and best is not None else ""))

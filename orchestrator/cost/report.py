@@ -140,11 +140,14 @@ def pool_status(pool_id: str, *, config_dir: Path | None = None) -> PoolStatus:
 @dataclass(frozen=True)
 class SweepCost:
     """What a sweep's trials cost: each trial, in all, and ``best_after``: what the job had spent
-    when its best trial ended (the best result was in hand then; None without a best trial)."""
+    when its best trial ended (the best result was in hand then; None without a best trial).
+    ``unpriced``: its node hours were all counted at 0 USD for want of a price, so the figures
+    say nothing."""
 
     trials: dict[str, float]
     total: float
     best_after: float | None
+    unpriced: bool = False
 
 
 def sweep_cost(backend: Backend, job: JobRef, best: TaskInfo | None) -> SweepCost | None:
@@ -157,8 +160,9 @@ def sweep_cost(backend: Backend, job: JobRef, best: TaskInfo | None) -> SweepCos
     best_after = None
     if best is not None:
         best_after = spent_until(mine, best.ended_at or time.time())
-    return SweepCost(trials={task: tally.usd for (_, task), tally in spend.tasks.items()}, total=spend.job(job.job_id).usd,
-                     best_after=best_after)
+    tally = spend.job(job.job_id)
+    return SweepCost(trials={task: tally.usd for (_, task), tally in spend.tasks.items()}, total=tally.usd,
+                     best_after=best_after, unpriced=tally.usd == 0 and tally.unpriced_hours > 0)
 
 
 class BudgetWatch:
