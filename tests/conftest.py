@@ -20,8 +20,9 @@ def orch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture(scope="module")
-def ray_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """A real local Ray cluster of 2 nodes (1 CPU each) created through the Ray backend."""
+def ray_pool(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A real local Ray cluster of 2 nodes (1 CPU each) created through the Ray backend; a test
+    module's ``RAY_POOL_EXTRA`` dict adds pool keys (a price, say)."""
     from orchestrator import pools
     from orchestrator.records import pool_records
     from orchestrator.spec.pool import PoolSpec
@@ -29,7 +30,8 @@ def ray_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
     home = tmp_path_factory.mktemp("pool-home")
     old = os.environ.get("ORCH_HOME")
     os.environ["ORCH_HOME"] = str(home)
-    pools.create_pool(PoolSpec.model_validate({"id": "testpool", "nodes": 2, "cpus_per_node": 1}))
+    extra = getattr(request.module, "RAY_POOL_EXTRA", {})
+    pools.create_pool(PoolSpec.model_validate({"id": "testpool", "nodes": 2, "cpus_per_node": 1, **extra}))
     try:
         yield {"ORCH_HOME": str(home), "pool": "testpool"}
     finally:

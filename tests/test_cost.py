@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 
 import pytest
 from click.testing import CliRunner
@@ -15,22 +14,17 @@ from orchestrator.cli.root import cli
 from orchestrator.cost import budgets, report
 from orchestrator.cost.spend import clip, spent_until, summarize
 from orchestrator.errors import SpecError, UnsupportedError
-from orchestrator.model import JobRef, TaskInfo, TaskState, UsageSpan
+from orchestrator.model import JobRef, TaskInfo, TaskState
 from orchestrator.plan import make_plan
 from orchestrator.records import job_index, pool_records
 from orchestrator.records.job_index import JobEntry
 from orchestrator.spec.job import JobSpec
 from orchestrator.spec.pool import PoolSpec
 from orchestrator.submit import submit_job
+from tests.support.ledger_backend import LedgerBackend, span
 from tests.support.memory_backend import MemoryBackend
 
 HOUR = 3600.0
-
-
-def span(start: float, end: float, *, job: str | None = None, task: str | None = None, share: float = 1.0,
-         price: float = 2.0, node: str = "n0", pool: str = "p") -> UsageSpan:
-    return UsageSpan(pool_id=pool, node_id=node, start=start, end=end, price_per_hour=price, share=share,
-                     job_id=job, task_id=task)
 
 
 # -- spend ---------------------------------------------------------------------------------------
@@ -124,17 +118,6 @@ def test_trials_belong_to_their_sweep_and_limits_warn_at_80_percent() -> None:
 
 
 # -- reports over an in-memory ledger ------------------------------------------------------------
-class LedgerBackend(MemoryBackend):
-    """The memory backend with a ledger: spans per pool, kept after the pool is deleted."""
-
-    def __init__(self) -> None:
-        super().__init__(frozenset({Capability.COST_LEDGER}))
-        self.spans: dict[str, list[UsageSpan]] = {}
-
-    def usage(self, pool_id: str, *, since: float | None = None) -> Iterator[UsageSpan]:
-        return clip(self.spans.get(pool_id, []), since)
-
-
 @pytest.fixture
 def ledger(monkeypatch: pytest.MonkeyPatch) -> LedgerBackend:
     backend = LedgerBackend()
@@ -175,7 +158,7 @@ def test_status_warns_at_80_percent_of_a_budget_and_of_max_spend(ledger: LedgerB
 
 
 def test_sweep_cost_says_what_was_spent_when_the_best_trial_ended(ledger: LedgerBackend) -> None:
-    now = time.time()
+    now = ledger.spans["live"][0].end - 1  # the fixture's now (a second clock read drifts on a busy machine)
     best = TaskInfo(id="trial-00000", job_id="sw", state=TaskState.SUCCEEDED, ended_at=now - 3)
     cost = report.sweep_cost(ledger, JobRef("live", "sw"), best)
     assert cost is not None and cost.trials == {"trial-00000": pytest.approx(7.0)}

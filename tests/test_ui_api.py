@@ -11,14 +11,18 @@ from pathlib import Path
 import pytest
 
 from orchestrator import jobs, pools
+from orchestrator.cost import report
 from orchestrator.errors import redact
 from orchestrator.model import AttemptInfo, JobRef, TaskInfo, TaskState
+from orchestrator.records import pool_records
 from orchestrator.spec.job import JobSpec
 from orchestrator.spec.pool import PoolSpec
 from orchestrator.submit import submit_job
 from orchestrator.sweep import results as sweep_results
 from orchestrator.ui import present
+from orchestrator.ui.cost_view import NO_PRICE
 from orchestrator.ui.state import Dashboard
+from tests.support.ledger_backend import LedgerBackend, PoolOverride, span
 from tests.support.memory_backend import MemoryBackend
 from tests.support.ui_server import Served, serve
 
@@ -36,6 +40,7 @@ def mem(monkeypatch: pytest.MonkeyPatch) -> MemoryBackend:
     backend = MemoryBackend()
     monkeypatch.setattr(pools, "load_backend", lambda name, config_dir=None: backend)
     monkeypatch.setattr(jobs, "load_backend", lambda name, config_dir=None: backend)
+    monkeypatch.setattr(report, "load_backend", lambda name, config_dir=None: backend)
     pools.create_pool(PoolSpec.model_validate({"id": "mem", "nodes": 2, "cpus_per_node": 2}), backend=backend)
     return backend
 
@@ -58,8 +63,10 @@ def test_overview_shows_pools_with_node_states_and_jobs_with_counts(mem: MemoryB
     data = served.get_json("/api/overview")
     (pool,) = data["pools"]
     assert (pool["id"], pool["state"], pool["node_states"], pool["free_slots"]) == ("mem", "ready", {"idle": 2}, 4)
-    assert pool["spend"] is None and pool["burn_rate"] is None and pool["autostop"] is None  # not reported yet
+    assert pool["spend"] is None and pool["burn_rate"] is None  # no ledger: no figure, and the reason
+    assert pool["cost_note"].endswith("backend keeps no cost ledger") and pool["autostop"]["state"] == "never"
     (job,) = data["jobs"]
+    assert job["spend"] is None and job["cost_note"] == pool["cost_note"]
     assert (job["id"], job["kind"], job["total"], job["task_counts"]) == ("plain", "job", 2,
                                                                            {"succeeded": 1, "pending": 1})
     assert data["unreachable"] == {}
@@ -148,7 +155,8 @@ def test_the_leaderboard_ranks_live_as_orch_sweep_results_does(mem: MemoryBacken
     stopped = [c for c in board["curves"] if c["stopped"]]
     assert [c["trial"] for c in stopped] == ["trial-00002"] and board["curves"][0]["best"]
     assert [p["value"] for p in board["best_over_time"]] == [0.5, 0.6, 0.7, 0.9]
-    assert board["spend"] is None
+    assert board["spend"]["total"] is None and board["spend"]["note"].endswith("backend keeps no cost ledger")
+    assert "cost_usd" not in board["rows"][0]
 
 
 def _ranked(backend: MemoryBackend, ref: JobRef) -> tuple[list[sweep_results.TrialResult], str | None]:
@@ -258,3 +266,116 @@ def test_a_pool_whose_jobs_cannot_be_listed_does_not_hide_the_others(mem: Memory
     data = served.get_json("/api/overview")
     assert [j["id"] for j in data["jobs"]] == ["plain"] and {p["id"] for p in data["pools"]} == {"mem", "gone"}
     assert "does not answer" in data["unreachable"]["gone"] and "secret123" not in data["unreachable"]["gone"]
+
+
+# -- money, over an in-memory ledger (the layer `orch status`, `orch cost` and `orch sweep results` use) --
+@pytest.fixture
+def ledger(monkeypatch: pytest.MonkeyPatch) -> LedgerBackend:
+    """A pool priced at 3,600 USD per node hour (1 USD per node second) with a ledger."""
+    backend = LedgerBackend()
+    for module in (pools, jobs, report):
+        monkeypatch.setattr(module, "load_backend", lambda name, config_dir=None: backend)
+    return backend
+
+
+def ledger_pool(backend: LedgerBackend, **extra: object) -> float:
+    """Create pool ``mem`` (2 nodes) made 200 s ago; returns now."""
+    pools.create_pool(PoolSpec.model_validate({"id": "mem", "nodes": 2, "cpus_per_node": 2, **extra}), backend=backend)
+    now = time.time()
+    record = pool_records.require("mem")
+    record.created_at = now - 200
+    pool_records.save(record)
+    return now
+
+
+def test_pools_and_jobs_show_spend_burn_rate_budgets_and_autostop(ledger: LedgerBackend) -> None:
+    now = ledger_pool(ledger, price_per_node_hour=3600, max_spend=9, idle_timeout="30m")
+    ref = submit(ledger, "plain", [{"id": "a", "command": "true"}, {"id": "b", "command": "true"}])
+    ledger.spans["mem"] = [span(now - 300, now - 10, price=3600, pool="mem"),  # before the pool: not counted
+                           span(now - 10, now - 6, price=3600, pool="mem"),
+                           span(now - 6, now + 1, job="plain", task="a", share=0.5, price=3600, pool="mem")]
+    ledger.overrides["mem"] = PoolOverride(stops_at=now + 720)
+    with serve(Dashboard(ttl=0.0)) as served:
+        data = served.get_json("/api/overview")
+        (pool,) = data["pools"]
+        assert pool["spend"] == pytest.approx(190 + 4 + 3.5) and pool["burn_rate"] == pytest.approx(1800)
+        assert pool["cost_note"] is None and pool["price_per_node_hour"] == 3600
+        assert [(b["level"], b["what"]) for b in pool["budgets"]] == [("reached", "pool mem (max_spend)")]
+        stop = pool["autostop"]
+        assert (stop["state"], stop["stops_at"], stop["in_text"]) == ("scheduled", now + 720, "12m")
+        assert stop["idle_timeout"] == 1800 and not stop["autodelete"]
+        (job,) = data["jobs"]
+        assert job["spend"] == pytest.approx(3.5) and served.get_json("/api/jobs/plain")["spend"] == pytest.approx(3.5)
+        page = served.get_json("/api/jobs/plain/tasks")
+        assert [(t["id"], t["cost"]) for t in page["tasks"]] == [("a", pytest.approx(3.5)), ("b", 0.0)]
+        assert served.get_json("/api/jobs/plain/tasks/a")["cost"] == pytest.approx(3.5)
+        ledger.spans["mem"][0:2] = []
+        assert served.get_json("/api/pools/mem")["budgets"][0]["level"] == "ok"
+        ledger.overrides["mem"] = PoolOverride(state="stopped")
+        assert served.get_json("/api/pools/mem")["autostop"]["state"] == "stopped"
+    ledger.finish(ref, "a", TaskState.SUCCEEDED)
+
+
+def test_autostop_says_never_armed_stopped_or_deleted() -> None:
+    from orchestrator.model import PoolInfo
+    from orchestrator.ui.cost_view import autostop
+
+    plain = PoolSpec.model_validate({"id": "p"})
+    timed = PoolSpec.model_validate({"id": "p", "idle_timeout": "30m", "autodelete": True})
+    ready = PoolInfo(id="p", backend="b", state="ready")
+    assert autostop(ready, plain, 0)["text"] == "never (no idle_timeout)"
+    assert autostop(ready, timed, 0)["text"] == "deletes itself after 30m without work"
+    assert autostop(PoolInfo(id="p", backend="b", state="deleted"), timed, 0)["state"] == "deleted"
+    assert autostop(PoolInfo(id="p", backend="b", state="idle", stops_at=100.0), timed, 40)["in_text"] == "1m"
+
+
+def test_a_pool_without_a_price_says_so_instead_of_zero(ledger: LedgerBackend) -> None:
+    now = ledger_pool(ledger)
+    submit(ledger, "sw", [SWEEP])
+    ledger.spans["mem"] = [span(now - 6, now + 1, job="sw", task="trial-00000", price=0.0, pool="mem")]
+    with serve(Dashboard(ttl=0.0)) as served:
+        (pool,) = served.get_json("/api/pools")
+        assert (pool["spend"], pool["burn_rate"], pool["cost_note"]) == (None, None, NO_PRICE)
+        assert pool["node_hours"] == pytest.approx(7 / 3600)
+        job = served.get_json("/api/jobs/sw")
+        assert (job["spend"], job["cost_note"]) == (None, NO_PRICE)
+        assert {t["cost"] for t in served.get_json("/api/jobs/sw/tasks")["tasks"]} == {None}
+        board = served.get_json("/api/sweeps/sw")
+        assert board["spend"]["note"] == NO_PRICE and board["spend"]["best_over_spend"] == []
+
+
+def test_trials_cost_and_the_best_over_spend(ledger: LedgerBackend) -> None:
+    now = ledger_pool(ledger, price_per_node_hour=3600)
+    ref = submit(ledger, "sw", [SWEEP])
+    ledger.end(ref, "trial-00000", TaskState.SUCCEEDED, now - 90, usd=2, metrics=metrics(0.5))
+    ledger.end(ref, "trial-00001", TaskState.SUCCEEDED, now - 80, usd=3, metrics=metrics(0.9))
+    ledger.end(ref, "trial-00002", TaskState.STOPPED, now - 70, usd=1, metrics=metrics(0.7))
+    with serve(Dashboard(ttl=0.0)) as served:
+        board = served.get_json("/api/sweeps/sw")
+    assert [(r["trial"], r["cost_usd"]) for r in board["rows"][:3]] == [
+        ("trial-00001", pytest.approx(3)), ("trial-00002", pytest.approx(1)), ("trial-00000", pytest.approx(2))]
+    ranked, metric = _ranked(ledger, ref)
+    costs = report.sweep_cost(ledger, ref, ranked[0].task)
+    assert costs is not None and board["rows"] == json.loads(json.dumps(sweep_results.rows(ranked, metric, costs.trials)))
+    spend = board["spend"]
+    assert (spend["total"], spend["best_trial"], spend["note"]) == (pytest.approx(6), "trial-00001", None)
+    assert spend["best_after"] == pytest.approx(5), "spent when the best trial ended, as `orch sweep results` says"
+    assert spend["best_over_spend"] == [{"usd": 2.0, "value": 0.5, "trial": "trial-00000"},
+                                        {"usd": 5.0, "value": 0.9, "trial": "trial-00001"}]
+
+
+def test_a_20000_task_job_with_costs_reads_the_ledger_once_per_refresh(ledger: LedgerBackend) -> None:
+    now = ledger_pool(ledger, price_per_node_hour=3600)
+    ref = submit(ledger, "big", [{"id": f"t{i:05d}", "command": "true"} for i in range(20_000)])
+    for i in range(20_000):
+        ledger.end(ref, f"t{i:05d}", TaskState.SUCCEEDED, now - 100 + i / 1000, usd=0.5)
+    with serve(Dashboard(ttl=5.0)) as served:
+        start = time.perf_counter()
+        page = served.get_json("/api/jobs/big/tasks?offset=19900&limit=100")
+        assert time.perf_counter() - start < 1.0
+        assert [t["cost"] for t in page["tasks"]] == [pytest.approx(0.5)] * 100
+        served.get_json("/api/jobs/big/tasks?offset=0&limit=100")
+        served.get_json("/api/jobs/big")
+        served.get_json("/api/overview")
+        assert served.get_json("/api/jobs")[0]["spend"] == pytest.approx(10_000)
+    assert ledger.usage_calls == 1, "one ledger read and one summary for every page within the ttl"

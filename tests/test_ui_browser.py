@@ -2,10 +2,12 @@
 
 On the real local Ray pool with a running sweep: the leaderboard fills and re-ranks as trials
 finish, a task's log lines appear as it writes them, stopped trials are marked, charts render, one
-click leads from a trial to its logs and parameters, and the console stays free of errors; the page
+click leads from a trial to its logs and parameters, the pool's price gives each trial a cost and the
+best-over-spend chart, and the console stays free of errors; the page
 is saved (as docs/ui.png for the README when ORCH_UPDATE_SCREENSHOT=1; else in the test's
 temporary folder, so a test run leaves the checkout as it was). On an in-memory backend: a 20,000-task job loads and
-scrolls, and a job is cancelled from the page with a typed confirmation.
+scrolls, a job is cancelled from the page with a typed confirmation, and a priced pool's pages show
+spend, burn rate, autostop, budget warnings and task costs (and an unpriced one says so).
 """
 from __future__ import annotations
 
@@ -13,21 +15,26 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from orchestrator import jobs, pools
+from orchestrator.cost import report
 from orchestrator.model import JobRef, TaskState
+from orchestrator.records import pool_records
 from orchestrator.spec.job import JobSpec
 from orchestrator.spec.pool import PoolSpec
 from orchestrator.submit import submit_job
 from orchestrator.ui.state import Dashboard
 from tests.support.browser import chromium
+from tests.support.ledger_backend import LedgerBackend, PoolOverride
 from tests.support.memory_backend import MemoryBackend
 from tests.support.ui_server import serve
 
 pytestmark = pytest.mark.slow
+RAY_POOL_EXTRA = {"price_per_node_hour": 36.0}  # the shared pool of this module is priced (conftest.ray_pool)
 REPO = Path(__file__).resolve().parent.parent
 README_SCREENSHOT = REPO / "docs" / "ui.png"
 STEPS_SH = """#!/bin/sh
@@ -110,6 +117,10 @@ def test_a_live_sweep_on_a_ray_pool(pool_home: dict[str, str], tmp_path: Path) -
         assert board.locator("#curves [data-stopped]").count() == len(stopped)
         assert board.locator("#param-charts svg circle").count() == 4
         assert board.locator("#best svg path.curve").count() == 1
+        wait_for(lambda: board.locator("#best-spend svg path.curve").count() == 1, 10, "the best-over-spend chart")
+        assert board.locator("#best-spend svg circle.point").count() >= 1
+        assert "best found after" in board.inner_text("#best-found") and "USD" in board.inner_text("#best-found")
+        assert "COST" in board.inner_text("#leaderboard thead").upper()
         wait_for(lambda: "ended (succeeded)" in logs.inner_text("#log-status"), 20, "the log stream to end")
         shot = README_SCREENSHOT if os.environ.get("ORCH_UPDATE_SCREENSHOT") == "1" else tmp_path / "ui.png"
         board.screenshot(path=str(shot), full_page=True)
@@ -175,4 +186,40 @@ def test_cancelling_from_the_page_takes_a_typed_confirmation(mem: MemoryBackend,
         page.click("#cancel-job")
         wait_for(lambda: ("cancel_job", "long") in mem.calls, 5, "the job to be cancelled")
         wait_for(lambda: page.locator("#tasks tbody tr[data-state=cancelled]").count() == 1, 10, "the cancelled task")
+    assert browser.errors == []
+
+
+def test_a_priced_pool_shows_its_spend_and_an_unpriced_one_says_so(monkeypatch: pytest.MonkeyPatch,
+                                                                   tmp_path: Path) -> None:
+    ledger = LedgerBackend()
+    for module in (pools, jobs, report):
+        monkeypatch.setattr(module, "load_backend", lambda name, config_dir=None: ledger)
+    for pool_id, extra in (("paid", {"price_per_node_hour": 3600, "max_spend": 10, "idle_timeout": "30m"}),
+                           ("free", {})):
+        pools.create_pool(PoolSpec.model_validate({"id": pool_id, "nodes": 1, **extra}), backend=ledger)
+        record = pool_records.require(pool_id)
+        record.created_at -= 60  # before the spans
+        pool_records.save(record)
+    spec = JobSpec.model_validate({"id": "work", "pool": "paid", "workdir": None,
+                                   "tasks": [{"id": "a", "command": "true"}, {"id": "b", "command": "true"}]})
+    submit_job(spec, config_dir=tmp_path, backend=ledger)
+    now = time.time()
+    ledger.end(JobRef("paid", "work"), "a", TaskState.SUCCEEDED, now - 1, usd=8.5)
+    ledger.overrides["paid"] = PoolOverride(state="idle", stops_at=now + 600)
+    ledger.spans["free"] = [replace(s, pool_id="free", price_per_hour=0.0, job_id=None) for s in ledger.spans["paid"]]
+    with serve(Dashboard(ttl=0.5)) as served, chromium(tmp_path / "profile") as browser:
+        page = browser.page()
+        page.goto(served.login_url)
+        row = page.locator("#pools tbody tr[data-pool=paid]")
+        wait_for(lambda: "8.50 USD" in row.inner_text(), 10, "the pool's spend in the overview")
+        assert "(in 10m)" in row.inner_text() or "(in 9m" in row.inner_text()
+        assert "no price set: price_per_node_hour" in page.inner_text("#pools tbody tr[data-pool=free]")
+        assert "(max_spend) has spent 8.50 USD of 10.00 USD (85%)" in page.inner_text("#budget-warnings")
+        assert "8.50 USD" in page.inner_text("#jobs tbody tr[data-job=work]")
+        page.goto(f"{served.base}/pools/paid")
+        wait_for(lambda: "8.50 USD" in page.inner_text("#spend"), 10, "the pool page's spend")
+        assert "stops itself at" in page.inner_text("#autostop") and "per node hour" in page.inner_text("#price")
+        page.goto(f"{served.base}/jobs/work")
+        wait_for(lambda: "8.50 USD" in page.inner_text("#tasks tbody tr[data-task=a]"), 10, "task a's cost")
+        assert "0.00 USD" in page.inner_text("#tasks tbody tr[data-task=b]")
     assert browser.errors == []

@@ -110,10 +110,14 @@ def cost_report(*, pool_id: str | None = None, job_id: str | None = None, since:
 
 @dataclass(frozen=True)
 class PoolStatus:
-    """``orch status``'s money columns for one pool, and the budgets worth a warning."""
+    """``orch status``'s money columns for one pool, and the budgets worth a warning. ``note`` says
+    why ``spend`` is None (no ledger, or it could not be read); ``unpriced``: node hours were
+    counted at 0 USD for want of a price."""
 
     spend: PoolSpend | None
     limits: tuple[Limit, ...] = ()
+    note: str | None = None
+    unpriced: bool = False
 
     def warnings(self) -> list[str]:
         return [limit.text() for limit in self.limits if limit.level != "ok"]
@@ -124,17 +128,17 @@ def pool_status(pool_id: str, *, config_dir: Path | None = None) -> PoolStatus:
     and its ``max_spend`` and its jobs' budgets measured against it."""
     record = pool_records.load(pool_id)
     if record is None:
-        return PoolStatus(spend=None)
+        return PoolStatus(spend=None, note=f"pool {pool_id} is not known on this machine")
     cost = pool_cost(record, False, since=record.created_at, config_dir=config_dir)
     if cost.spend is None:
-        return PoolStatus(spend=None)
+        return PoolStatus(spend=None, note=cost.note)
     limits: list[Limit] = []
     if cost.spec is not None and (limit := pool_limit(cost.spec, cost.spend)) is not None:
         limits.append(limit)
     for entry in job_index.entries():
         if entry.pool_id == pool_id and (entry.budget is not None or entry.sweep_budgets):
             limits += job_limits(entry.id, cost.spend, entry.budget, entry.sweep_budgets or {})
-    return PoolStatus(spend=cost.spend, limits=tuple(limits))
+    return PoolStatus(spend=cost.spend, limits=tuple(limits), unpriced=cost.unpriced)
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,10 @@
 """The dashboard's JSON shapes of the runtime nouns (``orchestrator.model``), with secrets redacted.
 
-Fields the model does not carry yet are present as ``None`` so the page has a place for them and
-says "not available" rather than inventing a figure: a pool's or job's ``spend``, ``burn_rate``
-and ``autostop``. When the model grows them, only these functions change. A task's ``attempts``
-are its ended attempts as the backend keeps them (number, state, why it ended, node, exit code,
-times), oldest first.
+Money comes from ``cost_view`` (over ``orchestrator.cost``): a pool's spend since it was created,
+burn rate, budgets and autostop; a job's and a task's spend. A figure that is not known (no
+ledger, no price) is ``None`` with a ``cost_note`` saying why, so the page never shows a made-up 0.
+A task's ``attempts`` are its ended attempts as the backend keeps them (number, state, why it
+ended, node, exit code, times), oldest first.
 """
 from __future__ import annotations
 
@@ -15,8 +15,7 @@ from typing import Any
 from orchestrator.errors import redact
 from orchestrator.model import AttemptInfo, JobInfo, NodeInfo, PoolInfo, TaskInfo
 from orchestrator.records.job_index import JobEntry
-
-NOT_YET: None = None  # a figure the model does not carry yet (see the module docstring)
+from orchestrator.ui.cost_view import PoolMoney, pool_fields
 
 
 def node(info: NodeInfo) -> dict[str, Any]:
@@ -24,31 +23,34 @@ def node(info: NodeInfo) -> dict[str, Any]:
             "free_slots": info.free_slots, "running_tasks": info.running_tasks}
 
 
-def pool(info: PoolInfo) -> dict[str, Any]:
-    """A pool with its nodes, node states counted, and slots in use (running tasks) and free."""
+def pool(info: PoolInfo, money: PoolMoney, *, now: float | None = None) -> dict[str, Any]:
+    """A pool with its nodes, node states counted, slots in use (running tasks) and free, and its
+    money (``cost_view.pool_fields``)."""
     return {"id": info.id, "backend": info.backend, "state": info.state, "address": info.address,
             "detail": redact(info.detail) or "", "target_nodes": info.target_nodes,
             "nodes": [node(n) for n in info.nodes], "node_states": dict(Counter(n.state for n in info.nodes)),
             "slots_in_use": sum(n.running_tasks for n in info.nodes), "free_slots": info.free_slots,
-            "spend": NOT_YET, "burn_rate": NOT_YET, "autostop": NOT_YET}
+            **pool_fields(info, money, time.time() if now is None else now)}
 
 
-def job(info: JobInfo, entry: JobEntry | None) -> dict[str, Any]:
-    """A job with its task counts by state; sweeps also carry their objective and planned trials."""
+def job(info: JobInfo, entry: JobEntry | None, money: PoolMoney) -> dict[str, Any]:
+    """A job with its task counts by state and ``spend`` (USD; None with ``cost_note``); sweeps also
+    carry their objective and planned trials."""
     return {"id": info.id, "pool_id": info.pool_id, "state": info.state, "created_at": info.created_at,
             "ended_at": info.ended_at, "task_counts": dict(info.task_counts), "total": info.total_tasks,
             "finished": info.finished, "kind": entry.kind if entry else "job",
             "objective": entry.objective if entry else None, "planned_trials": entry.trials if entry else None,
-            "spend": NOT_YET}
+            "spend": money.job_usd(info.id), "cost_note": money.note}
 
 
-def task(info: TaskInfo, *, now: float | None = None) -> dict[str, Any]:
-    """A task as a table row: state, retries, exit code, node, times, error (redacted), parameters."""
+def task(info: TaskInfo, *, cost: float | None = None, now: float | None = None) -> dict[str, Any]:
+    """A task as a table row: state, retries, exit code, node, times, ``cost`` (USD, None when not
+    known), error (redacted), parameters."""
     end = info.ended_at or (now or time.time()) if info.started_at else None
     return {"id": info.id, "job_id": info.job_id, "state": info.state.value, "exit_code": info.exit_code,
             "node_id": info.node_id, "started_at": info.started_at, "ended_at": info.ended_at,
             "seconds": round(end - info.started_at, 3) if end and info.started_at else None,
-            "retries": info.retries, "error": redact(info.error), "params": _plain(dict(info.params)),
+            "retries": info.retries, "cost": cost, "error": redact(info.error), "params": _plain(dict(info.params)),
             "attempts": [attempt(a) for a in info.attempts]}
 
 

@@ -25,7 +25,7 @@ from orchestrator.errors import (
     SpecError,
     redact,
 )
-from orchestrator.model import TaskState
+from orchestrator.model import JobInfo, TaskState
 from orchestrator.ui import pages, present
 from orchestrator.ui.access import Access
 from orchestrator.ui.guard import Guard
@@ -55,19 +55,22 @@ class Api:
         return {"pools": self.pools(request), "jobs": self.jobs(request), "unreachable": self.dash.unreachable()}
 
     def pools(self, request: Request) -> list[dict[str, Any]]:
-        return [present.pool(info) for info in self.dash.pools()]
+        return [present.pool(info, self.dash.money(info.id)) for info in self.dash.pools()]
 
     def pool(self, request: Request) -> dict[str, Any]:
         pool_id = request.path_params["pool_id"]
-        jobs = [present.job(info, self.dash.entry(info.id)) for info in self.dash.jobs() if info.pool_id == pool_id]
-        return {**present.pool(self.dash.pool(pool_id)), "jobs": jobs}
+        jobs = [self._job(info) for info in self.dash.jobs() if info.pool_id == pool_id]
+        return {**present.pool(self.dash.pool(pool_id), self.dash.money(pool_id)), "jobs": jobs}
 
     def jobs(self, request: Request) -> list[dict[str, Any]]:
-        return [present.job(info, self.dash.entry(info.id)) for info in reversed(self.dash.jobs())]
+        return [self._job(info) for info in reversed(self.dash.jobs())]
+
+    def _job(self, info: JobInfo) -> dict[str, Any]:
+        return present.job(info, self.dash.entry(info.id), self.dash.money(info.pool_id))
 
     def job(self, request: Request) -> dict[str, Any]:
         job_id = request.path_params["job_id"]
-        info = present.job(self.dash.job(job_id), self.dash.entry(job_id))
+        info = self._job(self.dash.job(job_id))
         controller = None if info["finished"] else self.dash.controller(job_id)
         return {**info, "controller": _controller(controller), "states": [state.value for state in TaskState]}
 
@@ -80,12 +83,15 @@ class Api:
         offset, limit = _int(query.get("offset"), 0, 0), min(_int(query.get("limit"), PAGE_SIZE, 1), MAX_PAGE_SIZE)
         tasks = self.dash.tasks(job_id)
         matched = [t for t in tasks if (not state or t.state.value == state) and (not text or text in t.id)]
+        money = self.dash.job_money(job_id)
         return {"total": len(tasks), "matched": len(matched), "offset": offset, "limit": limit,
-                "tasks": [present.task(t) for t in matched[offset:offset + limit]]}
+                "cost_note": money.note,
+                "tasks": [present.task(t, cost=money.task_usd(job_id, t.id)) for t in matched[offset:offset + limit]]}
 
     def task(self, request: Request) -> dict[str, Any]:
         job_id, task_id = request.path_params["job_id"], request.path_params["task_id"]
-        return {**present.task(self.dash.task(job_id, task_id)), "job": self.job(request)}
+        cost = self.dash.job_money(job_id).task_usd(job_id, task_id)
+        return {**present.task(self.dash.task(job_id, task_id), cost=cost), "job": self.job(request)}
 
     def sweep(self, request: Request) -> dict[str, Any]:
         job_id, query = request.path_params["job_id"], request.query_params

@@ -2,7 +2,9 @@
 
 The CLI and the page share this one data layer: pools come from ``pools.list_pools`` and
 ``show_pool``, jobs from ``jobs.list_jobs`` and ``jobs.locate``, tasks from the job's backend
-(``list_tasks``), files from ``read_file`` at an offset, a sweep's objective from the job index.
+(``list_tasks``), files from ``read_file`` at an offset, a sweep's objective from the job index,
+money from ``orchestrator.cost.report`` (``pool_status`` once per pool per ``ttl``: every job's
+and task's spend on a page comes from that one summary; ``sweep_cost`` for a sweep).
 
 The core and its backends are written for one caller at a time (a process drives one Ray cluster
 connection), so every call into them is made under one lock. Reads are cached for ``ttl``
@@ -18,12 +20,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from orchestrator import jobs, pools
+from orchestrator.cost import report
 from orchestrator.errors import NotFoundError, OrchError, redact
 from orchestrator.jobs import JobHandle
 from orchestrator.model import FileChunk, JobInfo, PoolInfo, TaskInfo
-from orchestrator.records import job_index
+from orchestrator.records import job_index, pool_records
 from orchestrator.records.job_index import JobEntry
+from orchestrator.spec.pool import PoolSpec
 from orchestrator.sweep.results import Objective, resolve_objective
+from orchestrator.ui.cost_view import PoolMoney
 from orchestrator.ui.sweep_view import SweepBoard
 
 T = TypeVar("T")
@@ -87,11 +92,21 @@ class Dashboard:
     def pool(self, pool_id: str) -> PoolInfo:
         return self.cached(("pool", pool_id), lambda: pools.show_pool(pool_id, config_dir=self.config_dir))
 
+    def money(self, pool_id: str) -> PoolMoney:
+        """The pool's spend since it was created, burn rate and budgets (``report.pool_status``,
+        as ``orch status``), and its spec; a ledger that fails to answer becomes the note."""
+        def read() -> PoolMoney:
+            try:
+                status = report.pool_status(pool_id, config_dir=self.config_dir)
+            except OrchError as exc:
+                status = report.PoolStatus(spend=None, note=f"its ledger could not be read: {exc.message}")
+            return PoolMoney(status, _spec(pool_id))
+        return self.cached(("money", pool_id), read)
+
     def delete_pool(self, pool_id: str, *, force: bool) -> None:
         self.call(pools.delete_pool, pool_id, force=force, config_dir=self.config_dir)
-        self.forget("pool")
-        self.forget("pools")
-        self.forget("jobs")
+        for kind in ("pool", "pools", "jobs", "money"):
+            self.forget(kind)
 
     # -- jobs ----------------------------------------------------------------------------
     def jobs(self) -> list[JobInfo]:
@@ -136,6 +151,10 @@ class Dashboard:
             return handle.backend.list_tasks(handle.ref)
         return self.cached(("tasks", job_id), read)
 
+    def job_money(self, job_id: str) -> PoolMoney:
+        """The money of the pool the job runs on (its job's and tasks' spend are in it)."""
+        return self.money(self.handle(job_id).ref.pool_id)
+
     def task(self, job_id: str, task_id: str) -> TaskInfo:
         tasks = self.tasks(job_id)
         index = self.derived(("task-index", job_id), tasks, lambda: {t.id: t for t in tasks})
@@ -173,5 +192,26 @@ class Dashboard:
             if board is None:
                 board = self._boards[job_id] = SweepBoard(lambda task_id, offset: self.read(
                     job_id, task_id, "metrics", offset))
+            handle, note = self.handle(job_id), self.job_money(job_id).note
+
+            def pricing(best: TaskInfo | None) -> report.SweepCost | None:
+                if note is not None:
+                    return None
+                try:
+                    return self.cached(("sweep-cost", job_id, best.id if best else ""),
+                                       lambda: report.sweep_cost(handle.backend, handle.ref, best))
+                except OrchError:
+                    return None  # the page says the ledger could not be read
+
             return self.derived(("sweep", job_id, metric or "", goal or ""), tasks,
-                                lambda: board.view(tasks, self.objective(job_id, metric, goal), self.job(job_id)))
+                                lambda: board.view(tasks, self.objective(job_id, metric, goal), self.job(job_id),
+                                                   pricing=pricing, note=note))
+
+
+def _spec(pool_id: str) -> PoolSpec | None:
+    """The pool's spec from its record on this machine (None when unknown or unreadable)."""
+    try:
+        record = pool_records.load(pool_id)
+        return record.pool_spec() if record is not None else None
+    except (OrchError, ValueError):
+        return None

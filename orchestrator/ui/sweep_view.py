@@ -4,17 +4,29 @@ Metrics are read with the sweep controller's own bookkeeping (``sweep.metrics_bo
 trial's file gained, read one last time once it ended); trials are valued and ranked by
 ``sweep.results`` exactly as ``orch sweep results`` does. The series are what the page draws:
 the objective against each parameter (log axis as ``orch sweep results --plot`` decides),
-learning curves with stopped trials marked, and the best value so far over time.
+learning curves with stopped trials marked, the best value so far over time, and (where the pool
+has a ledger and a price) each trial's cost, "best found after" and the best value over spend.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from orchestrator.cost.report import SweepCost
 from orchestrator.model import JobInfo, TaskInfo, TaskState
 from orchestrator.sweep.metrics_book import ReadAt, TrialMetricsBook
 from orchestrator.sweep.plot import is_log_scale
-from orchestrator.sweep.results import Objective, TrialResult, rank, rows, summarize
+from orchestrator.sweep.results import (
+    Objective,
+    TrialResult,
+    best,
+    rank,
+    rows,
+    summarize,
+)
+from orchestrator.ui.cost_view import sweep_spend
+
+Pricing = Callable[[TaskInfo | None], SweepCost | None]  # the best trial -> the sweep's costs
 
 MAX_CURVES = 200  # learning curves drawn: the best trials first
 
@@ -25,18 +37,23 @@ class SweepBoard:
     def __init__(self, read: ReadAt) -> None:
         self.book = TrialMetricsBook(read)
 
-    def view(self, tasks: list[TaskInfo], objective: Objective, job: JobInfo) -> dict[str, Any]:
-        """Read what grew, then the leaderboard rows and every chart's series."""
+    def view(self, tasks: list[TaskInfo], objective: Objective, job: JobInfo, *, pricing: Pricing,
+             note: str | None = None) -> dict[str, Any]:
+        """Read what grew, then the leaderboard rows (with ``cost_usd`` when priced) and every
+        chart's series. ``pricing``: the sweep's costs given its best trial (``report.sweep_cost``);
+        ``note``: why there are none (no ledger, no price)."""
         for task in tasks:
             self.book.refresh(task)
         reports = {t.id: self.book.trials[t.id].records if t.id in self.book.trials else [] for t in tasks}
         results, metric = summarize(tasks, reports, objective)
         ranked = rank(results, objective.goal)
+        top = best(ranked)
+        cost = pricing(top.task if top else None) if note is None else None
         return {"metric": metric, "goal": objective.goal, "value_key": metric or "value",
-                "rows": rows(ranked, metric), "params": parameter_series(ranked),
+                "rows": rows(ranked, metric, cost.trials if cost else None), "params": parameter_series(ranked),
                 "curves": curves(ranked), "curves_total": sum(1 for r in ranked if r.history),
                 "best_over_time": best_over_time(ranked, reports, metric, objective.goal, job.created_at),
-                "spend": None}
+                "spend": sweep_spend(ranked, cost, note, objective.goal)}
 
 
 def parameter_series(ranked: Sequence[TrialResult]) -> list[dict[str, Any]]:

@@ -80,6 +80,36 @@ const Orch = (() => {
     return Number.isInteger(value) ? String(value) : value.toPrecision(6).replace(/\.?0+(e|$)/, "$1");
   }
 
+  // USD as `orch` prints it (format_money): amounts under a cent keep four decimals.
+  function money(usd) {
+    const digits = usd !== 0 && Math.abs(usd) < 0.01 ? 4 : 2;
+    return `${usd.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits })} USD`;
+  }
+
+  // A USD figure, or in its place why there is none (no cost ledger, no price set), never a 0.
+  function cost(usd, note, suffix) {
+    if (usd === null || usd === undefined) return el("span", { class: "na", title: note || "" }, note || "not available");
+    return money(usd) + (suffix || "");
+  }
+
+  // When the pool stops (or deletes) itself; `short` for table cells.
+  function autostop(a, short) {
+    if (!a) return "";
+    const verb = a.autodelete ? "deletes" : "stops";
+    if (a.state === "scheduled") {
+      return short ? `${clock(a.stops_at)} (in ${a.in_text})`
+        : `idle: ${verb} itself at ${clock(a.stops_at)} (in ${a.in_text}) unless a task starts`;
+    }
+    if (!short) return a.text;
+    return { never: "never", stopped: "stopped", deleted: "deleted itself" }[a.state]
+      || `${verb} after ${duration(a.idle_timeout)} idle`;
+  }
+
+  // Budget lines at 80 % or more ("warn") or reached, for a warning banner.
+  function budgetWarnings(pools) {
+    return pools.flatMap((pool) => (pool.budgets || []).filter((b) => b.level !== "ok").map((b) => b.text));
+  }
+
   function counts(taskCounts) {
     const parts = Object.entries(taskCounts || {}).sort();
     if (!parts.length) return el("span", { class: "muted" }, "no tasks");
@@ -130,5 +160,5 @@ const Orch = (() => {
   }
 
   return { body, api, post, el, links, badge, notAvailable, clock, duration, number, counts, facts, poll, action,
-           showError };
+           showError, money, cost, autostop, budgetWarnings };
 })();

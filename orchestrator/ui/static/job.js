@@ -2,7 +2,7 @@
 // are refreshed live. Cancel when actions are on.
 "use strict";
 (() => {
-  const { el, links, badge, clock, duration, notAvailable, facts, counts } = Orch;
+  const { el, links, badge, clock, duration, notAvailable, facts, counts, cost } = Orch;
   const jobId = Orch.body.job;
   const PAGE = 100;
   const tbody = document.querySelector("#tasks tbody");
@@ -12,6 +12,7 @@
   let matched = 0;
   let loading = false;
   let generation = 0; // bumps when the filter changes, so late answers for an old filter are dropped
+  let costNote = null; // why tasks have no cost (no ledger, no price), from the last page
 
   function taskRow(task) {
     const attempts = task.attempts === null ? notAvailable("attempts") : String(task.attempts.length);
@@ -19,7 +20,8 @@
       el("td", {}, el("a", { href: links.task(jobId, task.id) }, task.id)), el("td", {}, badge(task.state)),
       el("td", {}, task.exit_code ?? ""), el("td", {}, task.retries), el("td", {}, attempts),
       el("td", {}, task.node_id || ""), el("td", {}, clock(task.started_at)), el("td", {}, clock(task.ended_at)),
-      el("td", {}, duration(task.seconds)), el("td", { class: "error-text", title: task.error || "" }, task.error || ""));
+      el("td", {}, duration(task.seconds)), el("td", { class: "money" }, cost(task.cost, costNote)),
+      el("td", { class: "error-text", title: task.error || "" }, task.error || ""));
   }
 
   function query(offset, limit) {
@@ -44,6 +46,7 @@
       const page = await Orch.api(query(tbody.rows.length, PAGE));
       if (mine !== generation) return;
       matched = page.matched;
+      costNote = page.cost_note;
       tbody.append(...page.tasks.map(taskRow));
       showCount(page.total);
     } finally {
@@ -70,6 +73,7 @@
     const page = await Orch.api(query(first, 200));
     if (mine !== generation) return;
     matched = page.matched;
+    costNote = page.cost_note;
     page.tasks.forEach((task, i) => {
       const row = rows[first + i];
       if (row) row.replaceWith(taskRow(task));
@@ -84,7 +88,7 @@
     facts(document.getElementById("job-facts"), [
       ["pool", el("a", { href: links.pool(job.pool_id) }, job.pool_id)], ["kind", job.kind],
       ["tasks", `${job.total}`], ["by state", counts(job.task_counts)], ["created", clock(job.created_at)],
-      ["ended", clock(job.ended_at)], ["spend", job.spend === null ? notAvailable("spend") : String(job.spend)],
+      ["ended", clock(job.ended_at)], ["spend", cost(job.spend, job.cost_note)],
     ]);
     if (stateFilter.options.length === 1) {
       stateFilter.append(...job.states.map((state) => el("option", { value: state }, state)));

@@ -1,7 +1,7 @@
 // Pools and jobs at a glance.
 "use strict";
 (() => {
-  const { el, links, badge, counts, clock, notAvailable } = Orch;
+  const { el, links, badge, counts, clock, cost, autostop, budgetWarnings } = Orch;
 
   function nodeStates(states) {
     const parts = Object.entries(states || {}).sort();
@@ -14,7 +14,9 @@
       el("td", {}, pool.backend), el("td", {}, badge(pool.state)),
       el("td", {}, `${pool.nodes.length}/${pool.target_nodes}`), el("td", {}, nodeStates(pool.node_states)),
       el("td", {}, pool.slots_in_use), el("td", {}, pool.free_slots),
-      el("td", {}, pool.spend === null ? notAvailable("spend") : pool.spend));
+      el("td", { class: "money" }, cost(pool.spend, pool.cost_note)),
+      el("td", { class: "money" }, cost(pool.burn_rate, pool.cost_note, "/h")),
+      el("td", { class: "autostop" }, autostop(pool.autostop, true)));
   }
 
   function jobRow(job) {
@@ -24,7 +26,7 @@
       el("td", {}, el("a", { href: links.pool(job.pool_id) }, job.pool_id)),
       el("td", {}, job.kind), el("td", {}, badge(job.state)), el("td", {}, job.total),
       el("td", {}, counts(job.task_counts)), el("td", {}, clock(job.created_at)),
-      el("td", {}, job.spend === null ? notAvailable("spend") : job.spend));
+      el("td", { class: "money" }, cost(job.spend, job.cost_note)));
   }
 
   Orch.poll(async () => {
@@ -37,5 +39,8 @@
     const warning = document.getElementById("unreachable");
     warning.textContent = broken.join("; ");
     warning.hidden = !broken.length;
+    const budgets = document.getElementById("budget-warnings");
+    budgets.replaceChildren(...budgetWarnings(data.pools).map((text) => el("div", {}, text)));
+    budgets.hidden = !budgets.childElementCount;
   }, 2000);
 })();

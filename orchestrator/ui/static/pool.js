@@ -1,7 +1,7 @@
 // One pool: its nodes and their states, slots in use, cost, jobs; delete when actions are on.
 "use strict";
 (() => {
-  const { el, links, badge, counts, clock, notAvailable, facts } = Orch;
+  const { el, links, badge, counts, clock, facts, cost, money, autostop, budgetWarnings } = Orch;
   const poolId = Orch.body.pool;
 
   function nodeRow(node) {
@@ -14,10 +14,15 @@
     const target = job.kind === "sweep" ? links.sweep(job.id) : links.job(job.id);
     return el("tr", { "data-job": job.id }, el("td", {}, el("a", { href: target }, job.id)),
       el("td", {}, job.kind), el("td", {}, badge(job.state)), el("td", {}, job.total),
-      el("td", {}, counts(job.task_counts)), el("td", {}, clock(job.created_at)));
+      el("td", {}, counts(job.task_counts)), el("td", {}, clock(job.created_at)),
+      el("td", { class: "money" }, cost(job.spend, job.cost_note)));
   }
 
-  const orNA = (value, what) => (value === null || value === undefined ? notAvailable(what) : String(value));
+  function budgets(pool) {
+    if (!pool.budgets.length) return el("span", { class: "muted" }, "none (no max_spend or job budget)");
+    return el("span", {}, pool.budgets.map((b) => el("div", { class: `budget budget-${b.level}` },
+      `${b.what}: ${money(b.spent)} of ${money(b.limit)} (${Math.round((b.spent / b.limit) * 100)} %)`)));
+  }
 
   Orch.poll(async () => {
     const pool = await Orch.api(`/api/pools/${encodeURIComponent(poolId)}`);
@@ -28,9 +33,16 @@
       ["address", pool.address || ""], ...(pool.detail ? [["detail", pool.detail]] : []),
     ]);
     document.querySelector("#nodes tbody").replaceChildren(...pool.nodes.map(nodeRow));
-    document.getElementById("spend").replaceChildren(orNA(pool.spend, "spend"));
-    document.getElementById("burn-rate").replaceChildren(orNA(pool.burn_rate, "the burn rate"));
-    document.getElementById("autostop").replaceChildren(orNA(pool.autostop, "autostop"));
+    document.getElementById("spend").replaceChildren(cost(pool.spend, pool.cost_note));
+    document.getElementById("burn-rate").replaceChildren(cost(pool.burn_rate, pool.cost_note, " per hour"));
+    document.getElementById("price").replaceChildren(pool.price_per_node_hour === null
+      ? (pool.cost_note || "the backend's price list")
+      : `${money(pool.price_per_node_hour)} per node hour (price_per_node_hour)`);
+    document.getElementById("autostop").replaceChildren(autostop(pool.autostop, false));
+    document.getElementById("budgets").replaceChildren(budgets(pool));
+    const warnings = document.getElementById("budget-warnings");
+    warnings.replaceChildren(...budgetWarnings([pool]).map((text) => el("div", {}, text)));
+    warnings.hidden = !warnings.childElementCount;
     document.querySelector("#jobs tbody").replaceChildren(...pool.jobs.map(jobRow));
   }, 2000);
 

@@ -2,7 +2,7 @@
 // Multi-rank output ("[rank N] ...") is coloured per rank and can be narrowed to one rank.
 "use strict";
 (() => {
-  const { el, links, badge, clock, duration, facts, notAvailable, number } = Orch;
+  const { el, links, badge, clock, duration, facts, notAvailable, number, cost } = Orch;
   const jobId = Orch.body.job;
   const taskId = Orch.body.task;
   const MAX_LINES = 20000;
@@ -88,7 +88,7 @@
     facts(document.getElementById("task-facts"), [
       ["state", badge(task.state)], ["exit code", task.exit_code ?? ""], ["retries", String(task.retries)],
       ["node", task.node_id || ""], ["started", clock(task.started_at)], ["ended", clock(task.ended_at)],
-      ["duration", duration(task.seconds)], ["error", el("span", { class: "error-text" }, task.error || "")],
+      ["duration", duration(task.seconds)], ["cost", cost(task.cost, task.job.cost_note)], ["error", el("span", { class: "error-text" }, task.error || "")],
     ]);
     const params = Object.entries(task.params);
     facts(document.getElementById("params"), params.length ? params.map(([k, v]) => [k, number(v)])
