@@ -17,7 +17,7 @@ import pytest
 from orchestrator import pools
 from orchestrator.backends.ray import local_cluster
 from orchestrator.backends.ray.cluster_record import ClusterRecord
-from orchestrator.backends.ray.process_marks import ProcessMark
+from orchestrator.backends.ray.process_marks import START_TIME_SLACK, ProcessMark
 from orchestrator.errors import SpecError
 from orchestrator.model import TaskState
 from orchestrator.records import pool_records
@@ -53,10 +53,14 @@ def test_a_mark_matches_only_the_very_process_it_was_taken_of() -> None:
         other_program = ProcessMark(mark.pid, mark.start_time, sys.executable)
         assert other_program.live() is None
         assert ProcessMark(mark.pid, mark.start_time, None).live() is not None, "exe unchecked when not recorded"
+        quick = ProcessMark.of_pid(proc.pid)  # the agent's fast reading agrees with psutil's
+        assert quick is not None and quick.exe is None and quick.live() is not None
+        assert abs(quick.start_time - mark.start_time) <= START_TIME_SLACK
     finally:
         proc.kill()
         proc.wait()
     assert mark.live() is None, "an ended process matches nothing"
+    assert ProcessMark.of_pid(proc.pid) is None, "a reaped process has no mark"
 
 
 def test_a_recorded_task_process_is_found_and_killed_by_its_record(tmp_path: Path) -> None:

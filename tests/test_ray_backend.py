@@ -9,10 +9,11 @@ from pathlib import Path
 
 import psutil
 import pytest
+import ray
 
 from orchestrator import pools
 from orchestrator.backend import load_backend
-from orchestrator.backends.ray import local_cluster
+from orchestrator.backends.ray import local_cluster, pool_ops
 from orchestrator.backends.ray.cluster_record import ClusterRecord
 from orchestrator.errors import BackendUnavailableError, CapacityError, ConflictError
 from orchestrator.model import JobRef, TaskState
@@ -116,6 +117,27 @@ def test_resubmission_is_idempotent(pool_home: dict[str, str]) -> None:
     report = jobs.submit(POOL, spec)
     assert report.submitted == 0 and report.already_present == 5
     assert wait_job("again").task_counts == {"succeeded": 5}
+
+
+def test_a_deleted_job_leaves_no_files_and_its_id_starts_afresh(pool_home: dict[str, str]) -> None:
+    spec = {"id": "reused", "tasks": [
+        {"id": f"t{i}", "command": 'echo "{\\"step\\": 1, \\"loss\\": 1}" >> "$ORCH_METRICS_FILE"'} for i in range(4)]}
+    backend = load_backend("ray")
+    submit(spec)
+    assert wait_job("reused").task_counts == {"succeeded": 4}
+    assert backend.read_file(ref("reused"), "t0", "metrics").data.count(b"\n") == 1
+    manager = pool_ops.get_manager(POOL)
+    roots = [Path(ray.get(manager.node_root.remote(node))) for node in (0, 1)]
+    assert any((root / "jobs" / "reused").is_dir() for root in roots)
+    backend.delete_job(ref("reused"))
+    deadline = time.monotonic() + 20
+    while any((root / "jobs" / "reused").exists() for root in roots) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any((root / "jobs" / "reused").exists() for root in roots), "the nodes removed its files"
+    submit(spec)
+    assert wait_job("reused").task_counts == {"succeeded": 4}
+    for task in ("t0", "t3"):
+        assert backend.read_file(ref("reused"), task, "metrics").data.count(b"\n") == 1, "only this job's report"
 
 
 def test_jobs_outlive_the_cli_and_logs_tail_from_another_process(pool_home: dict[str, str], tmp_path: Path) -> None:

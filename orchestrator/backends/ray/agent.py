@@ -223,6 +223,8 @@ class NodeAgent(GangMixin):
         return follow
 
     def _prepare(self, run: TaskRun, root: Path) -> Path:
+        if run.attempt == 0 and os.path.lexists(root):  # left by a deleted job of this id the node missed
+            task_files.remove_task(root)
         wd = root / "wd"
         wd.mkdir(parents=True, exist_ok=True)
         if run.workdir_hash:
@@ -296,6 +298,14 @@ class NodeAgent(GangMixin):
             budget -= len(chunk.data) if chunk is not None else 0
             out.append(chunk)
         return out
+
+    def forget_job(self, job_id: str) -> None:
+        """A deleted job's files on this node go (in the background, once its attempts are over),
+        so a job that takes its id later starts from nothing."""
+        def busy() -> bool:
+            with self.lock:
+                return any(key[0] == job_id for key in self.runs) or any(r.job_id == job_id for r in self.queue)
+        threading.Thread(target=task_files.remove_job, args=(self.root, job_id, busy), daemon=True).start()
 
     def shutdown(self) -> None:
         """Kill every running task (pool delete)."""

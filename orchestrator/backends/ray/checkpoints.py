@@ -45,7 +45,8 @@ class Saver:
     def restore(self) -> bool:
         """Put the last saved checkpoint in the folder (emptied first). True if there was one.
         An attempt sent with ``checkpoint`` false (the manager held none) starts empty, asking no one."""
-        shutil.rmtree(self.folder, ignore_errors=True)
+        if os.path.lexists(self.folder):  # a first attempt has none: spare the failing walk
+            shutil.rmtree(self.folder, ignore_errors=True)
         self.folder.mkdir(parents=True, exist_ok=True)
         if not self.run.checkpoint:
             return False

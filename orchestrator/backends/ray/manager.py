@@ -185,6 +185,9 @@ class PoolManager(CostMethods, Scheduler):
                 self.cancel_job(job_id)
             del self.jobs[job_id]
             self.journal.forget_job(job_id)
+            for node in self.nodes:
+                if not node.down:
+                    node.handle.forget_job.remote(job_id)  # its files on the node go too
             return True
 
     def list_jobs(self) -> list[JobInfo]:

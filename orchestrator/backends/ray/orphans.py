@@ -28,10 +28,7 @@ def _record_name(root: Path, job_id: str, task_id: str, pid: int) -> str:
 def record(root: Path, job_id: str, task_id: str, pid: int) -> Path:
     """Note that the agent started ``pid`` for a task (before anything waits on it)."""
     name = _record_name(root, job_id, task_id, pid)
-    try:
-        mark = ProcessMark.of(psutil.Process(pid), with_exe=False)  # it may not have exec'd yet
-    except psutil.Error:
-        mark = None
+    mark = ProcessMark.of_pid(pid)  # it may not have exec'd yet: no executable to check
     if mark is None:
         return Path(name + ".json")
     data = json.dumps({"mark": mark.dump(), "job": job_id, "task": task_id}).encode()

@@ -6,8 +6,10 @@ recorded facts still agree, or when it descends from such a process.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cache
 
 import psutil
 
@@ -31,6 +33,19 @@ class ProcessMark:
             return cls(pid=proc.pid, start_time=proc.create_time(), exe=_exe(proc) if with_exe else None)
         except psutil.Error:
             return None
+
+    @classmethod
+    def of_pid(cls, pid: int) -> ProcessMark | None:
+        """``of(psutil.Process(pid), with_exe=False)`` for a process just started, from one read of
+        ``/proc/<pid>/stat`` (the same ticks and boot time psutil reads; an agent marks every task
+        it starts, so this is on the path of each). None if it is gone or cannot be read."""
+        try:
+            return cls(pid=pid, start_time=_proc_start_time(pid), exe=None)
+        except (OSError, ValueError, IndexError):
+            try:
+                return cls.of(psutil.Process(pid), with_exe=False)
+            except psutil.Error:
+                return None
 
     @classmethod
     def load(cls, raw: object) -> ProcessMark | None:
@@ -83,3 +98,21 @@ def live_with_descendants(marks: Iterable[ProcessMark]) -> list[psutil.Process]:
             except psutil.Error:
                 continue
     return list(found.values())
+
+
+def _proc_start_time(pid: int) -> float:
+    """Seconds since the epoch at which ``pid`` started, as psutil's ``create_time`` computes it on
+    Linux: boot time plus the stat file's start ticks. Raises ``OSError`` off Linux or once gone."""
+    with open(f"/proc/{pid}/stat", "rb") as stat:
+        fields = stat.read().rpartition(b")")[2].split()
+    return _boot_time() + int(fields[19]) / _clock_ticks()  # field 22 of stat; 3 is the first after ")"
+
+
+@cache
+def _boot_time() -> float:
+    return float(psutil.boot_time())
+
+
+@cache
+def _clock_ticks() -> int:
+    return os.sysconf("SC_CLK_TCK")

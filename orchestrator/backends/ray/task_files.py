@@ -4,6 +4,8 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from orchestrator.model import FileChunk
@@ -55,3 +57,22 @@ def collect_outputs(root: Path, patterns: tuple[str, ...]) -> list[str]:
                 shutil.copy2(source, out / rel)
                 kept.append(str(Path("outputs") / rel))
     return kept
+
+
+def remove_task(root: Path) -> None:
+    """Remove a task's folder (its logs, metrics, outputs, working folder; links are removed, never
+    followed)."""
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def remove_job(node_root: Path, job_id: str, busy: Callable[[], bool], *, wait: float = 30.0) -> bool:
+    """Remove ``<node_root>/jobs/<job>`` once ``busy()`` is false (its attempts were cancelled and
+    are ending), waiting at most ``wait`` seconds. Returns whether it was removed; a folder still in
+    use after that is left (its next first attempt clears a task's folder anyway)."""
+    deadline = time.monotonic() + wait
+    while busy():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+    shutil.rmtree(node_root / "jobs" / job_id, ignore_errors=True)
+    return True
