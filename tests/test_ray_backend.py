@@ -131,9 +131,11 @@ def test_a_deleted_job_leaves_no_files_and_its_id_starts_afresh(pool_home: dict[
     assert any((root / "jobs" / "reused").is_dir() for root in roots)
     backend.delete_job(ref("reused"))
     deadline = time.monotonic() + 20
-    while any((root / "jobs" / "reused").exists() for root in roots) and time.monotonic() < deadline:
+    while any(root.joinpath("jobs", "reused").exists() or any(root.glob("trash/*")) for root in roots) \
+            and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not any((root / "jobs" / "reused").exists() for root in roots), "the nodes removed its files"
+    assert not any(root.joinpath("jobs", "reused").exists() for root in roots), "moved aside at once"
+    assert not any(any(root.glob("trash/*")) for root in roots), "then removed by idle nodes"
     submit(spec)
     assert wait_job("reused").task_counts == {"succeeded": 4}
     for task in ("t0", "t3"):

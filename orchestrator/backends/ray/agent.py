@@ -26,6 +26,7 @@ import ray
 from orchestrator import workdir
 from orchestrator.backends.ray import checkpoints, orphans, process_tree, task_files
 from orchestrator.backends.ray.gang import GangMixin
+from orchestrator.backends.ray.janitor import Janitor
 from orchestrator.backends.ray.messages import AgentFacts, TaskEvent, TaskRun, coalesce
 from orchestrator.model import FileChunk
 from orchestrator.records.home import private_dir
@@ -64,6 +65,7 @@ class NodeAgent(GangMixin):
         self.manager: Any = None
         self.priority_note = _normal_priority()
         self._gang_init()
+        self.janitor = Janitor(self.root, self._idle).start()
         threading.Thread(target=self._flush_loop, daemon=True).start()
 
     # -- facts and start task ------------------------------------------------------------
@@ -300,12 +302,13 @@ class NodeAgent(GangMixin):
         return out
 
     def forget_job(self, job_id: str) -> None:
-        """A deleted job's files on this node go (in the background, once its attempts are over),
-        so a job that takes its id later starts from nothing."""
-        def busy() -> bool:
-            with self.lock:
-                return any(key[0] == job_id for key in self.runs) or any(r.job_id == job_id for r in self.queue)
-        threading.Thread(target=task_files.remove_job, args=(self.root, job_id, busy), daemon=True).start()
+        """A deleted job's files leave this node: out of the way at once, removed when it is idle."""
+        if task_files.retire_job(self.root, job_id) is not None:
+            self.janitor.wake.set()
+
+    def _idle(self) -> bool:
+        with self.lock:
+            return not (self.runs or self.queue or self.running or self.rank_procs)
 
     def shutdown(self) -> None:
         """Kill every running task (pool delete)."""

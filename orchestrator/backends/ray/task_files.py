@@ -5,12 +5,12 @@ import glob
 import os
 import shutil
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from orchestrator.model import FileChunk
 
 LOG_NAMES = ("stdout", "stderr")
+TRASH = "trash"  # deleted jobs' files, removed when the node is idle (``janitor``)
 
 
 def task_root(node_root: Path, job_id: str, task_id: str) -> Path:
@@ -65,14 +65,15 @@ def remove_task(root: Path) -> None:
     shutil.rmtree(root, ignore_errors=True)
 
 
-def remove_job(node_root: Path, job_id: str, busy: Callable[[], bool], *, wait: float = 30.0) -> bool:
-    """Remove ``<node_root>/jobs/<job>`` once ``busy()`` is false (its attempts were cancelled and
-    are ending), waiting at most ``wait`` seconds. Returns whether it was removed; a folder still in
-    use after that is left (its next first attempt clears a task's folder anyway)."""
-    deadline = time.monotonic() + wait
-    while busy():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.1)
-    shutil.rmtree(node_root / "jobs" / job_id, ignore_errors=True)
-    return True
+def retire_job(node_root: Path, job_id: str) -> Path | None:
+    """Move ``<node_root>/jobs/<job>`` into ``<node_root>/trash`` at once (one rename: a job that
+    takes the id next starts from nothing, and files still open keep working), for a ``Janitor``
+    to remove when the node is idle. Returns where it went (None: the node had no files of it)."""
+    source = node_root / "jobs" / job_id
+    target = node_root / TRASH / f"{job_id}.{time.time_ns()}"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.rename(source, target)
+    except FileNotFoundError:
+        return None
+    return target
