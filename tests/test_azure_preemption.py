@@ -8,10 +8,9 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
@@ -25,11 +24,11 @@ from tests.batch_service import (
     ServiceSettings,
     quick_autoscale,
 )
+from tests.support import batch_sdk
 from tests.support.azure_stack import azure_services, write_credentials
 from tests.support.azurite import Azurite
 
 pytestmark = pytest.mark.slow
-T = TypeVar("T")
 MODULE_HOME: list[str] = []
 IDENTITY = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/ml/providers/" \
            "Microsoft.ManagedIdentity/userAssignedIdentities/orch-controller"
@@ -91,14 +90,7 @@ tasks:
 """
 
 
-def wait_for(probe: Callable[[], T | None], what: str, timeout: float = 90.0) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+wait_for = partial(batch_sdk.wait_for, timeout=90.0)  # Batch allocations and tasks take a while
 
 
 @pytest.fixture(scope="module")
@@ -180,7 +172,7 @@ def resumed_at(stdout: bytes) -> int:
 
 def finished(backend: AzureBackend, job_id: str, timeout: float = 180) -> None:
     wait_for(lambda: (info := backend.get_job(JobRef("spotpool", job_id))) is not None and info.finished,
-             f"job {job_id}", timeout)
+             f"job {job_id}", timeout=timeout)
 
 
 def test_a_preempted_task_resumes_from_its_checkpoint_and_is_followed(config: Path, backend: AzureBackend,
