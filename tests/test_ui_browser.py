@@ -139,6 +139,7 @@ def mem(monkeypatch: pytest.MonkeyPatch) -> MemoryBackend:
     backend = MemoryBackend()
     monkeypatch.setattr(pools, "load_backend", lambda name, config_dir=None: backend)
     monkeypatch.setattr(jobs, "load_backend", lambda name, config_dir=None: backend)
+    monkeypatch.setattr(report, "load_backend", lambda name, config_dir=None: backend)  # the pages' cost figures
     pools.create_pool(PoolSpec.model_validate({"id": "mem", "nodes": 2}), backend=backend)
     return backend
 
@@ -181,10 +182,10 @@ def test_cancelling_from_the_page_takes_a_typed_confirmation(mem: MemoryBackend,
         answers = iter(["lon", "long"])
         page.on("dialog", lambda dialog: dialog.accept(next(answers)))
         page.click("#cancel-job")
-        wait_for(lambda: "not confirmed" in page.inner_text("#error"), 5, "a refusal of the wrong name")
+        wait_for(lambda: "not confirmed" in page.inner_text("#error"), 15, "a refusal of the wrong name")
         assert ("cancel_job", "long") not in mem.calls
         page.click("#cancel-job")
-        wait_for(lambda: ("cancel_job", "long") in mem.calls, 5, "the job to be cancelled")
+        wait_for(lambda: ("cancel_job", "long") in mem.calls, 15, "the job to be cancelled")
         wait_for(lambda: page.locator("#tasks tbody tr[data-state=cancelled]").count() == 1, 10, "the cancelled task")
     assert browser.errors == []
 

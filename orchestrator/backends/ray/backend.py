@@ -309,7 +309,7 @@ class RayBackend:
         a cluster at ``ray.address`` the manager's, copied here so it outlives the pool."""
         record = pool_records.load(pool_id)
         cluster = ClusterRecord.of(record) if record is not None else None
-        if cluster is not None and not cluster.started_cluster and cluster.stopped_at is None:
+        if cluster is not None and cluster.address and not cluster.started_cluster and cluster.stopped_at is None:
             try:
                 ledger_copy.copy(cluster, self._manager(cluster))
             except BackendUnavailableError:
