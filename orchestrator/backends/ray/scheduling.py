@@ -9,6 +9,7 @@ agent, which starts every rank.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,10 +64,7 @@ class Scheduler:
     nodes: list[NodeShare]
     jobs: dict[str, JobRecord]
     gang_nodes: dict[tuple[str, str], list[int]]
-
-    def _persist(self) -> None:
-        """Journal what changed, durably (the manager's)."""
-        raise NotImplementedError
+    _persist: Callable[[], None]  # the manager's: journal what changed, durably
 
     def _dispatch(self) -> None:
         """Assign ready tasks to nodes, oldest job first; journal every change (those the caller
