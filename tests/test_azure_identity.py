@@ -30,7 +30,7 @@ from tests.batch_service import (
     BatchService,
     ServiceSettings,
 )
-from tests.support.azure_stack import azure_services, write_credentials
+from tests.support.azure_stack import azure_services, config_folder
 from tests.support.azurite import Azurite
 
 pytestmark = pytest.mark.slow
@@ -72,16 +72,10 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[BatchSe
 
 @pytest.fixture(scope="module")
 def config(tmp_path_factory: pytest.TempPathFactory, services: tuple[BatchService, Azurite]) -> Path:
-    batch, azurite = services
-    folder = tmp_path_factory.mktemp("config")
-    (folder / "code").mkdir()
-    (folder / "code" / "steps.sh").write_text(STEPS_SH)
-    (folder / "pool.yaml").write_text(pool_file("idpool", identity=True))
-    (folder / "plain.yaml").write_text(pool_file("plainpool", identity=False))
-    (folder / "sweep.yaml").write_text(SWEEP.format(job="idsweep", pool="idpool"))
-    (folder / "refused.yaml").write_text(SWEEP.format(job="refused", pool="plainpool"))
-    write_credentials(folder, batch, azurite, resource_manager=True)
-    return folder
+    return config_folder(tmp_path_factory, services, {
+        "code/steps.sh": STEPS_SH, "pool.yaml": pool_file("idpool", identity=True),
+        "plain.yaml": pool_file("plainpool", identity=False), "sweep.yaml": SWEEP.format(job="idsweep", pool="idpool"),
+        "refused.yaml": SWEEP.format(job="refused", pool="plainpool")}, resource_manager=True)
 
 
 @pytest.fixture(scope="module")

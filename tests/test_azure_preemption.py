@@ -25,7 +25,7 @@ from tests.batch_service import (
     quick_autoscale,
 )
 from tests.support import batch_sdk
-from tests.support.azure_stack import azure_services, write_credentials
+from tests.support.azure_stack import azure_services, config_folder
 from tests.support.azurite import Azurite
 
 pytestmark = pytest.mark.slow
@@ -107,15 +107,9 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[BatchSe
 
 @pytest.fixture(scope="module")
 def config(tmp_path_factory: pytest.TempPathFactory, services: tuple[BatchService, Azurite]) -> Path:
-    batch, azurite = services
-    folder = tmp_path_factory.mktemp("config")
-    (folder / "code").mkdir()
-    (folder / "code" / "count.py").write_text(COUNT_PY)
-    for name, text in (("pool.yaml", POOL), ("scaled.yaml", SCALED), ("single.yaml", SINGLE), ("gang.yaml", GANG),
-                       ("trials.yaml", TRIALS)):
-        (folder / name).write_text(text)
-    write_credentials(folder, batch, azurite, resource_manager=True)
-    return folder
+    return config_folder(tmp_path_factory, services, {
+        "code/count.py": COUNT_PY, "pool.yaml": POOL, "scaled.yaml": SCALED, "single.yaml": SINGLE, "gang.yaml": GANG,
+        "trials.yaml": TRIALS}, resource_manager=True)
 
 
 @pytest.fixture(autouse=True)

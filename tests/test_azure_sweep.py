@@ -24,7 +24,7 @@ from tests.batch_service import (
     BatchService,
     ServiceSettings,
 )
-from tests.support.azure_stack import azure_services, write_credentials
+from tests.support.azure_stack import azure_services, config_folder
 from tests.support.azurite import Azurite
 
 POOL = f"""id: sweeppool
@@ -115,15 +115,8 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[BatchSe
 
 @pytest.fixture(scope="module")
 def config(tmp_path_factory: pytest.TempPathFactory, services: tuple[BatchService, Azurite]) -> Path:
-    batch, azurite = services
-    folder = tmp_path_factory.mktemp("config")
-    (folder / "code").mkdir()
-    (folder / "code" / "steps.sh").write_text(STEPS_SH)
-    (folder / "pool.yaml").write_text(POOL)
-    (folder / "early.yaml").write_text(EARLY)
-    (folder / "bayes.yaml").write_text(BAYES)
-    write_credentials(folder, batch, azurite)
-    return folder
+    return config_folder(tmp_path_factory, services, {
+        "code/steps.sh": STEPS_SH, "pool.yaml": POOL, "early.yaml": EARLY, "bayes.yaml": BAYES})
 
 
 @pytest.fixture(scope="module")

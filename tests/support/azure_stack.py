@@ -43,3 +43,15 @@ def write_credentials(folder: Path, batch: BatchService, azurite: Azurite, *, re
     path.write_text(f"batch: {{account: {batch.account}, url: '{batch.url}', key: '{batch.key}'{manager}}}\n"
                     f"storage: {{connection_string: '{azurite.connection_string}'}}\n")
     return path
+
+
+def config_folder(factory: pytest.TempPathFactory, services: tuple[BatchService, Azurite], files: Mapping[str, str],
+                  *, resource_manager: bool = False) -> Path:
+    """A config folder for these services: ``files`` (relative path -> text, folders made as
+    needed) and the credentials file (see ``write_credentials``)."""
+    folder = factory.mktemp("config")
+    for name, text in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+    write_credentials(folder, *services, resource_manager=resource_manager)
+    return folder
