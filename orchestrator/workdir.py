@@ -14,6 +14,7 @@ import io
 import os
 import stat
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -205,9 +206,15 @@ def link_at(source: Path, link: Path) -> None:
 
 def link_into(snapshot_dir: Path, task_dir: Path) -> None:
     """Make each top-level entry of the snapshot visible in ``task_dir`` as a symlink."""
-    for entry in snapshot_dir.iterdir():
+    link_entries(snapshot_dir, os.listdir(snapshot_dir), task_dir)
+
+
+def link_entries(snapshot_dir: Path, names: Iterable[str], task_dir: Path) -> None:
+    """``link_into`` for the snapshot's top-level ``names``, listed by the caller (a snapshot does
+    not change once unpacked, so an agent lists it once)."""
+    for name in names:
         try:
-            (task_dir / entry.name).symlink_to(entry)
+            os.symlink(os.path.join(snapshot_dir, name), os.path.join(task_dir, name))
         except FileExistsError:  # something is there already (a link, file or folder): kept
             pass
 

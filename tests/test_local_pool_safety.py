@@ -66,13 +66,63 @@ def test_a_mark_matches_only_the_very_process_it_was_taken_of() -> None:
 def test_a_recorded_task_process_is_found_and_killed_by_its_record(tmp_path: Path) -> None:
     from orchestrator.backends.ray import orphans
 
+    proc, ended = _sleeper(), _sleeper()
+    try:
+        recorder = orphans.Recorder(tmp_path)
+        note = recorder.started("j", "t", proc.pid)  # the first record makes the folder, 0700
+        assert stat.S_IMODE((tmp_path / orphans.FOLDER).stat().st_mode) == 0o700
+        assert stat.S_IMODE(recorder.path.stat().st_mode) == 0o600
+        done = recorder.started("j", "u", ended.pid)
+        ended.kill()
+        ended.wait()
+        recorder.ended(done)
+        assert orphans.recorded(tmp_path) == [note]
+        assert orphans.kill_recorded(tmp_path) == 1
+        assert proc.wait(timeout=10) is not None and not recorder.path.exists()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_record_is_compacted_to_its_live_entries_and_survives_a_cut_line(tmp_path: Path) -> None:
+    from orchestrator.backends.ray import orphans
+
+    live, short = _sleeper(), _sleeper()
+    try:
+        recorder = orphans.Recorder(tmp_path, compact_bytes=300)
+        kept = recorder.started("j", "live", live.pid)
+        for _ in range(5):  # each start and end appends; past 300 bytes only the live entry is left
+            mark = recorder.started("j", "short", short.pid)
+            recorder.ended(mark)
+        assert recorder.path.stat().st_size < 300
+        assert orphans.recorded(tmp_path) == [kept]
+        with open(recorder.path, "ab") as handle:  # an agent killed mid-write leaves a cut line
+            handle.write(b'["+", [1, 2')
+        assert orphans.recorded(tmp_path) == [kept]
+        assert orphans.kill_recorded(tmp_path) == 1 and live.wait(timeout=10) is not None
+        assert orphans.recorded(tmp_path) == []
+    finally:
+        for proc in (live, short):
+            proc.kill()
+            proc.wait()
+
+
+def test_records_of_the_earlier_layout_are_honoured(tmp_path: Path) -> None:
+    import json
+
+    from orchestrator.backends.ray import orphans
+    from orchestrator.backends.ray.process_marks import ProcessMark
+
     proc = _sleeper()
     try:
-        note = orphans.record(tmp_path, "j", "t", proc.pid)  # the first record makes the folder, 0700
-        assert stat.S_IMODE((tmp_path / orphans.FOLDER).stat().st_mode) == 0o700
-        assert stat.S_IMODE(note.stat().st_mode) == 0o600 and not list(note.parent.glob("*.tmp"))
-        assert orphans.kill_recorded(tmp_path) == 1
-        assert proc.wait(timeout=10) is not None and not note.exists()
+        mark = ProcessMark.of_pid(proc.pid)
+        assert mark is not None
+        folder = tmp_path / orphans.FOLDER
+        folder.mkdir()
+        (folder / f"j__t__{proc.pid}.json").write_text(json.dumps({"mark": mark.dump(), "job": "j", "task": "t"}))
+        (folder / "junk.json").write_text("[1, 2")
+        assert orphans.kill_recorded(tmp_path) == 1 and proc.wait(timeout=10) is not None
+        assert not list(folder.iterdir())
     finally:
         proc.kill()
         proc.wait()

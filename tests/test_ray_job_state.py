@@ -93,6 +93,20 @@ def test_a_job_replays_from_its_journal(tmp_path: Path) -> None:
     assert again.tasks["b"].waiting_on == 1 and list(again.ready) == []
 
 
+def test_forgetting_a_job_drops_its_checkpoints_so_its_id_starts_fresh(tmp_path: Path) -> None:
+    from orchestrator.backends.ray.journal import write_atomically
+
+    journal = Journal(tmp_path / "journal")
+    for job_id in ("gone", "kept"):
+        write_atomically(journal.checkpoint_path(job_id, "t"), b"zip")
+    assert journal.has_checkpoints("gone") and not journal.has_checkpoints("never")
+    journal.forget_job("gone")
+    assert not journal.has_checkpoints("gone") and not journal.checkpoint_path("gone", "t").exists()
+    assert journal.checkpoint_path("kept", "t").read_bytes() == b"zip"
+    journal.forget_job("never")  # nothing to drop
+    journal.close()
+
+
 def test_reconcile_adopts_what_agents_hold_and_loses_what_no_agent_runs() -> None:
     record = job(*(TaskLaunch(id=t, command="x", max_retries=1) for t in ("held", "gone", "sent", "waiting")))
     run(record, "held", node=1)

@@ -20,11 +20,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 import ray
 from orchestrator import workdir
-from orchestrator.backends.ray import checkpoints, orphans, process_tree, task_files
+from orchestrator.backends.ray import (
+    agent_process,
+    checkpoints,
+    orphans,
+    process_tree,
+    task_files,
+)
 from orchestrator.backends.ray.gang import GangMixin
 from orchestrator.backends.ray.janitor import Janitor
 from orchestrator.backends.ray.messages import AgentFacts, TaskEvent, TaskRun, coalesce
@@ -61,9 +65,11 @@ class NodeAgent(GangMixin):
         self.outbox: list[TaskEvent] = []
         self.workdir_lock = threading.Lock()
         self.unpacked: set[str] = set()  # snapshot digests unpacked under root/snapshots
+        self.snapshot_entries: dict[Path, list[str]] = {}
+        self.recorder = orphans.Recorder(self.root)
         self.base_env: dict[str, str] | None = None
         self.manager: Any = None
-        self.priority_note = _normal_priority()
+        self.priority_note = agent_process.normal_priority()
         self._gang_init()
         self.janitor = Janitor(self.root, self._idle).start()
         threading.Thread(target=self._flush_loop, daemon=True).start()
@@ -81,7 +87,7 @@ class NodeAgent(GangMixin):
                           gpu_ids=tuple(self.free_gpus), slots=slots, start_task_exit=exit_code,
                           start_task_error=error, extra={"hostname": socket.gethostname(), "pid": os.getpid(),
                                                          "priority": self.priority_note, "root": str(self.root),
-                                                         "node_started": _raylet_started()})
+                                                         "node_started": agent_process.raylet_started()})
 
     def ping(self) -> bool:
         return True
@@ -185,23 +191,27 @@ class NodeAgent(GangMixin):
         saver: checkpoints.Saver | None = None
         handled = False
         try:
-            wd = self._prepare(run, root)
+            wd, fresh = self._prepare(run, root)
             saver = checkpoints.Saver(root / "checkpoint", run, self._manager)
-            saver.restore()
+            saver.restore(fresh=fresh)
             env = self._env(run, root, wd, gpu_ids)
-            with open(root / "stdout.txt", "wb") as out, open(root / "stderr.txt", "wb") as err:
+            out, err = task_files.open_logs(root)
+            try:
                 proc = process_tree.spawn(run.command, cwd=wd, env=env, stdout=out, stderr=err)
-                note = orphans.record(self.root, run.job_id, run.task_id, proc.pid)
-                with self.lock:
-                    self.running[key] = proc
-                    late_cancel = self._is_cancelled(run)
-                    if late_cancel:
-                        self.cancelled.add(key)
+            finally:
+                os.close(out)
+                os.close(err)
+            note = self.recorder.started(run.job_id, run.task_id, proc.pid)
+            with self.lock:
+                self.running[key] = proc
+                late_cancel = self._is_cancelled(run)
                 if late_cancel:
-                    process_tree.kill_tree(proc.pid)
-                self._emit(run, "running")
-                code, error = self._wait(proc, run.wall_time, saver)
-                orphans.forget(note)
+                    self.cancelled.add(key)
+            if late_cancel:
+                process_tree.kill_tree(proc.pid)
+            self._emit(run, "running")
+            code, error = self._wait(proc, run.wall_time, saver)
+            self.recorder.ended(note)
             handled = True
         except OSError as exc:
             error = f"could not start the command: {exc}"
@@ -224,17 +234,29 @@ class NodeAgent(GangMixin):
         self._emit(run, state, exit_code=code, error=None if state == "cancelled" else error)
         return follow
 
-    def _prepare(self, run: TaskRun, root: Path) -> Path:
-        if run.attempt == 0 and os.path.lexists(root):  # left by a deleted job of this id the node missed
+    def _prepare(self, run: TaskRun, root: Path) -> tuple[Path, bool]:
+        """The attempt's folders, with the job's files linked into ``wd``; returns ``wd`` and
+        whether the task's folder is new (a first attempt: its ``checkpoint/`` is empty)."""
+        fresh = run.attempt == 0
+        try:
+            wd = task_files.make_task_dirs(root, fresh=fresh)
+        except FileExistsError:  # left by a deleted job of this id the node missed
             task_files.remove_task(root)
-        wd = root / "wd"
-        wd.mkdir(parents=True, exist_ok=True)
+            wd = task_files.make_task_dirs(root, fresh=fresh)
         if run.workdir_hash:
-            workdir.link_into(self._unpacked(run.workdir_hash), wd)
+            snapshot = self._unpacked(run.workdir_hash)
+            workdir.link_entries(snapshot, self._snapshot_entries(snapshot), wd)
         for to, digest, file_name in run.inputs:
             source = self._unpacked(digest)
             workdir.link_at(source / file_name if file_name else source, wd / to)
-        return wd
+        return wd, fresh
+
+    def _snapshot_entries(self, snapshot: Path) -> list[str]:
+        """The top-level names of an unpacked snapshot (which never changes), listed once."""
+        names = self.snapshot_entries.get(snapshot)
+        if names is None:
+            names = self.snapshot_entries[snapshot] = sorted(os.listdir(snapshot))
+        return names
 
     def _unpacked(self, digest: str) -> Path:
         """The snapshot ``digest`` unpacked on this node (once, fetched from the manager's journal)."""
@@ -357,32 +379,3 @@ class NodeAgent(GangMixin):
             except Exception:  # the manager is restarting or unreachable: keep the batch, look it up again
                 self.manager = None
                 time.sleep(_RETRY_SECONDS)
-
-
-def _raylet_started() -> float | None:
-    """When this node's raylet (the agent's nearest ``raylet`` ancestor) started: the node's
-    start, for the cost ledger of a local cluster. None if it cannot be told."""
-    try:
-        for parent in psutil.Process().parents():
-            if parent.name() == "raylet":
-                return float(parent.create_time())
-    except psutil.Error:
-        return None
-    return None
-
-
-def _normal_priority() -> str:
-    """Undo what Ray does to its worker processes (nice 15, first in line for the OOM killer), so
-    task processes, which inherit both from this agent, run like any user program. Best effort:
-    lowering either needs privileges; the result is reported in the node facts."""
-    notes = []
-    try:
-        os.setpriority(os.PRIO_PROCESS, 0, 0)
-    except OSError:
-        notes.append(f"nice {os.getpriority(os.PRIO_PROCESS, 0)} kept")
-    try:
-        with open("/proc/self/oom_score_adj", "w") as handle:
-            handle.write("0")
-    except OSError:
-        notes.append("oom_score_adj kept")
-    return "; ".join(notes) or "normal"

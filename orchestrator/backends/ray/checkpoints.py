@@ -42,12 +42,13 @@ class Saver:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def restore(self) -> bool:
-        """Put the last saved checkpoint in the folder (emptied first). True if there was one.
-        An attempt sent with ``checkpoint`` false (the manager held none) starts empty, asking no one."""
-        if os.path.lexists(self.folder):  # a first attempt has none: spare the failing walk
+    def restore(self, *, fresh: bool = False) -> bool:
+        """Put the last saved checkpoint in the folder (emptied first; ``fresh``: it was just made,
+        empty). True if there was one. An attempt sent with ``checkpoint`` false (the manager held
+        none) starts empty, asking no one."""
+        if not fresh:
             shutil.rmtree(self.folder, ignore_errors=True)
-        self.folder.mkdir(parents=True, exist_ok=True)
+            self.folder.mkdir(parents=True, exist_ok=True)
         if not self.run.checkpoint:
             return False
         data = ray.get(self.manager().checkpoint.remote(self.run.job_id, self.run.task_id), timeout=CALL_TIMEOUT)
@@ -68,6 +69,8 @@ class Saver:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+        elif not self.saved and _empty(self.folder):  # the common short task: nothing to save
+            return
         self._save_if_changed(settled=True)
 
     def _watch(self) -> None:
@@ -95,6 +98,15 @@ class Saver:
                 self.saved, self.dirty_since = current, None
             except Exception:  # the manager may be restarting: the next poll saves again
                 pass
+
+
+def _empty(folder: Path) -> bool:
+    """Whether the folder holds nothing (or is gone)."""
+    try:
+        with os.scandir(folder) as entries:
+            return next(entries, None) is None
+    except OSError:
+        return True
 
 
 def signature(folder: Path) -> Signature:

@@ -21,6 +21,7 @@ import ray
 from orchestrator.backends.ray import checkpoints, orphans, process_tree, task_files
 from orchestrator.backends.ray.local_cluster import free_port
 from orchestrator.backends.ray.messages import TaskRun
+from orchestrator.backends.ray.process_marks import ProcessMark
 from orchestrator.launch.plans import DistributedSpec, RankPlan, rank_plans
 
 _FLUSH_SECONDS = 0.2
@@ -67,6 +68,7 @@ class GangMixin:
     root: Path
     index: int
     lock: threading.Condition
+    recorder: orphans.Recorder
     namespace: str
 
     def _gang_init(self) -> None:
@@ -187,7 +189,7 @@ class GangMixin:
         """Start this node's ranks of a gang attempt and watch them."""
         run = batch.run
         root = task_files.task_root(self.root, run.job_id, run.task_id)
-        wd = self._prepare(run, root)  # type: ignore[attr-defined]
+        wd, _ = self._prepare(run, root)  # type: ignore[attr-defined]
         base = self._env(run, root, wd, [])  # type: ignore[attr-defined]
         base.pop("CUDA_VISIBLE_DEVICES", None)
         head = ray.get_actor(batch.head, namespace=self.namespace)
@@ -202,7 +204,7 @@ class GangMixin:
             env = {**base, **plan.env}
             proc = subprocess.Popen(list(plan.argv), cwd=wd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
-            note = orphans.record(self.root, run.job_id, run.task_id, proc.pid)
+            note = self.recorder.started(run.job_id, run.task_id, proc.pid)
             with self.lock:
                 self.rank_procs.setdefault((run.job_id, run.task_id), []).append(proc)
             threading.Thread(target=self._watch_rank, args=(run, head, plan.global_rank, proc, note),
@@ -214,14 +216,15 @@ class GangMixin:
         for proc in procs:
             process_tree.kill_tree(proc.pid, grace=3.0)
 
-    def _watch_rank(self, run: TaskRun, head: Any, rank: int, proc: subprocess.Popen[bytes], note: Path) -> None:
+    def _watch_rank(self, run: TaskRun, head: Any, rank: int, proc: subprocess.Popen[bytes],
+                    note: ProcessMark | None) -> None:
         tails: dict[str, bytes] = {}
         readers = [threading.Thread(target=self._forward, args=(run, head, rank, proc, stream, tails), daemon=True)
                    for stream in ("stdout", "stderr")]
         for reader in readers:
             reader.start()
         code = proc.wait()
-        orphans.forget(note)
+        self.recorder.ended(note)
         for reader in readers:
             reader.join()
         with self.lock:

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,11 +142,24 @@ class Journal:
     def checkpoint_path(self, job_id: str, task_id: str) -> Path:
         return self.root / "checkpoints" / job_id / f"{task_id}.zip"
 
+    def has_checkpoints(self, job_id: str) -> bool:
+        """Whether any task of the job saved a checkpoint (its folder exists)."""
+        return (self.root / "checkpoints" / job_id).is_dir()
+
     def forget_job(self, job_id: str) -> None:
+        """Drop a job's rows and its checkpoints (moved aside at once, so a job that takes the id
+        next restores nothing of this one; removed in the background)."""
         with self.transaction() as tx:
             for table in ("jobs", "tasks", "attempts"):
                 column = "id" if table == "jobs" else "job_id"
                 tx.execute(f"DELETE FROM {table} WHERE {column} = ?", (job_id,))
+        folder = self.root / "checkpoints" / job_id
+        aside = self.root / "checkpoints" / f".deleted-{job_id}-{time.time_ns()}"
+        try:
+            os.rename(folder, aside)
+        except FileNotFoundError:
+            return
+        threading.Thread(target=shutil.rmtree, args=(aside, True), name="checkpoint-removal", daemon=True).start()
 
     def close(self) -> None:
         with self._lock:

@@ -44,6 +44,7 @@ class PoolManager(CostMethods, Scheduler):
         self.persisted = threading.Condition(self.lock)  # notified after each journal commit
         self.nodes: list[NodeShare] = []
         self.gang_nodes: dict[tuple[str, str], list[int]] = {}
+        self.checkpointed: dict[str, bool] = {}  # job -> whether any of its tasks saved a checkpoint
         self.jobs: dict[str, JobRecord] = recovery.restore_jobs(self.journal, pool_id)
         self.costs.recover(self.jobs.values())
         names, facts = recovery.current_nodes(self.journal.value("nodes"), (agent_names, facts),
@@ -185,6 +186,7 @@ class PoolManager(CostMethods, Scheduler):
                 self.cancel_job(job_id)
             del self.jobs[job_id]
             self.journal.forget_job(job_id)
+            self.checkpointed.pop(job_id, None)
             for node in self.nodes:
                 if not node.down:
                     node.handle.forget_job.remote(job_id)  # its files on the node go too
@@ -301,11 +303,17 @@ class PoolManager(CostMethods, Scheduler):
 
     def save_checkpoint(self, job_id: str, task_id: str, data: bytes) -> int:
         """Keep a task's checkpoint (a zip of its ``ORCH_CHECKPOINT_DIR``), whole or not at all."""
+        self.checkpointed[job_id] = True
         write_atomically(self.journal.checkpoint_path(job_id, task_id), data)
         return len(data)
 
     def _has_checkpoint(self, job_id: str, task_id: str) -> bool:
-        return self.journal.checkpoint_path(job_id, task_id).exists()
+        """Whether the task saved a checkpoint; a job none of whose tasks did (most) is looked up
+        once, not once per attempt."""
+        has_any = self.checkpointed.get(job_id)
+        if has_any is None:
+            has_any = self.checkpointed[job_id] = self.journal.has_checkpoints(job_id)
+        return has_any and self.journal.checkpoint_path(job_id, task_id).exists()
 
     def checkpoint(self, job_id: str, task_id: str) -> bytes | None:
         """The task's last saved checkpoint, or None."""

@@ -1,15 +1,24 @@
 """Task processes a node agent started, recorded on the node so they can be stopped without it.
 
 A task runs in its own session, so when its node's raylet or agent dies the process lives on.
-The agent records each task process it starts (pid and start time) under its node root, and
-removes the record when the process ends. Whoever finds the node gone (the pool manager on the
-same machine, or ``pool delete``) kills what is still recorded — only a process whose pid and start
-time match the record, so a reused pid is never signalled.
+Each agent keeps a record under its node root, ``processes/<agent pid>.log`` (folder 0700, file
+0600): one JSON line per task process it starts (``["+", [pid, start time, null], job, task]``),
+written before anything waits on the process, and one when it ends (``["-", pid, start time]``).
+Each line is a single append, so a short task costs two small writes and no file creation. Once
+the record passes ``COMPACT_BYTES`` the agent rewrites it with only the live entries (a new file
+renamed over the old one: a reader sees one or the other, whole).
+
+Whoever finds the node gone (the pool manager on the same machine, or ``pool delete``) kills what
+is still recorded — only a process whose pid and start time match the record, so a reused pid is
+never signalled. Records of the earlier layout (one ``<job>__<task>__<pid>.json`` file per
+process) are honoured too.
 """
 from __future__ import annotations
 
 import json
 import os
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -18,61 +27,125 @@ from orchestrator.backends.ray import process_tree
 from orchestrator.backends.ray.process_marks import ProcessMark
 
 FOLDER = "processes"
+COMPACT_BYTES = 1 << 20
+_LINE_LIMIT = 64 * 1024  # longer lines are not ours (ids are short): skipped when read
 
 
-def _record_name(root: Path, job_id: str, task_id: str, pid: int) -> str:
-    """``<root>/processes/<job>__<task>__<pid>``, to which ``.json`` (a record) or ``.tmp`` is added."""
-    return os.path.join(root, FOLDER, f"{job_id}__{task_id}__{pid}")
+class Recorder:
+    """One agent's record of its task processes (see the module docstring). Thread-safe."""
+
+    def __init__(self, root: Path, *, compact_bytes: int = COMPACT_BYTES) -> None:
+        self.folder = Path(root) / FOLDER
+        self.path = self.folder / f"{os.getpid()}.log"
+        self.compact_bytes = compact_bytes
+        self.live: dict[tuple[int, float], bytes] = {}
+        self.lock = threading.Lock()
+        self.handle: int | None = None
+        self.size = 0
+
+    def started(self, job_id: str, task_id: str, pid: int) -> ProcessMark | None:
+        """Record that the agent started ``pid`` for a task; the mark to pass to ``ended``. None
+        when the process is already gone (and reaped): there is nothing to stop later."""
+        mark = ProcessMark.of_pid(pid)  # it may not have exec'd yet: no executable to check
+        if mark is None:
+            return None
+        line = (json.dumps(["+", mark.dump(), job_id, task_id]) + "\n").encode()
+        with self.lock:
+            self._append(line)
+            self.live[(mark.pid, mark.start_time)] = line
+        return mark
+
+    def ended(self, mark: ProcessMark | None) -> None:
+        """Record that the marked process ended (it is not to be stopped any more)."""
+        if mark is None:
+            return
+        with self.lock:
+            if self.live.pop((mark.pid, mark.start_time), None) is None:
+                return
+            self._append((json.dumps(["-", mark.pid, mark.start_time]) + "\n").encode())
+            if self.size >= self.compact_bytes:
+                self._compact()
+
+    def _append(self, line: bytes) -> None:
+        if self.handle is None:
+            self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self.handle = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+            self.size = os.fstat(self.handle).st_size
+        os.write(self.handle, line)
+        self.size += len(line)
+
+    def _compact(self) -> None:
+        """Rewrite the record with the live entries only (caller holds the lock)."""
+        staging = self.path.with_suffix(".tmp")
+        handle = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            data = b"".join(self.live.values())
+            os.write(handle, data)
+        finally:
+            os.close(handle)
+        os.replace(staging, self.path)
+        if self.handle is not None:
+            os.close(self.handle)
+        self.handle = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+        self.size = len(data)
 
 
-def record(root: Path, job_id: str, task_id: str, pid: int) -> Path:
-    """Note that the agent started ``pid`` for a task (before anything waits on it)."""
-    name = _record_name(root, job_id, task_id, pid)
-    mark = ProcessMark.of_pid(pid)  # it may not have exec'd yet: no executable to check
-    if mark is None:
-        return Path(name + ".json")
-    data = json.dumps({"mark": mark.dump(), "job": job_id, "task": task_id}).encode()
+def recorded(root: str | Path) -> list[ProcessMark]:
+    """The task processes recorded under ``root`` that have not ended, as far as the records say."""
+    folder = Path(root) / FOLDER
+    if not folder.is_dir():
+        return []
+    marks: dict[tuple[int, float], ProcessMark] = {}
+    for path in sorted(folder.glob("*.log")):
+        for entry in _lines(path):
+            if entry[:1] == ["+"] and len(entry) == 4:
+                mark = ProcessMark.load(entry[1])
+                if mark is not None:
+                    marks[(mark.pid, mark.start_time)] = mark
+            elif entry[:1] == ["-"] and len(entry) == 3:
+                marks.pop((entry[1], entry[2]), None)
+    for path in sorted(folder.glob("*.json")):  # the earlier layout: one file per live process
+        try:
+            entry = json.loads(path.read_bytes()[:_LINE_LIMIT])
+        except (OSError, ValueError):
+            continue
+        mark = ProcessMark.load(entry.get("mark")) if isinstance(entry, dict) else None
+        if mark is not None:
+            marks[(mark.pid, mark.start_time)] = mark
+    return list(marks.values())
+
+
+def _lines(path: Path) -> Iterator[list[object]]:
+    """The record's entries, read line by line (a cut or foreign line is skipped)."""
     try:
-        _write(name + ".tmp", data)
-    except FileNotFoundError:  # the first record of this node
-        Path(root, FOLDER).mkdir(parents=True, exist_ok=True, mode=0o700)
-        _write(name + ".tmp", data)
-    os.replace(name + ".tmp", name + ".json")
-    return Path(name + ".json")
+        with open(path, "rb") as handle:
+            while line := handle.readline(_LINE_LIMIT):
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(entry, list):
+                    yield entry
+    except OSError:
+        return
 
 
-def _write(path: str, data: bytes) -> None:
-    handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(handle, data)
-    finally:
-        os.close(handle)
-
-
-def forget(path: Path) -> None:
-    path.unlink(missing_ok=True)
-
-
-def matching(entry: dict[str, object]) -> psutil.Process | None:
+def matching(mark: ProcessMark) -> psutil.Process | None:
     """The recorded process if it still runs as that very process (pid and start time agree)."""
-    mark = ProcessMark.load(entry.get("mark"))
-    return mark.live() if mark is not None else None
+    return mark.live()
 
 
 def kill_recorded(root: str | Path) -> int:
     """Kill every recorded task process under ``root`` that is still the recorded process (and
-    its descendants). Returns how many were killed; records are removed either way."""
-    folder = Path(root) / FOLDER
+    its descendants). Returns how many were killed; the records are removed either way (call it
+    once the node's agent is gone)."""
     killed = 0
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        try:
-            entry = json.loads(path.read_text())
-        except (OSError, ValueError):
-            path.unlink(missing_ok=True)
-            continue
-        proc = matching(entry)
+    for mark in recorded(root):
+        proc = matching(mark)
         if proc is not None:
             process_tree.kill_tree(proc.pid, grace=2.0)
             killed += 1
+    folder = Path(root) / FOLDER
+    for path in list(folder.glob("*.log")) + list(folder.glob("*.json")) if folder.is_dir() else []:
         path.unlink(missing_ok=True)
     return killed

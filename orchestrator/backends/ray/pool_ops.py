@@ -98,7 +98,7 @@ def start_agents(spec: PoolSpec, cluster: ClusterRecord, progress: ProgressFn | 
         strategy = PlacementGroupSchedulingStrategy(placement_group=group, placement_group_bundle_index=index)
         handles.append(remote_agent.options(
             name=agent_name(spec.id, index), namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
-            num_cpus=spec.cpus_per_node, num_gpus=spec.gpus_per_node, max_concurrency=1000,
+            num_cpus=spec.cpus_per_node, num_gpus=spec.gpus_per_node, max_concurrency=64,
             scheduling_strategy=strategy,
         ).remote(spec.id, index, root, spec.cpus_per_node, float(spec.gpus_per_node), spec.slots_per_node,
                  dict(spec.env), manager_name(spec.id), NAMESPACE))

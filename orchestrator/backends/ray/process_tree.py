@@ -67,8 +67,9 @@ def which(program: str, path: str | None) -> str | None:
 
 
 def spawn(command: str | Sequence[str], *, cwd: Path, env: Mapping[str, str],
-          stdout: IO[bytes], stderr: IO[bytes]) -> subprocess.Popen[bytes]:
-    """Start ``command`` as the leader of a new session. Raises ``OSError`` if it cannot start."""
+          stdout: IO[bytes] | int, stderr: IO[bytes] | int) -> subprocess.Popen[bytes]:
+    """Start ``command`` as the leader of a new session (``env`` is used as given: pass a dict
+    to spare a copy). Raises ``OSError`` if it cannot start."""
     argv, program = _launch(command, env.get("PATH"))
     try:
         return _popen(argv, program, cwd, env, stdout, stderr)
@@ -79,9 +80,9 @@ def spawn(command: str | Sequence[str], *, cwd: Path, env: Mapping[str, str],
         return _popen(["/bin/sh", "-c", str(command)], None, cwd, env, stdout, stderr)
 
 
-def _popen(argv: list[str], program: str | None, cwd: Path, env: Mapping[str, str], stdout: IO[bytes],
-           stderr: IO[bytes]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(argv, executable=program, cwd=cwd, env=dict(env), stdout=stdout, stderr=stderr,
+def _popen(argv: list[str], program: str | None, cwd: Path, env: Mapping[str, str], stdout: IO[bytes] | int,
+           stderr: IO[bytes] | int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(argv, executable=program, cwd=cwd, env=env, stdout=stdout, stderr=stderr,
                             stdin=subprocess.DEVNULL, start_new_session=True, close_fds=True)
 
 

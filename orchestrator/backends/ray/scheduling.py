@@ -48,9 +48,10 @@ class NodeShare:
         return cpus, gpus, len(self.assigned)
 
     def fits_now(self, cpus: float, gpus: float) -> bool:
-        used_cpus, used_gpus, count = self.used()
-        return (not self.down and count < self.facts.slots and used_cpus + cpus <= self.facts.cpus + 1e-9
-                and used_gpus + gpus <= self.facts.gpus + 1e-9)
+        if self.down or len(self.assigned) >= self.facts.slots:  # a node with a queue is full: no sums
+            return False
+        used_cpus, used_gpus, _ = self.used()
+        return used_cpus + cpus <= self.facts.cpus + 1e-9 and used_gpus + gpus <= self.facts.gpus + 1e-9
 
     def can_queue(self, cpus: float, gpus: float, depth: int) -> bool:
         """Whether the node may queue one more attempt, holding at most ``depth`` per slot."""
@@ -72,6 +73,8 @@ class Scheduler:
         batches: dict[int, list[TaskRun]] = {}
         gangs: list[tuple[int, GangRun]] = []
         for job in sorted(self.jobs.values(), key=lambda j: j.created_at):
+            if not job.ready:
+                continue
             depth = prefetch_depth(job.mean_duration())
             in_flight = sum(1 for node in self.nodes for key in node.assigned if key[0] == job.id)
             while job.ready and (job.max_running is None or in_flight < job.max_running):

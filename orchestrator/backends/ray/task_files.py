@@ -18,6 +18,39 @@ def task_root(node_root: Path, job_id: str, task_id: str) -> Path:
     return node_root / "jobs" / job_id / task_id
 
 
+def make_task_dirs(root: Path, *, fresh: bool) -> Path:
+    """Create ``root``, its ``wd/`` and its ``checkpoint/`` (parents as needed); returns ``wd``.
+    ``fresh``: the task has no folder yet (its first attempt), so each is one ``mkdir``."""
+    try:
+        os.mkdir(root)
+    except FileNotFoundError:
+        os.makedirs(root.parent, exist_ok=True)
+        os.mkdir(root)
+    except FileExistsError:
+        if fresh:
+            raise
+    wd = root / "wd"
+    for folder in (wd, root / "checkpoint"):
+        try:
+            os.mkdir(folder)
+        except FileExistsError:
+            if fresh:
+                raise
+    return wd
+
+
+def open_logs(root: Path) -> tuple[int, int]:
+    """File descriptors of a new attempt's ``stdout.txt`` and ``stderr.txt`` (created or emptied,
+    0600), for the task process to inherit; the caller closes them once it started."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+    out = os.open(root / "stdout.txt", flags, 0o600)
+    try:
+        return out, os.open(root / "stderr.txt", flags, 0o600)
+    except OSError:
+        os.close(out)
+        raise
+
+
 def resolve(node_root: Path, job_id: str, task_id: str, name: str) -> Path | None:
     """The file ``name`` of a task (``stdout``, ``stderr``, ``metrics`` or a path under wd/outputs)."""
     root = task_root(node_root, job_id, task_id)
