@@ -31,6 +31,17 @@ sys.path.insert(0, str(REPO))
 from bench.record import write_section  # noqa: E402
 
 POOL = "bench-user"
+PROFILED = """import cProfile, sys
+from orchestrator.cli import main
+out, sys.argv = sys.argv[1], ["orch"] + sys.argv[2:]
+profile = cProfile.Profile()
+try:
+    profile.runcall(main)
+finally:
+    profile.dump_stats(out)
+"""
+"""``orch ARGS`` under cProfile, stats saved before it exits (``orch`` itself leaves with
+``os._exit``, which a plain ``python -m cProfile`` would not live to see)."""
 
 
 def orch_argv(*args: str) -> list[str]:
@@ -45,6 +56,21 @@ def write_job(folder: Path, job_id: str, tasks: int) -> Path:
     lines += [f"  - id: t{index}\n    command: \"true\"" for index in range(tasks)]
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def inode_cost(folder: Path, count: int = 400) -> float:
+    """Microseconds this file system takes now to create a file (median of ``count``, then removed):
+    each task costs its node a few (folders, log files, links), xargs none, so the ratio moves with it."""
+    probe = Path(tempfile.mkdtemp(prefix="inode-probe-", dir=folder))
+    times = []
+    for index in range(count):
+        start = time.perf_counter()
+        os.close(os.open(probe / str(index), os.O_CREAT | os.O_WRONLY, 0o600))
+        times.append(time.perf_counter() - start)
+    for index in range(count):
+        os.unlink(probe / str(index))
+    probe.rmdir()
+    return statistics.median(times) * 1e6
 
 
 def xargs_seconds(tasks: int) -> float:
@@ -66,7 +92,7 @@ def jobs_add_tail(path: Path, job_id: str, tasks: int, env: dict[str, str], cwd:
                   prefix: list[str] | None = None) -> dict[str, float]:
     """Run ``orch jobs add FILE --tail``; seconds from its start to: the "submitted" line, the
     first task's start, the last task's end, its exit. Raises unless every task succeeded."""
-    argv = (prefix or [sys.executable]) + ["-m", "orchestrator", "jobs", "add", str(path), "--tail"]
+    argv = (prefix or orch_argv()) + ["jobs", "add", str(path), "--tail"]
     wall_start, start = time.time(), time.perf_counter()
     proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     marks: dict[str, float] = {}
@@ -125,8 +151,11 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=5000)
     parser.add_argument("--profile", type=Path, default=None, help="also profile one `jobs add --tail` into DIR")
     parser.add_argument("--no-record", action="store_true", help="print the figures, leave BENCHMARKS.md alone")
+    parser.add_argument("--dir", type=Path, default=None,
+                        help="where ORCH_HOME (the nodes' task folders) goes: a folder on the file system to measure "
+                             "(default: the system's temporary folder)")
     args = parser.parse_args()
-    folder = Path(tempfile.mkdtemp(prefix="orch-bench-user-"))
+    folder = Path(tempfile.mkdtemp(prefix="orch-bench-user-", dir=args.dir))
     config = folder / "config"
     config.mkdir()
     (config / "pool.yaml").write_text(f"id: {POOL}\nnodes: 2\ncpus_per_node: 1\n")
@@ -136,22 +165,21 @@ def main() -> None:
     rounds: list[dict[str, float]] = []
     try:
         job = write_job(config, "warmup", 200)
-        jobs_add_tail(job, "warmup", 200, env, config)
-        delete_job(env, config, "warmup")
+        jobs_add_tail(job, "warmup", 200, env, config)  # deleted with the rounds' jobs: see `delete_job`
         for index in range(args.rounds):
             job_id = f"many-{index}"
             job = write_job(config, job_id, args.tasks)
-            figures = {"xargs": xargs_seconds(args.tasks)}
+            figures = {"inode_us": inode_cost(folder), "xargs": xargs_seconds(args.tasks)}
             figures.update(jobs_add_tail(job, job_id, args.tasks, env, config))
             figures["validate"] = validate_seconds(job, env, config)
             rounds.append(figures)
             print(f"round {index + 1}: " + ", ".join(f"{k} {v:.2f}" for k, v in figures.items()), flush=True)
-        cleanup = sum(delete_job(env, config, f"many-{index}") for index in range(args.rounds))
+        cleanup = sum(delete_job(env, config, job_id) for job_id in ["warmup"] + [f"many-{i}" for i in range(args.rounds)])
         if args.profile is not None:
             args.profile.mkdir(parents=True, exist_ok=True)
             job = write_job(config, "profiled", args.tasks)
             jobs_add_tail(job, "profiled", args.tasks, env, config,
-                          prefix=[sys.executable, "-m", "cProfile", "-o", str(args.profile / "jobs_add.prof")])
+                          prefix=[sys.executable, "-c", PROFILED, str(args.profile / "jobs_add.prof")])
             delete_job(env, config, "profiled")
     finally:
         orch_ok(env, config, "pool", "delete", POOL, "-y", "--force", "-q")

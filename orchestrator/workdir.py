@@ -205,18 +205,41 @@ def link_at(source: Path, link: Path) -> None:
 
 
 def link_into(snapshot_dir: Path, task_dir: Path) -> None:
-    """Make each top-level entry of the snapshot visible in ``task_dir`` as a symlink."""
-    link_entries(snapshot_dir, os.listdir(snapshot_dir), task_dir)
+    """Make each top-level entry of the snapshot visible in ``task_dir`` (see ``link_entries``)."""
+    link_entries(snapshot_dir, top_entries(snapshot_dir), task_dir)
 
 
-def link_entries(snapshot_dir: Path, names: Iterable[str], task_dir: Path) -> None:
-    """``link_into`` for the snapshot's top-level ``names``, listed by the caller (a snapshot does
-    not change once unpacked, so an agent lists it once)."""
-    for name in names:
+def top_entries(snapshot_dir: Path) -> list[tuple[str, bool]]:
+    """The snapshot's top-level names, each with whether it is a regular file."""
+    with os.scandir(snapshot_dir) as entries:
+        return sorted((entry.name, entry.is_file(follow_symlinks=False)) for entry in entries)
+
+
+def link_entries(snapshot_dir: Path, entries: Iterable[tuple[str, bool]], task_dir: Path) -> None:
+    """``link_into`` for the snapshot's top-level ``entries`` (``top_entries``, listed once by the
+    caller: a snapshot does not change once unpacked). A regular file gets a hard link (a name,
+    no new inode: the cheapest thing a file system makes), anything else a symbolic link, as does
+    a file that cannot be hard-linked (too many links already). Either way writing through it
+    writes the snapshot's copy, which every task of the job shares."""
+    for name, is_file in entries:
+        source, link = os.path.join(snapshot_dir, name), os.path.join(task_dir, name)
         try:
-            os.symlink(os.path.join(snapshot_dir, name), os.path.join(task_dir, name))
+            if not (is_file and _hard_linked(source, link)):
+                os.symlink(source, link)
         except FileExistsError:  # something is there already (a link, file or folder): kept
             pass
+
+
+def _hard_linked(source: str, link: str) -> bool:
+    """Hard-link ``link`` to ``source``; False where the file system will not (too many links,
+    another device, not permitted). ``FileExistsError`` is raised."""
+    try:
+        os.link(source, link, follow_symlinks=False)
+    except FileExistsError:
+        raise
+    except OSError:
+        return False
+    return True
 
 
 def _excluded(directory: Path) -> bool:

@@ -58,6 +58,31 @@ def test_link_into_task_dir(tmp_path: Path) -> None:
     assert (task / "jobs" / "train.py").read_text() == "print('hi')\n"
 
 
+def test_a_snapshot_file_is_hard_linked_and_a_folder_symlinked_into_a_task_dir(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    snap = tmp_path / "snap"
+    (snap / "data").mkdir(parents=True)
+    (snap / "run.sh").write_text("echo hi\n")
+    entries = workdir.top_entries(snap)
+    assert entries == [("data", False), ("run.sh", True)]
+    first, second = tmp_path / "t1", tmp_path / "t2"
+    first.mkdir()
+    workdir.link_entries(snap, entries, first)
+    assert (first / "data").is_symlink() and (first / "data").resolve() == snap / "data"
+    assert not (first / "run.sh").is_symlink() and (first / "run.sh").samefile(snap / "run.sh")
+    workdir.link_entries(snap, entries, first)  # what is there already is kept
+    second.mkdir()
+
+    def too_many_links(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EMLINK, "Too many links")
+
+    monkeypatch.setattr(workdir.os, "link", too_many_links)
+    workdir.link_entries(snap, entries, second)
+    assert (second / "run.sh").is_symlink() and (second / "run.sh").read_text() == "echo hi\n"
+
+
 def test_a_huge_sparse_file_is_refused_from_its_size_without_reading(tmp_path: Path) -> None:
     (tmp_path / "code.py").write_text("x = 1\n")
     with (tmp_path / "data.bin").open("wb") as handle:

@@ -36,7 +36,7 @@ from orchestrator.model import FileChunk
 from orchestrator.records.home import private_dir
 
 _FLUSH_SECONDS = 0.005  # events wait this long for company before they are reported
-_FLUSH_BUSY_SECONDS = 0.05  # or up to this long while the local queue holds plenty of work
+_FLUSH_BUSY_SECONDS = 0.1  # or up to this long while the local queue holds plenty of work
 _QUEUE_BUSY = 32
 _READ_LIMIT = 4 * 1024 * 1024
 _BATCH_TAIL_READ = 4096
@@ -65,7 +65,7 @@ class NodeAgent(GangMixin):
         self.outbox: list[TaskEvent] = []
         self.workdir_lock = threading.Lock()
         self.unpacked: set[str] = set()  # snapshot digests unpacked under root/snapshots
-        self.snapshot_entries: dict[Path, list[str]] = {}
+        self.snapshot_entries: dict[Path, list[tuple[str, bool]]] = {}
         self.recorder = orphans.Recorder(self.root)
         self.base_env: dict[str, str] | None = None
         self.manager: Any = None
@@ -251,12 +251,12 @@ class NodeAgent(GangMixin):
             workdir.link_at(source / file_name if file_name else source, wd / to)
         return wd, fresh
 
-    def _snapshot_entries(self, snapshot: Path) -> list[str]:
-        """The top-level names of an unpacked snapshot (which never changes), listed once."""
-        names = self.snapshot_entries.get(snapshot)
-        if names is None:
-            names = self.snapshot_entries[snapshot] = sorted(os.listdir(snapshot))
-        return names
+    def _snapshot_entries(self, snapshot: Path) -> list[tuple[str, bool]]:
+        """The top-level entries of an unpacked snapshot (which never changes), listed once."""
+        entries = self.snapshot_entries.get(snapshot)
+        if entries is None:
+            entries = self.snapshot_entries[snapshot] = workdir.top_entries(snapshot)
+        return entries
 
     def _unpacked(self, digest: str) -> Path:
         """The snapshot ``digest`` unpacked on this node (once, fetched from the manager's journal)."""
