@@ -89,8 +89,8 @@ def test_a_record_is_compacted_to_its_live_entries_and_survives_a_cut_line(tmp_p
 
     live, short = _sleeper(), _sleeper()
     try:
-        recorder = orphans.Recorder(tmp_path, compact_bytes=300)
-        kept = recorder.started("j", "live", live.pid)
+        kept = orphans.Recorder(tmp_path, compact_bytes=300).started("j", "live", live.pid)
+        recorder = orphans.Recorder(tmp_path, compact_bytes=300)  # a later agent with the same (reused) pid
         for _ in range(5):  # each start and end appends; past 300 bytes only the live entry is left
             mark = recorder.started("j", "short", short.pid)
             recorder.ended(mark)

@@ -201,7 +201,11 @@ class NodeAgent(GangMixin):
             finally:
                 os.close(out)
                 os.close(err)
-            note = self.recorder.started(run.job_id, run.task_id, proc.pid)
+            try:
+                note = self.recorder.started(run.job_id, run.task_id, proc.pid)
+            except OSError:  # not recorded, so nothing could stop it without this agent: not run at all
+                process_tree.kill_tree(proc.pid)
+                raise
             with self.lock:
                 self.running[key] = proc
                 late_cancel = self._is_cancelled(run)

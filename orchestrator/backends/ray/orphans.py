@@ -38,7 +38,8 @@ class Recorder:
         self.folder = Path(root) / FOLDER
         self.path = self.folder / f"{os.getpid()}.log"
         self.compact_bytes = compact_bytes
-        self.live: dict[tuple[int, float], bytes] = {}
+        # a record left by an earlier agent of the same pid (reused) keeps its live entries
+        self.live: dict[tuple[int, float], bytes] = _live_lines(self.path)
         self.lock = threading.Lock()
         self.handle: int | None = None
         self.size = 0
@@ -97,13 +98,7 @@ def recorded(root: str | Path) -> list[ProcessMark]:
         return []
     marks: dict[tuple[int, float], ProcessMark] = {}
     for path in sorted(folder.glob("*.log")):
-        for entry in _lines(path):
-            if entry[:1] == ["+"] and len(entry) == 4:
-                mark = ProcessMark.load(entry[1])
-                if mark is not None:
-                    marks[(mark.pid, mark.start_time)] = mark
-            elif entry[:1] == ["-"] and len(entry) == 3:
-                marks.pop((entry[1], entry[2]), None)
+        marks.update((key, mark) for key, (mark, _) in _live(path).items())
     for path in sorted(folder.glob("*.json")):  # the earlier layout: one file per live process
         try:
             entry = json.loads(path.read_bytes()[:_LINE_LIMIT])
@@ -115,17 +110,36 @@ def recorded(root: str | Path) -> list[ProcessMark]:
     return list(marks.values())
 
 
-def _lines(path: Path) -> Iterator[list[object]]:
-    """The record's entries, read line by line (a cut or foreign line is skipped)."""
+def _live(path: Path) -> dict[tuple[int, float], tuple[ProcessMark, bytes]]:
+    """The entries of one record whose process has not ended, each with its line."""
+    live: dict[tuple[int, float], tuple[ProcessMark, bytes]] = {}
+    for entry, line in _lines(path):
+        if entry[:1] == ["+"] and len(entry) == 4:
+            mark = ProcessMark.load(entry[1])
+            if mark is not None:
+                live[(mark.pid, mark.start_time)] = (mark, line)
+        elif entry[:1] == ["-"] and len(entry) == 3:
+            live.pop((entry[1], entry[2]), None)  # type: ignore[arg-type]
+    return live
+
+
+def _live_lines(path: Path) -> dict[tuple[int, float], bytes]:
+    return {key: line for key, (_, line) in _live(path).items()}
+
+
+def _lines(path: Path) -> Iterator[tuple[list[object], bytes]]:
+    """The record's entries with their lines, read line by line (a cut or foreign line is skipped)."""
     try:
         with open(path, "rb") as handle:
             while line := handle.readline(_LINE_LIMIT):
+                if not line.endswith(b"\n"):
+                    continue
                 try:
                     entry = json.loads(line)
                 except ValueError:
                     continue
                 if isinstance(entry, list):
-                    yield entry
+                    yield entry, line
     except OSError:
         return
 
