@@ -244,8 +244,8 @@ def render(rounds: list[dict[str, float]], tasks: int, cleanup: float, where: st
         "",
         f"Each round's job is kept until all rounds ran; then `orch jobs delete` of the {len(rounds)} jobs"
         f" ({len(rounds) * tasks:,} task folders; moved aside at once, removed by the idle nodes, then a `sync`)"
-        f" took {cleanup:.1f} s in all. Rounds run right after such a removal were slower on this machine (its"
-        " ext4 is mounted with `discard`), so the bench keeps removal out of the rounds and reports it here.",
+        f" took {cleanup:.1f} s in all. On this machine's ext4 (mounted with `discard`), rounds run right after"
+        " such a removal were slower, so the bench keeps removal out of the rounds and reports it here.",
     ])
 
 
