@@ -183,6 +183,25 @@ def test_wait_job_answers_at_its_timeout_or_as_the_job_ends(pool_home: dict[str,
     assert backend.wait_job(ref("no-such-job"), timeout=0.1) is None
 
 
+def test_many_followers_waiting_on_a_job_never_hold_up_the_pool_manager(pool_home: dict[str, str]) -> None:
+    manager = pool_ops.get_manager(POOL)
+    assert manager is not None
+    submit({"id": "watched", "tasks": [{"id": "s", "command": "sleep 60"}]})
+    wait_state("watched", "s", TaskState.RUNNING)
+    waits = [manager.wait_job.remote("watched", 25.0) for _ in range(100)]  # more than any thread pool
+    try:
+        started = time.monotonic()
+        submit({"id": "meanwhile", "tasks": [{"id": "t", "command": "true"}]})
+        info = wait_job("meanwhile", timeout=15)  # reports and reads are answered while 100 calls wait
+        assert info.task_counts == {"succeeded": 1}
+        # a manager whose threads all wait answers the submission only as waits time out (25 s)
+        assert time.monotonic() - started < 20, "the submission waited for the followers"
+    finally:
+        load_backend("ray").cancel_job(ref("watched"))
+    states = {info.state for info in ray.get(waits, timeout=60)}  # each answers as the job ends
+    assert states == {"cancelled"}
+
+
 def test_jobs_add_tail_exit_code_is_the_job_outcome(pool_home: dict[str, str], tmp_path: Path) -> None:
     env = {**os.environ, "ORCH_HOME": pool_home["ORCH_HOME"]}
     for name, command, code in (("good", "echo fine", 0), ("worse", "exit 4", 1)):

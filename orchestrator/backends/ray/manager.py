@@ -29,6 +29,9 @@ from orchestrator.model import JobInfo, NodeInfo, TaskInfo, TaskLaunch, TaskStat
 log = logging.getLogger("orch.manager")
 WATCH_SECONDS = 2.0
 WAIT_CAP = 30.0
+WAITERS = "waiters"
+CONCURRENCY_GROUPS = {WAITERS: 32}
+"""The manager's calls that block (long polls), apart from the default group's threads."""
 
 
 class PoolManager(CostMethods, Scheduler):
@@ -209,9 +212,11 @@ class PoolManager(CostMethods, Scheduler):
             wanted = set(states) if states else None
             return [r.info(job_id) for r in job.tasks.values() if wanted is None or r.state.value in wanted]
 
+    @ray.method(concurrency_group=WAITERS)
     def wait_job(self, job_id: str, timeout: float) -> JobInfo | None:
         """The job once it has finished (as journaled), or as it is after ``timeout`` seconds
-        (at most ``WAIT_CAP``); None for an unknown job."""
+        (at most ``WAIT_CAP``); None for an unknown job. Waits run in the ``WAITERS`` group's own
+        threads: any number of followers never holds up the agents' reports or other calls."""
         with self.lock:
             self.persisted.wait_for(lambda: job_id not in self.jobs or self.jobs[job_id].finished,
                                     timeout=min(timeout, WAIT_CAP))

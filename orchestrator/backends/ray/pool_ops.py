@@ -17,7 +17,7 @@ from orchestrator.backends.ray.cluster_record import ClusterRecord
 from orchestrator.backends.ray.connection import NAMESPACE, connect, ray_errors
 from orchestrator.backends.ray.cost_keeper import CostSettings
 from orchestrator.backends.ray.ledger import ledger_dir
-from orchestrator.backends.ray.manager import PoolManager
+from orchestrator.backends.ray.manager import CONCURRENCY_GROUPS, PoolManager
 from orchestrator.backends.ray.messages import AgentFacts
 from orchestrator.backends.ray.spec import RayOptions
 from orchestrator.errors import BackendError, ConflictError
@@ -128,7 +128,7 @@ def start_manager(spec: PoolSpec, facts: list[AgentFacts], cluster: ClusterRecor
     pool_id = spec.id
     names = [agent_name(pool_id, f.index) for f in facts]
     journal = str(pool_records.pool_state_dir(pool_id) / "manager") if cluster.started_cluster else None
-    manager = ray.remote(PoolManager).options(
+    manager = ray.remote(concurrency_groups=CONCURRENCY_GROUPS)(PoolManager).options(
         name=manager_name(pool_id), namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
         num_cpus=0, max_concurrency=64, max_restarts=-1, max_task_retries=3, resources={HEAD_RESOURCE: 0.001},
     ).remote(pool_id, names, facts, NAMESPACE, journal, cost_settings(spec, cluster))
