@@ -183,6 +183,8 @@ def test_cancelling_from_the_page_takes_a_typed_confirmation(mem: MemoryBackend,
         page.on("dialog", lambda dialog: dialog.accept(next(answers)))
         page.click("#cancel-job")
         wait_for(lambda: "not confirmed" in page.inner_text("#error"), 15, "a refusal of the wrong name")
+        page.wait_for_timeout(3500)  # the page refreshes every 3 s: that must not wipe what the action said
+        assert "not confirmed" in page.inner_text("#error")
         assert ("cancel_job", "long") not in mem.calls
         page.click("#cancel-job")
         wait_for(lambda: ("cancel_job", "long") in mem.calls, 15, "the job to be cancelled")

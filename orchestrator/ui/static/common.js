@@ -5,10 +5,13 @@ const Orch = (() => {
   const body = document.body.dataset;
   const meta = (name) => document.querySelector(`meta[name="${name}"]`).content;
 
-  function showError(message) {
+  // The banner. A `sticky` message (what an action the user took says) stays until the next one;
+  // any other is cleared by the next refresh that succeeds.
+  function showError(message, sticky = false) {
     const box = document.getElementById("error");
     box.textContent = message || "";
     box.hidden = !message;
+    box.dataset.sticky = message && sticky ? "yes" : "";
   }
 
   async function api(path) {
@@ -121,14 +124,15 @@ const Orch = (() => {
     dl.replaceChildren(...pairs.flatMap(([term, value]) => [el("dt", {}, term), el("dd", {}, value)]));
   }
 
-  // Run refresh() now and every `ms` while the tab is visible; errors show in the banner.
+  // Run refresh() now and every `ms` while the tab is visible; errors show in the banner until a
+  // refresh succeeds (an action's sticky message stays).
   function poll(refresh, ms) {
     let timer = null;
     const live = document.getElementById("live");
     async function tick() {
       try {
         await refresh();
-        showError("");
+        if (!document.getElementById("error").dataset.sticky) showError("");
         live.classList.remove("stale");
       } catch (error) {
         showError(error.message);
@@ -147,14 +151,14 @@ const Orch = (() => {
     button.addEventListener("click", async () => {
       const typed = window.prompt(`Type "${name}" to ${what}.`);
       if (typed === null) return;
-      if (typed !== name) { showError(`not confirmed: you typed "${typed}", not "${name}"`); return; }
+      if (typed !== name) { showError(`not confirmed: you typed "${typed}", not "${name}"`, true); return; }
       try {
         await post(path, { confirm: name, ...(extra ? extra() : {}) });
         showError("");
         button.textContent = "done";
         button.disabled = true;
       } catch (error) {
-        showError(error.message);
+        showError(error.message, true);
       }
     });
   }
