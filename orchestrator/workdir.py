@@ -204,11 +204,6 @@ def link_at(source: Path, link: Path) -> None:
         link.symlink_to(source)
 
 
-def link_into(snapshot_dir: Path, task_dir: Path) -> None:
-    """Make each top-level entry of the snapshot visible in ``task_dir`` (see ``link_entries``)."""
-    link_entries(snapshot_dir, top_entries(snapshot_dir), task_dir)
-
-
 def top_entries(snapshot_dir: Path) -> list[tuple[str, bool]]:
     """The snapshot's top-level names, each with whether it is a regular file."""
     with os.scandir(snapshot_dir) as entries:
@@ -216,8 +211,8 @@ def top_entries(snapshot_dir: Path) -> list[tuple[str, bool]]:
 
 
 def link_entries(snapshot_dir: Path, entries: Iterable[tuple[str, bool]], task_dir: Path) -> None:
-    """``link_into`` for the snapshot's top-level ``entries`` (``top_entries``, listed once by the
-    caller: a snapshot does not change once unpacked). A regular file gets a hard link (a name,
+    """Make each of the snapshot's top-level ``entries`` (``top_entries``, listed once by the
+    caller: a snapshot does not change once unpacked) visible in ``task_dir``. A regular file gets a hard link (a name,
     no new inode: the cheapest thing a file system makes), anything else a symbolic link, as does
     a file that cannot be hard-linked (too many links already). Either way writing through it
     writes the snapshot's copy, which every task of the job shares."""

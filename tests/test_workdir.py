@@ -54,7 +54,7 @@ def test_link_into_task_dir(tmp_path: Path) -> None:
     workdir.unpack(blob, tmp_path / "snap")
     task = tmp_path / "task"
     task.mkdir()
-    workdir.link_into(tmp_path / "snap", task)
+    workdir.link_entries(tmp_path / "snap", workdir.top_entries(tmp_path / "snap"), task)
     assert (task / "jobs" / "train.py").read_text() == "print('hi')\n"
 
 

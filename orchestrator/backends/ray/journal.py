@@ -140,11 +140,14 @@ class Journal:
             return None
 
     def checkpoint_path(self, job_id: str, task_id: str) -> Path:
-        return self.root / "checkpoints" / job_id / f"{task_id}.zip"
+        return self._checkpoints(job_id) / f"{task_id}.zip"
+
+    def _checkpoints(self, job_id: str) -> Path:
+        return self.root / "checkpoints" / job_id
 
     def has_checkpoints(self, job_id: str) -> bool:
         """Whether any task of the job saved a checkpoint (its folder exists)."""
-        return (self.root / "checkpoints" / job_id).is_dir()
+        return self._checkpoints(job_id).is_dir()
 
     def forget_job(self, job_id: str) -> None:
         """Drop a job's rows and its checkpoints (moved aside at once, so a job that takes the id
@@ -153,8 +156,8 @@ class Journal:
             for table in ("jobs", "tasks", "attempts"):
                 column = "id" if table == "jobs" else "job_id"
                 tx.execute(f"DELETE FROM {table} WHERE {column} = ?", (job_id,))
-        folder = self.root / "checkpoints" / job_id
-        aside = self.root / "checkpoints" / f".deleted-{job_id}-{time.time_ns()}"
+        folder = self._checkpoints(job_id)
+        aside = folder.with_name(f".deleted-{job_id}-{time.time_ns()}")
         try:
             os.rename(folder, aside)
         except FileNotFoundError:

@@ -21,8 +21,6 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
-
 from orchestrator.backends.ray import process_tree
 from orchestrator.backends.ray.process_marks import ProcessMark
 
@@ -39,7 +37,7 @@ class Recorder:
         self.path = self.folder / f"{os.getpid()}.log"
         self.compact_bytes = compact_bytes
         # a record left by an earlier agent of the same pid (reused) keeps its live entries
-        self.live: dict[tuple[int, float], bytes] = _live_lines(self.path)
+        self.live: dict[tuple[int, float], bytes] = {key: line for key, (_, line) in _live(self.path).items()}
         self.lock = threading.Lock()
         self.handle: int | None = None
         self.size = 0
@@ -123,10 +121,6 @@ def _live(path: Path) -> dict[tuple[int, float], tuple[ProcessMark, bytes]]:
     return live
 
 
-def _live_lines(path: Path) -> dict[tuple[int, float], bytes]:
-    return {key: line for key, (_, line) in _live(path).items()}
-
-
 def _lines(path: Path) -> Iterator[tuple[list[object], bytes]]:
     """The record's entries with their lines, read line by line (a cut or foreign line is skipped)."""
     try:
@@ -144,18 +138,13 @@ def _lines(path: Path) -> Iterator[tuple[list[object], bytes]]:
         return
 
 
-def matching(mark: ProcessMark) -> psutil.Process | None:
-    """The recorded process if it still runs as that very process (pid and start time agree)."""
-    return mark.live()
-
-
 def kill_recorded(root: str | Path) -> int:
     """Kill every recorded task process under ``root`` that is still the recorded process (and
     its descendants). Returns how many were killed; the records are removed either way (call it
     once the node's agent is gone)."""
     killed = 0
     for mark in recorded(root):
-        proc = matching(mark)
+        proc = mark.live()  # still that very process: pid and start time agree
         if proc is not None:
             process_tree.kill_tree(proc.pid, grace=2.0)
             killed += 1
